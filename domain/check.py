@@ -1,0 +1,391 @@
+"""The check (协查): one verification request from an approver to an issuer, one stream per check.
+
+Status machine (API.md §4)::
+
+    raised --accept--> accepted --request-info--> info_requested --supply-info--> accepted
+    raised|accepted --forward--> raised (addressed to the new issuer, new due time)
+    raised|accepted --reply--> replied        raised|accepted|info_requested --decline--> declined
+    raised|accepted|info_requested --withdraw--> withdrawn
+    replied|declined|raised|accepted|info_requested --close--> closed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import DomainError, forbidden, invalid_transition
+from domain.timefmt import format_time
+
+OPEN_UNANSWERED = frozenset({"raised", "accepted", "info_requested"})
+ANSWERED = frozenset({"replied", "declined"})
+TERMINAL = frozenset({"withdrawn", "closed"})
+
+# Event type -> (the party that may record it, statuses it may follow, status it leads to or None to keep).
+TRANSITIONS: dict[str, tuple[str, frozenset[str], str | None]] = {
+    "Accepted": ("issuer", frozenset({"raised"}), "accepted"),
+    "InfoRequested": ("issuer", frozenset({"accepted"}), "info_requested"),
+    "InfoSupplied": ("approver", frozenset({"info_requested"}), "accepted"),
+    "Forwarded": ("issuer", frozenset({"raised", "accepted"}), "raised"),
+    "Replied": ("issuer", frozenset({"raised", "accepted"}), "replied"),
+    "Declined": ("issuer", OPEN_UNANSWERED, "declined"),
+    "Withdrawn": ("approver", OPEN_UNANSWERED, "withdrawn"),
+    "Closed": ("approver", OPEN_UNANSWERED | ANSWERED, "closed"),
+    "ProofRevoked": ("sealer", frozenset({"replied", "closed"}), None),
+}
+EVENT_TYPES = ("Raised", *TRANSITIONS)
+CONCLUSIONS = ("confirmed", "not_confirmed")
+DECLINE_REASONS = ("no_record", "out_of_jurisdiction", "insufficient_information", "other")
+OUTCOMES = ("exempted", "commitment", "applicant_submitted")
+
+# A check has at most one proof, so a proof id is its check id with these bits flipped (an
+# involution that keeps the UUID version and variant): a proof id leads to its stream without an index.
+_PROOF_MASK = 0x5A5A5A5A_5A5A_0A5A_3A5A_5A5A5A5A5A5A
+
+
+def proof_id_of(check_id: UUID) -> UUID:
+    return UUID(int=check_id.int ^ _PROOF_MASK)
+
+
+def check_id_of_proof(proof_id: UUID) -> UUID:
+    return UUID(int=proof_id.int ^ _PROOF_MASK)
+
+
+@dataclass
+class Proof:
+    id: UUID
+    jws: str
+    kid: str
+    sealer: str
+    conclusion: str
+    issued_at: datetime
+    valid_until: datetime
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "revoked" if self.revoked_at is not None else "valid"
+
+
+class Check(Aggregate):
+    TOPIC = "nocert:check"
+
+    class Event(Aggregate.Event):
+        actor: str
+
+    class Raised(Event, Aggregate.Created):
+        TOPIC = "nocert:check:Raised"
+        category: str
+        matter: dict[str, Any]
+        approver: str
+        issuer: str
+        applicant: dict[str, Any]
+        claims: dict[str, Any]
+        purpose: str
+        consent: dict[str, Any]
+        sla_seconds: float
+
+    class Accepted(Event):
+        TOPIC = "nocert:check:Accepted"
+
+        def apply(self, check: Check) -> None:
+            check.status = "accepted"
+
+    class InfoRequested(Event):
+        TOPIC = "nocert:check:InfoRequested"
+        question: str
+
+        def apply(self, check: Check) -> None:
+            check.status = "info_requested"
+            check.info_requests.append(
+                {"question": self.question, "answer": None, "asked_at": self.timestamp, "answered_at": None}
+            )
+
+    class InfoSupplied(Event):
+        TOPIC = "nocert:check:InfoSupplied"
+        answer: str
+
+        def apply(self, check: Check) -> None:
+            check.status = "accepted"
+            check.info_requests[-1].update(answer=self.answer, answered_at=self.timestamp)
+
+    class Forwarded(Event):
+        TOPIC = "nocert:check:Forwarded"
+        to: str
+        reason: str
+        sla_seconds: float
+
+        def apply(self, check: Check) -> None:
+            check.status = "raised"
+            check.forwarded_from.append(check.issuer)
+            check.issuer = self.to
+            check.due_at = self.timestamp + timedelta(seconds=self.sla_seconds)
+
+    class Replied(Event):
+        TOPIC = "nocert:check:Replied"
+        proof_id: UUID
+        jws: str
+        kid: str
+        conclusion: str
+        statements: dict[str, Any]
+        issued_at: datetime
+        valid_until: datetime
+
+        def apply(self, check: Check) -> None:
+            check.status = "replied"
+            check.replied_at = self.timestamp
+            check.proof = Proof(
+                self.proof_id, self.jws, self.kid, check.issuer, self.conclusion, self.issued_at, self.valid_until
+            )
+
+    class Declined(Event):
+        TOPIC = "nocert:check:Declined"
+        reason_code: str
+        note: str
+
+        def apply(self, check: Check) -> None:
+            check.status = "declined"
+            check.replied_at = self.timestamp
+            check.declined = {"reason_code": self.reason_code, "note": self.note}
+
+    class Withdrawn(Event):
+        TOPIC = "nocert:check:Withdrawn"
+        reason: str
+
+        def apply(self, check: Check) -> None:
+            check.status = "withdrawn"
+            check.closed_at = self.timestamp
+            check.withdraw_reason = self.reason
+
+    class Closed(Event):
+        TOPIC = "nocert:check:Closed"
+        outcome: str
+
+        def apply(self, check: Check) -> None:
+            check.status = "closed"
+            check.closed_at = self.timestamp
+            check.outcome = self.outcome
+
+    class ProofRevoked(Event):
+        TOPIC = "nocert:check:ProofRevoked"
+        proof_id: UUID
+        reason: str
+
+        def apply(self, check: Check) -> None:
+            assert check.proof is not None
+            check.proof.revoked_at = self.timestamp
+            check.proof.revocation_reason = self.reason
+
+    # Pinned name for the library's creation event, so it is not redefined without a topic.
+    Created = Raised
+
+    def __init__(
+        self,
+        category: str,
+        matter: dict[str, Any],
+        approver: str,
+        issuer: str,
+        applicant: dict[str, Any],
+        claims: dict[str, Any],
+        purpose: str,
+        consent: dict[str, Any],
+        sla_seconds: float,
+        actor: str,
+    ) -> None:
+        self.status = "raised"
+        self.category = category
+        self.matter = matter
+        self.approver = approver
+        self.issuer = issuer
+        self.applicant = applicant
+        self.claims = claims
+        self.purpose = purpose
+        self.consent = consent
+        self.due_at: datetime = self.created_on + timedelta(seconds=sla_seconds)
+        self.replied_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.outcome: str | None = None
+        self.proof: Proof | None = None
+        self.declined: dict[str, str] | None = None
+        self.withdraw_reason: str | None = None
+        self.info_requests: list[dict[str, Any]] = []
+        self.forwarded_from: list[str] = []
+
+    @classmethod
+    def raise_check(
+        cls,
+        check_id: UUID,
+        *,
+        category: str,
+        matter: dict[str, Any],
+        approver: str,
+        issuer: str,
+        applicant: dict[str, Any],
+        claims: dict[str, Any],
+        purpose: str,
+        consent: dict[str, Any],
+        sla_seconds: float,
+    ) -> Check:
+        return cls._create(
+            cls.Raised,
+            id=check_id,
+            category=category,
+            matter=matter,
+            approver=approver,
+            issuer=issuer,
+            applicant=applicant,
+            claims=claims,
+            purpose=purpose,
+            consent=consent,
+            sla_seconds=sla_seconds,
+            actor=approver,
+        )
+
+    # -- guards -------------------------------------------------------------------------------
+
+    def is_party(self, department_id: str) -> bool:
+        """Approver, current issuer or a former issuer: may read the check."""
+        return department_id in (self.approver, self.issuer) or department_id in self.forwarded_from
+
+    def sees_personal_data(self, department_id: str) -> bool:
+        """Only the approver and the current issuer see identity numbers in full (API.md §4)."""
+        return department_id in (self.approver, self.issuer)
+
+    def _require(self, event_type: str, actor: str) -> None:
+        party, allowed_from, _ = TRANSITIONS[event_type]
+        expected = {"issuer": self.issuer, "approver": self.approver}.get(party)
+        if party == "sealer":
+            expected = self.proof.sealer if self.proof else None
+        if actor != expected:
+            raise forbidden(f"only the check's {party} may do this")
+        if self.status not in allowed_from:
+            raise invalid_transition(f"not allowed from status {self.status!r}")
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def accept(self, actor: str) -> None:
+        self._require("Accepted", actor)
+        self.trigger_event(self.Accepted, actor=actor)
+
+    def request_info(self, actor: str, question: str) -> None:
+        self._require("InfoRequested", actor)
+        self.trigger_event(self.InfoRequested, actor=actor, question=question)
+
+    def supply_info(self, actor: str, answer: str) -> None:
+        self._require("InfoSupplied", actor)
+        self.trigger_event(self.InfoSupplied, actor=actor, answer=answer)
+
+    def forward(self, actor: str, to: str, reason: str, sla_seconds: float) -> None:
+        self._require("Forwarded", actor)
+        if to == self.issuer:
+            raise DomainError("invalid_issuer", "a check is forwarded to another issuer")
+        self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
+
+    def require_reply(self, actor: str) -> None:
+        """The guard of ``reply``, checked before a proof is sealed."""
+        self._require("Replied", actor)
+
+    def reply(
+        self,
+        actor: str,
+        *,
+        proof_id: UUID,
+        jws: str,
+        kid: str,
+        conclusion: str,
+        statements: dict[str, Any],
+        issued_at: datetime,
+        valid_until: datetime,
+    ) -> None:
+        self._require("Replied", actor)
+        self.trigger_event(
+            self.Replied,
+            actor=actor,
+            proof_id=proof_id,
+            jws=jws,
+            kid=kid,
+            conclusion=conclusion,
+            statements=statements,
+            issued_at=issued_at,
+            valid_until=valid_until,
+        )
+
+    def decline(self, actor: str, reason_code: str, note: str) -> None:
+        self._require("Declined", actor)
+        self.trigger_event(self.Declined, actor=actor, reason_code=reason_code, note=note)
+
+    def withdraw(self, actor: str, reason: str) -> None:
+        self._require("Withdrawn", actor)
+        self.trigger_event(self.Withdrawn, actor=actor, reason=reason)
+
+    def close(self, actor: str, outcome: str, *, proof_valid: bool, commitment_allowed: bool) -> None:
+        """Closes the check. ``proof_valid``: the proof is valid now (§5); the caller knows the key history."""
+        self._require("Closed", actor)
+        if outcome == "exempted" and not (
+            self.status == "replied" and self.proof is not None and self.proof.conclusion == "confirmed" and proof_valid
+        ):
+            raise invalid_transition("exempted needs a confirmed reply with a proof that is valid now")
+        if outcome == "commitment" and not commitment_allowed:
+            raise invalid_transition("the category does not allow a written commitment")
+        self.trigger_event(self.Closed, actor=actor, outcome=outcome)
+
+    def revoke_proof(self, actor: str, reason: str) -> None:
+        if self.proof is None:
+            raise invalid_transition("the check has no proof")
+        self._require("ProofRevoked", actor)
+        if self.proof.revoked_at is not None:
+            raise invalid_transition("the proof is already revoked")
+        self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason)
+
+    # -- views --------------------------------------------------------------------------------
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.status in OPEN_UNANSWERED and now > self.due_at
+
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        """The check as the contract shows it, unmasked: callers mask it for the reader."""
+        proof = self.proof
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "category": self.category,
+            "matter": self.matter,
+            "approver": self.approver,
+            "issuer": self.issuer,
+            "applicant": self.applicant,
+            "claims": self.claims,
+            "purpose": self.purpose,
+            "consent": self.consent,
+            "raised_at": format_time(self.created_on),
+            "due_at": format_time(self.due_at),
+            "overdue": self.is_overdue(now),
+            "replied_at": format_time(self.replied_at) if self.replied_at else None,
+            "closed_at": format_time(self.closed_at) if self.closed_at else None,
+            "outcome": self.outcome,
+            "proof": None
+            if proof is None
+            else {
+                "id": str(proof.id),
+                "jws": proof.jws,
+                "kid": proof.kid,
+                "conclusion": proof.conclusion,
+                "status": proof.status,
+            },
+            "decline": self.declined,
+            "info_requests": [
+                {
+                    "question": item["question"],
+                    "answer": item["answer"],
+                    "asked_at": format_time(item["asked_at"]),
+                    "answered_at": format_time(item["answered_at"]) if item["answered_at"] else None,
+                }
+                for item in self.info_requests
+            ],
+            "forwarded_from": list(self.forwarded_from),
+            "version": self.version,
+        }

@@ -1,0 +1,180 @@
+"""Departments: the government bodies that use the platform, their API keys and seal certificates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import DomainError, conflict, not_found
+
+ROLES = ("approver", "issuer", "auditor")
+NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
+
+
+@dataclass
+class ApiKey:
+    key_id: str
+    key_hash: str
+    revoked: bool = False
+
+
+@dataclass
+class Seal:
+    """A seal certificate of the department. Private keys never enter the event store."""
+
+    kid: str
+    certificate_pem: str
+    not_before: datetime
+    not_after: datetime
+    registered_at: datetime
+    retired: bool = False
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        return "retired" if self.retired else "active"
+
+
+class Department(Aggregate):
+    TOPIC = "nocert:department"
+
+    class Event(Aggregate.Event):
+        pass
+
+    class Registered(Event, Aggregate.Created):
+        TOPIC = "nocert:department:Registered"
+        department_id: str
+        name: str
+        uscc: str
+        roles: list[str]
+        kind: str
+        region: str
+
+    class ApiKeyIssued(Event):
+        TOPIC = "nocert:department:ApiKeyIssued"
+        key_id: str
+        key_hash: str
+
+        def apply(self, department: Department) -> None:
+            department.api_keys[self.key_id] = ApiKey(self.key_id, self.key_hash)
+
+    class ApiKeyRevoked(Event):
+        TOPIC = "nocert:department:ApiKeyRevoked"
+        key_id: str
+
+        def apply(self, department: Department) -> None:
+            department.api_keys[self.key_id].revoked = True
+
+    class SealRegistered(Event):
+        """A new seal certificate; the previous current one is retired."""
+
+        TOPIC = "nocert:department:SealRegistered"
+        kid: str
+        certificate_pem: str
+        not_before: datetime
+        not_after: datetime
+
+        def apply(self, department: Department) -> None:
+            for seal in department.seals.values():
+                seal.retired = True
+            department.seals[self.kid] = Seal(
+                self.kid, self.certificate_pem, self.not_before, self.not_after, self.timestamp
+            )
+            department.current_kid = self.kid
+
+    class SealRevoked(Event):
+        TOPIC = "nocert:department:SealRevoked"
+        kid: str
+        reason: str
+        effective_at: datetime
+
+        def apply(self, department: Department) -> None:
+            seal = department.seals[self.kid]
+            seal.revoked_at = self.effective_at
+            seal.revocation_reason = self.reason
+
+    # Pinned name for the library's creation event, so it is not redefined without a topic.
+    Created = Registered
+
+    def __init__(
+        self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
+    ) -> None:
+        self.department_id = department_id
+        self.name = name
+        self.uscc = uscc
+        self.roles = list(roles)
+        self.kind = kind
+        self.region = region
+        self.api_keys: dict[str, ApiKey] = {}
+        self.seals: dict[str, Seal] = {}
+        self.current_kid: str | None = None
+
+    @staticmethod
+    def stream_id(department_id: str) -> UUID:
+        return uuid5(NAMESPACE, f"department:{department_id}")
+
+    @classmethod
+    def register(
+        cls, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
+    ) -> Department:
+        return cls._create(
+            cls.Registered,
+            id=cls.stream_id(department_id),
+            department_id=department_id,
+            name=name,
+            uscc=uscc,
+            roles=list(roles),
+            kind=kind,
+            region=region,
+        )
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def issue_api_key(self, key_id: str, key_hash: str) -> None:
+        self.trigger_event(self.ApiKeyIssued, key_id=key_id, key_hash=key_hash)
+
+    def revoke_api_key(self, key_id: str) -> None:
+        key = self.api_keys.get(key_id)
+        if key is None or key.revoked:
+            raise not_found("API key")
+        self.trigger_event(self.ApiKeyRevoked, key_id=key_id)
+
+    def active_key_hash(self, key_id: str) -> str | None:
+        key = self.api_keys.get(key_id)
+        return None if key is None or key.revoked else key.key_hash
+
+    def register_seal(self, kid: str, certificate_pem: str, not_before: datetime, not_after: datetime) -> None:
+        self._require_issuer()
+        self.trigger_event(
+            self.SealRegistered,
+            kid=kid,
+            certificate_pem=certificate_pem,
+            not_before=not_before,
+            not_after=not_after,
+        )
+
+    def revoke_seal(self, kid: str, reason: str, effective_at: datetime) -> None:
+        self._require_issuer()
+        seal = self.seals.get(kid)
+        if seal is None:
+            raise not_found("key")
+        if seal.revoked_at is not None:
+            raise conflict("key is already revoked")
+        self.trigger_event(self.SealRevoked, kid=kid, reason=reason, effective_at=effective_at)
+
+    def current_seal(self, now: datetime) -> Seal:
+        """The seal a reply is signed with, or ``no_signing_key`` when it is missing or revoked."""
+        seal = self.seals.get(self.current_kid) if self.current_kid else None
+        if seal is None or seal.status(now) == "revoked":
+            raise DomainError("no_signing_key", "the department has no usable seal key; rotate its key first")
+        return seal
+
+    def _require_issuer(self) -> None:
+        if not self.has_role("issuer"):
+            raise conflict("only departments with the issuer role hold seal keys")

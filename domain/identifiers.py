@@ -1,0 +1,89 @@
+"""Identifiers the contract validates (API.md §2).
+
+Resident identity numbers (GB 11643-1999, ISO 7064 MOD 11-2), unified social credit codes
+(GB 32100-2015) and region codes (GB/T 2260) with their prefixes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+
+from domain.errors import DomainError
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
+
+_ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+_ID_CHECK_CHARS = "10X98765432"
+_ID_PATTERN = re.compile(r"^[0-9]{17}[0-9X]$")
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_PATTERN = re.compile(rf"^[{USCC_ALPHABET}]{{18}}$")
+
+_REGION_PATTERN = re.compile(r"^[0-9]{6}$")
+
+
+def today_in_china() -> date:
+    return datetime.now(CHINA_STANDARD_TIME).date()
+
+
+def id_number_check_char(first17: str) -> str:
+    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK_CHARS[total % 11]
+
+
+def validate_id_number(value: object, today: date | None = None) -> str:
+    """Returns the normalised (upper-cased) identity number or raises ``invalid_id_number``."""
+    if not isinstance(value, str):
+        raise DomainError("invalid_id_number", "identity number must be a string of 18 characters")
+    number = value.upper()
+    if not _ID_PATTERN.match(number):
+        raise DomainError("invalid_id_number", "identity number must be 17 digits and a check character")
+    try:
+        birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        raise DomainError("invalid_id_number", "identity number holds no real birth date") from None
+    if birth > (today or today_in_china()):
+        raise DomainError("invalid_id_number", "identity number's birth date lies in the future")
+    if id_number_check_char(number[:17]) != number[17]:
+        raise DomainError("invalid_id_number", "identity number's check character is wrong")
+    return number
+
+
+def uscc_check_char(first17: str) -> str:
+    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def validate_uscc(value: object) -> str:
+    """Returns the normalised (upper-cased) unified social credit code or raises ``invalid_uscc``."""
+    if not isinstance(value, str):
+        raise DomainError("invalid_uscc", "unified social credit code must be a string of 18 characters")
+    code = value.upper()
+    if not _USCC_PATTERN.match(code):
+        raise DomainError("invalid_uscc", "unified social credit code must be 18 characters of 0-9A-HJ-NPQRTUWXY")
+    if uscc_check_char(code[:17]) != code[17]:
+        raise DomainError("invalid_uscc", "unified social credit code's check character is wrong")
+    return code
+
+
+def validate_region(value: object) -> str:
+    if not isinstance(value, str) or not _REGION_PATTERN.match(value):
+        raise DomainError("validation_error", "region must be a 6-digit GB/T 2260 code")
+    return value
+
+
+def region_prefix(code: str) -> str:
+    """``350102`` → ``350102``, ``350100`` → ``3501``, ``350000`` → ``35`` (trailing ``00`` pairs removed)."""
+    prefix = code
+    while prefix.endswith("00") and len(prefix) > 2:
+        prefix = prefix[:-2]
+    return prefix
+
+
+def mask_id_number(number: str) -> str:
+    """``350102199001011234`` → ``350102********1234``: first 6 and last 4 kept."""
+    if len(number) <= 10:
+        return "*" * len(number)
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]

@@ -1,0 +1,425 @@
+"""The nocert application: every command of the platform, one global event order.
+
+Every command returns the global position of the last event it recorded, so that callers can
+read their writes from asynchronously updated views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from domain.category import MODES, Category
+from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check, check_id_of_proof, proof_id_of
+from domain.department import NAMESPACE, ROLES, Department, Seal
+from domain.directory import Catalogue, Directory
+from domain.errors import DomainError, not_found
+from domain.identifiers import validate_id_number, validate_region, validate_uscc
+from domain.ports import ClaimsValidator, Sealer
+from domain.timefmt import format_time, utcnow
+
+DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
+API_KEY_PREFIX = "nck"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """An API key as shown once to its holder; only its hash is recorded."""
+
+    api_key: str
+    api_key_id: str
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key(department_id: str) -> tuple[IssuedKey, str]:
+    """A fresh key ``nck_<department>_<key id>_<32 random bytes>`` and its hash."""
+    key_id = secrets.token_hex(8)
+    api_key = f"{API_KEY_PREFIX}_{department_id}_{key_id}_{secrets.token_urlsafe(32)}"
+    return IssuedKey(api_key, key_id), hash_api_key(api_key)
+
+
+class Platform(Application[UUID]):
+    """Departments, categories and checks. ``sealer`` and ``claims`` come from the composition root."""
+
+    name = "nocert"
+    retry_conflicts = 5
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        sealer: Sealer,
+        claims: ClaimsValidator,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        super().__init__(env)
+        self.sealer = sealer
+        self.claims = claims
+        self.clock = clock
+
+    # -- persistence helpers ------------------------------------------------------------------
+
+    def _save(self, *aggregates: Aggregate) -> int:
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError:
+            raise DomainError("concurrent_update", "another command changed this object first; retry") from None
+        return recordings[-1].notification.id if recordings else 0
+
+    def _get(self, aggregate_id: UUID, what: str, version: int | None = None) -> Any:
+        try:
+            return self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise not_found(what) from None
+
+    def _retrying(self, command: Callable[[], Any]) -> Any:
+        """Runs an admin command again when a concurrent admin command moved an index first."""
+        for attempt in range(self.retry_conflicts):
+            try:
+                return command()
+            except DomainError as error:
+                if error.code != "concurrent_update" or attempt == self.retry_conflicts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def directory(self) -> Directory:
+        try:
+            return self.repository.get(Directory.STREAM_ID)
+        except AggregateNotFoundError:
+            return Directory.open()
+
+    def catalogue(self) -> Catalogue:
+        try:
+            return self.repository.get(Catalogue.STREAM_ID)
+        except AggregateNotFoundError:
+            return Catalogue.open()
+
+    # -- departments --------------------------------------------------------------------------
+
+    def department(self, department_id: str) -> Department:
+        if not isinstance(department_id, str) or not DEPARTMENT_ID.match(department_id):
+            raise not_found("department")
+        return self._get(Department.stream_id(department_id), "department")
+
+    def register_department(
+        self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
+    ) -> tuple[Department, IssuedKey, int]:
+        if not DEPARTMENT_ID.match(department_id):
+            raise DomainError("validation_error", "id must be 3-64 characters of a-z, 0-9 and -")
+        if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
+            raise DomainError("validation_error", f"roles must be distinct values of {list(ROLES)}")
+        uscc = validate_uscc(uscc)
+        validate_region(region)
+
+        def register() -> tuple[Department, IssuedKey, int]:
+            directory = self.directory()
+            directory.list(department_id, uscc, roles, kind, region)
+            department = Department.register(department_id, name, uscc, roles, kind, region)
+            issued, key_hash = new_api_key(department_id)
+            department.issue_api_key(issued.api_key_id, key_hash)
+            if department.has_role("issuer"):
+                self._register_new_seal(department)
+            return department, issued, self._save(directory, department)
+
+        return self._retrying(register)
+
+    def _register_new_seal(self, department: Department) -> Seal:
+        certificate = self.sealer.create_seal(department.department_id, department.name, department.uscc)
+        department.register_seal(
+            certificate.kid, certificate.certificate_pem, certificate.not_before, certificate.not_after
+        )
+        return department.seals[certificate.kid]
+
+    def issue_api_key(self, department_id: str) -> tuple[IssuedKey, int]:
+        department = self.department(department_id)
+        issued, key_hash = new_api_key(department_id)
+        department.issue_api_key(issued.api_key_id, key_hash)
+        return issued, self._save(department)
+
+    def revoke_api_key(self, department_id: str, key_id: str) -> int:
+        department = self.department(department_id)
+        department.revoke_api_key(key_id)
+        return self._save(department)
+
+    def authenticate(self, api_key: str) -> Department | None:
+        """The department holding this live key, compared in constant time; None otherwise."""
+        parts = api_key.split("_", 3)
+        if len(parts) != 4 or parts[0] != API_KEY_PREFIX:
+            return None
+        try:
+            department = self.department(parts[1])
+        except DomainError:
+            return None
+        expected = department.active_key_hash(parts[2])
+        if expected is None or not hmac.compare_digest(expected, hash_api_key(api_key)):
+            return None
+        return department
+
+    def rotate_seal(self, department_id: str) -> tuple[Seal, int]:
+        department = self.department(department_id)
+        if not department.has_role("issuer"):
+            raise DomainError("conflict", "only departments with the issuer role hold seal keys")
+        seal = self._register_new_seal(department)
+        return seal, self._save(department)
+
+    def revoke_seal(
+        self, department_id: str, kid: str, reason: str, effective_at: datetime | None
+    ) -> tuple[Seal, int]:
+        department = self.department(department_id)
+        department.revoke_seal(kid, reason, effective_at or self.clock())
+        return department.seals[kid], self._save(department)
+
+    # -- categories ---------------------------------------------------------------------------
+
+    def category(self, code: str) -> Category:
+        if not isinstance(code, str) or not code:
+            raise not_found("category")
+        return self._get(Category.stream_id(code), "category")
+
+    def _validate_category_fields(self, fields: Mapping[str, Any]) -> None:
+        if "modes" in fields:
+            modes = fields["modes"]
+            if len(set(modes)) != len(modes) or not set(modes) <= set(MODES):
+                raise DomainError("validation_error", f"modes must be distinct values of {list(MODES)}")
+        if "sla_hours" in fields and not fields["sla_hours"] > 0:
+            raise DomainError("validation_error", "sla_hours must be a number greater than 0")
+        if fields.get("claims_schema") is not None:
+            self.claims.check_schema(fields["claims_schema"])
+
+    def create_category(
+        self,
+        code: str,
+        name: str,
+        issuer_kind: str,
+        modes: list[str],
+        sla_hours: float,
+        claims_schema: dict[str, Any] | None,
+    ) -> tuple[Category, int]:
+        self._validate_category_fields({"modes": modes, "sla_hours": sla_hours, "claims_schema": claims_schema})
+
+        def create() -> tuple[Category, int]:
+            catalogue = self.catalogue()
+            catalogue.list(code)
+            category = Category.create(code, name, issuer_kind, modes, sla_hours, claims_schema)
+            return category, self._save(catalogue, category)
+
+        return self._retrying(create)
+
+    def change_category(self, code: str, changes: dict[str, Any], status: str | None) -> tuple[Category, int]:
+        category = self.category(code)
+        self._validate_category_fields(changes)
+        if status not in (None, "active", "retired"):
+            raise DomainError("validation_error", "status must be active or retired")
+        category.change(changes)
+        if status is not None:
+            category.set_status(status)
+        return category, self._save(category)
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def check(self, check_id: UUID, version: int | None = None) -> Check:
+        check = self._get(check_id, "check", version)
+        if not isinstance(check, Check):
+            raise not_found("check")
+        return check
+
+    def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
+        """The check as it was at ``moment``: after its last event recorded at or before then."""
+        version = None
+        for domain_event in self.events.get(check_id):
+            if domain_event.timestamp > moment:
+                break
+            version = domain_event.originator_version
+        if version is None:
+            raise not_found("check at that time")
+        return self.check(check_id, version)
+
+    def check_events(self, check_id: UUID) -> list[Check.Event]:
+        events = list(self.events.get(check_id))
+        if not events or not isinstance(events[0], Check.Raised):
+            raise not_found("check")
+        return events
+
+    def check_of_proof(self, proof_id: UUID) -> Check:
+        check = self.check(check_id_of_proof(proof_id))
+        if check.proof is None or check.proof.id != proof_id:
+            raise not_found("proof")
+        return check
+
+    @staticmethod
+    def check_stream_id(approver: str, idempotency_key: str | None) -> UUID:
+        """Deterministic for an idempotency key, so a repeat can never create a second check."""
+        if idempotency_key is None:
+            return uuid4()
+        return uuid5(NAMESPACE, f"check:{approver}:{idempotency_key}")
+
+    def raise_check(
+        self,
+        approver: str,
+        *,
+        category: str,
+        matter: dict[str, Any],
+        applicant: dict[str, Any],
+        claims: dict[str, Any],
+        purpose: str,
+        consent: dict[str, Any],
+        issuer: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Check, int | None]:
+        """Raises a check. Returns the position it recorded, or None when an earlier request with the
+        same idempotency key had raised it already (that check is returned)."""
+        try:
+            chosen = self.category(category)
+        except DomainError:
+            raise DomainError("unknown_category", f"no category {category!r}") from None
+        if not chosen.online:
+            raise DomainError("category_unavailable", f"category {category!r} is retired or not checkable online")
+        applicant = {**applicant, "id_number": validate_id_number(applicant.get("id_number"))}
+        if chosen.claims_schema is not None:
+            self.claims.validate(chosen.claims_schema, claims)
+        directory = self.directory()
+        if issuer is None:
+            issuer = directory.route(chosen.issuer_kind, applicant["id_number"][:6])
+        else:
+            directory.require_issuer(issuer, chosen.issuer_kind)
+        check_id = self.check_stream_id(approver, idempotency_key)
+        check = Check.raise_check(
+            check_id,
+            category=category,
+            matter=matter,
+            approver=approver,
+            issuer=issuer,
+            applicant=applicant,
+            claims=claims,
+            purpose=purpose,
+            consent=consent,
+            sla_seconds=chosen.sla_seconds,
+        )
+        try:
+            return check, self._save(check)
+        except DomainError:
+            if idempotency_key is None:
+                raise
+            existing = self.check(check_id)
+            if existing.approver != approver:
+                raise
+            return existing, None
+
+    def accept(self, check_id: UUID, actor: str) -> tuple[Check, int]:
+        check = self.check(check_id)
+        check.accept(actor)
+        return check, self._save(check)
+
+    def request_info(self, check_id: UUID, actor: str, question: str) -> tuple[Check, int]:
+        check = self.check(check_id)
+        check.request_info(actor, question)
+        return check, self._save(check)
+
+    def supply_info(self, check_id: UUID, actor: str, answer: str) -> tuple[Check, int]:
+        check = self.check(check_id)
+        check.supply_info(actor, answer)
+        return check, self._save(check)
+
+    def forward(self, check_id: UUID, actor: str, to: str, reason: str) -> tuple[Check, int]:
+        check = self.check(check_id)
+        category = self.category(check.category)
+        check._require("Forwarded", actor)
+        self.directory().require_issuer(to, category.issuer_kind)
+        check.forward(actor, to, reason, category.sla_seconds)
+        return check, self._save(check)
+
+    def reply(
+        self, check_id: UUID, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
+    ) -> tuple[Check, int]:
+        if conclusion not in CONCLUSIONS:
+            raise DomainError("validation_error", f"conclusion must be one of {list(CONCLUSIONS)}")
+        if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= 3650:
+            raise DomainError("validation_error", "valid_days must be an integer from 1 to 3650")
+        check = self.check(check_id)
+        check.require_reply(actor)
+        issuer = self.department(actor)
+        approver = self.department(check.approver)
+        now = self.clock()
+        seal = issuer.current_seal(now)
+        issued_at = now
+        valid_until = issued_at + timedelta(days=valid_days)
+        proof_id = proof_id_of(check.id)
+        payload = {
+            "type": "nocert.proof.v1",
+            "id": str(proof_id),
+            "check_id": str(check.id),
+            "category": check.category,
+            "matter": check.matter,
+            "issuer": {"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
+            "requester": {"id": approver.department_id, "name": approver.name},
+            "subject": {"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
+            "claims": check.claims,
+            "conclusion": conclusion,
+            "statements": statements,
+            "issued_at": format_time(issued_at),
+            "valid_until": format_time(valid_until),
+        }
+        jws = self.sealer.seal(seal.kid, payload)
+        check.reply(
+            actor,
+            proof_id=proof_id,
+            jws=jws,
+            kid=seal.kid,
+            conclusion=conclusion,
+            statements=statements,
+            issued_at=issued_at,
+            valid_until=valid_until,
+        )
+        return check, self._save(check)
+
+    def decline(self, check_id: UUID, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
+        if reason_code not in DECLINE_REASONS:
+            raise DomainError("validation_error", f"reason_code must be one of {list(DECLINE_REASONS)}")
+        check = self.check(check_id)
+        check.decline(actor, reason_code, note)
+        return check, self._save(check)
+
+    def withdraw(self, check_id: UUID, actor: str, reason: str) -> tuple[Check, int]:
+        check = self.check(check_id)
+        check.withdraw(actor, reason)
+        return check, self._save(check)
+
+    def close_check(self, check_id: UUID, actor: str, outcome: str) -> tuple[Check, int]:
+        if outcome not in OUTCOMES:
+            raise DomainError("validation_error", f"outcome must be one of {list(OUTCOMES)}")
+        check = self.check(check_id)
+        check.close(
+            actor,
+            outcome,
+            proof_valid=self.proof_valid(check, self.clock()),
+            commitment_allowed="commitment" in self.category(check.category).modes,
+        )
+        return check, self._save(check)
+
+    def revoke_proof(self, proof_id: UUID, actor: str, reason: str) -> tuple[Check, int]:
+        check = self.check_of_proof(proof_id)
+        check.revoke_proof(actor, reason)
+        return check, self._save(check)
+
+    def proof_valid(self, check: Check, now: datetime) -> bool:
+        """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
+        at or before its issue, and not expired."""
+        proof = check.proof
+        if proof is None or proof.revoked_at is not None or now >= proof.valid_until:
+            return False
+        seal = self.department(proof.sealer).seals.get(proof.kid)
+        return seal is not None and not (seal.revoked_at is not None and seal.revoked_at <= proof.issued_at)

@@ -1,0 +1,39 @@
+"""What the domain needs from outside, as small protocols the composition root fills in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SealCertificate:
+    """A department's new seal: its certificate (the private key stays with the sealer)."""
+
+    kid: str
+    certificate_pem: str
+    not_before: datetime
+    not_after: datetime
+
+
+class Sealer(Protocol):
+    """Creates department seal keys and seals proof payloads (file keys today, an HSM later)."""
+
+    def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate: ...
+
+    def seal(self, kid: str, payload: dict[str, Any]) -> str:
+        """Returns the compact JWS of ``payload`` sealed with key ``kid``."""
+        ...
+
+
+class ClaimsValidator(Protocol):
+    """JSON Schema checks for category claims schemas and the claims of checks."""
+
+    def check_schema(self, schema: dict[str, Any]) -> None:
+        """Raises DomainError ``validation_error`` when ``schema`` is no valid JSON Schema."""
+        ...
+
+    def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
+        """Raises DomainError ``invalid_claims`` when ``claims`` does not validate."""
+        ...

@@ -1,0 +1,88 @@
+"""The composition root: builds the application, the views and the signer from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.claims import JsonSchemaClaims
+from api.sealing import KeyStoreSealer
+from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
+from domain.platform import Platform
+from projections.database import Database, PostgresDatabase, SQLiteDatabase
+from projections.eventlog import EventLog
+from projections.views import Views
+from signing.keystore import KeyStore
+
+
+@dataclass
+class Services:
+    """Everything a process of nocert uses, wired once."""
+
+    settings: Settings
+    location: StoreLocation
+    app: Platform
+    database: Database
+    log: EventLog
+    keystore: KeyStore
+    views: Views
+
+    def close(self) -> None:
+        self.views.stop()
+        self.database.close()
+        self.app.close()
+
+
+def _secret(value: object) -> str | None:
+    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+
+def _open_database(location: StoreLocation, settings: Settings) -> Database:
+    if location.kind == "sqlite":
+        assert location.sqlite_path is not None
+        return SQLiteDatabase(location.sqlite_path)
+    if location.kind == "postgres":
+        import psycopg
+
+        try:
+            with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
+                if location.schema:
+                    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+        except psycopg.Error as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
+        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size)
+    raise ConfigurationError("NOCERT_DATABASE_URL: memory:// serves domain tests only; use sqlite:/// or postgresql://")
+
+
+def _check_cipher(app: Platform) -> None:
+    """Fails fast when the stored events cannot be read with the configured cipher key."""
+    first = app.recorder.select_notifications(start=1, limit=1)
+    if not first:
+        return
+    try:
+        app.mapper.to_domain_event(first[0])
+    except Exception:  # a wrong key or no key for encrypted data: any decoding failure means that
+        raise ConfigurationError(
+            "NOCERT_CIPHER_KEY: the stored events cannot be decrypted with this key (or need one)"
+        ) from None
+
+
+def build(settings: Settings | None = None) -> Services:
+    """Builds the services from settings (the environment when none are given)."""
+    settings = settings or Settings()
+    location = parse_database_url(settings.database_url)
+    keystore = KeyStore(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+    keystore.root()
+    database = _open_database(location, settings)
+    env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
+    app = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    _check_cipher(app)
+    log = EventLog(app, database)
+    views = Views(
+        database,
+        app,
+        log,
+        ledger_signer=keystore.ledger_signer(),
+        checkpoint_every=settings.checkpoint_every,
+    )
+    return Services(settings, location, app, database, log, keystore, views)

@@ -1,0 +1,29 @@
+"""JSON Schema checks of category claims, with the ``jsonschema`` library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+from jsonschema.validators import validator_for
+
+from domain.errors import DomainError
+
+
+class JsonSchemaClaims:
+    """Implements domain.ports.ClaimsValidator."""
+
+    def check_schema(self, schema: dict[str, Any]) -> None:
+        if not isinstance(schema, dict):
+            raise DomainError("validation_error", "claims_schema must be a JSON Schema object")
+        try:
+            validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as error:
+            raise DomainError("validation_error", f"claims_schema is no valid JSON Schema: {error.message}") from None
+
+    def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
+        validator = validator_for(schema)(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(claims))
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+            raise DomainError("invalid_claims", f"claims at {where}: {error.message}")

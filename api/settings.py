@@ -1,0 +1,132 @@
+"""Configuration by environment (API.md §8), the same for the server and the command line."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(Exception):
+    """A setting is wrong; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOCERT_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/nocert.db"
+    admin_key: SecretStr | None = None
+    key_dir: Path = Path("./var/keys")
+    key_passphrase: SecretStr | None = None
+    checkpoint_every: int = Field(default=1000, ge=1)
+    cipher_key: SecretStr | None = None
+    db_pool_size: int = Field(default=20, ge=1)
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where the event store and the views live, parsed from ``NOCERT_DATABASE_URL``."""
+
+    kind: str  # "sqlite", "postgres" or "memory"
+    sqlite_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = ""
+    schema: str = ""
+
+    def conninfo(self) -> str:
+        """psycopg connection string (PostgreSQL only)."""
+        parts = {"host": self.host, "port": str(self.port), "user": self.user, "dbname": self.dbname}
+        if self.password:
+            parts["password"] = self.password
+        return " ".join(f"{key}='{value}'" for key, value in parts.items())
+
+
+def parse_database_url(url: str) -> StoreLocation:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://u:p@host:port/db?schema=s``
+    or ``memory://`` (tests only). Parent directories of a SQLite file are created."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "memory":
+        return StoreLocation("memory")
+    if parsed.scheme == "sqlite":
+        if parsed.netloc or not parsed.path.startswith("/") or len(parsed.path) < 2:
+            raise ConfigurationError(
+                f"NOCERT_DATABASE_URL: {url!r} is no sqlite URL (sqlite:///relative.db or sqlite:////abs/path.db)"
+            )
+        path = Path(unquote(parsed.path[1:]))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot create {path.parent}: {error}") from None
+        return StoreLocation("sqlite", sqlite_path=path.absolute())
+    if parsed.scheme in ("postgresql", "postgres"):
+        dbname = unquote(parsed.path.lstrip("/"))
+        if not dbname or not parsed.hostname:
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: {url!r} needs a host and a database name")
+        schema = parse_qs(parsed.query).get("schema", [""])[0]
+        try:
+            port = parsed.port or 5432
+        except ValueError:
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: {url!r} has an invalid port") from None
+        return StoreLocation(
+            "postgres",
+            host=parsed.hostname,
+            port=port,
+            user=unquote(parsed.username or "postgres"),
+            password=unquote(parsed.password or ""),
+            dbname=dbname,
+            schema=schema,
+        )
+    raise ConfigurationError(
+        f"NOCERT_DATABASE_URL: unsupported scheme {parsed.scheme!r} (use sqlite:/// or postgresql://)"
+    )
+
+
+def cipher_env(cipher_key: str | None) -> dict[str, str]:
+    """eventsourcing's settings for AES-GCM at rest through the ``cryptography`` package."""
+    if not cipher_key:
+        return {}
+    try:
+        size = len(base64.b64decode(cipher_key, validate=True))
+    except (binascii.Error, ValueError):
+        size = -1
+    if size not in (16, 24, 32):
+        raise ConfigurationError("NOCERT_CIPHER_KEY: must be 16, 24 or 32 bytes in base64 (e.g. `openssl rand -base64 32`)")
+    return {"CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher", "CIPHER_KEY": cipher_key}
+
+
+def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size: int = 20) -> dict[str, str]:
+    """eventsourcing's own settings for the chosen store (DESIGN.md: never the DB functions)."""
+    env: dict[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "5000", "COMPRESSOR_TOPIC": ""}
+    if location.kind == "memory":
+        env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+    elif location.kind == "sqlite":
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=str(location.sqlite_path),
+            SQLITE_LOCK_TIMEOUT="10",
+        )
+    else:
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=location.dbname,
+            POSTGRES_HOST=location.host,
+            POSTGRES_PORT=str(location.port),
+            POSTGRES_USER=location.user,
+            POSTGRES_PASSWORD=location.password,
+            POSTGRES_SCHEMA=location.schema,
+            POSTGRES_POOL_SIZE=str(pool_size),
+            POSTGRES_MAX_OVERFLOW="5",
+            POSTGRES_CONNECT_TIMEOUT="5",
+            POSTGRES_LOCK_TIMEOUT="5",
+            POSTGRES_PRE_PING="y",
+        )
+    env.update(cipher_env(cipher_key))
+    return {key: value for key, value in env.items() if value != ""}

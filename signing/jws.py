@@ -1,0 +1,132 @@
+"""JWS compact serialization (RFC 7515) with EdDSA over Ed25519 (RFC 8037), and nothing else.
+
+Parsing is strict: exactly three unpadded base64url parts in canonical form, a header and a payload that
+are JSON objects without duplicate members, `alg` exactly ``EdDSA`` and no `crit` extension.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from signing import certificates
+from signing.signer import Signer
+
+ALG = "EdDSA"
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
+
+
+class MalformedJWS(ValueError):
+    """The text is not a compact JWS this module accepts."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: Signer) -> str:
+    """Sign `payload` under the protected `header`, to which ``"alg": "EdDSA"`` is added."""
+    if header.get("alg", ALG) != ALG:
+        raise ValueError(f"only {ALG} is supported")
+    signing_input = f"{_b64encode(_json({'alg': ALG} | header))}.{_b64encode(_json(payload))}"
+    return f"{signing_input}.{_b64encode(signer.sign(signing_input.encode('ascii')))}"
+
+
+def seal(signer: Signer, typ: str, payload: dict[str, Any]) -> str:
+    """Sign `payload` under a header naming the signer's certificate, as proofs and checkpoints are:
+    ``{"alg": "EdDSA", "typ": typ, "kid": <kid>, "x5c": [<standard base64 DER>]}``."""
+    x5c = base64.b64encode(certificates.to_der(signer.certificate)).decode("ascii")
+    return sign_compact({"alg": ALG, "typ": typ, "kid": signer.kid, "x5c": [x5c]}, payload, signer)
+
+
+def parse_compact(text: str) -> Parsed:
+    """Split and decode a compact JWS; raises MalformedJWS unless it is one this module accepts."""
+    if not isinstance(text, str):
+        raise MalformedJWS("a compact JWS is text")
+    parts = text.split(".")
+    if len(parts) != 3:
+        raise MalformedJWS("a compact JWS has exactly three parts")
+    header = _json_object(_b64decode(parts[0]), "header")
+    payload = _json_object(_b64decode(parts[1]), "payload")
+    signature = _b64decode(parts[2])
+    if header.get("alg") != ALG:
+        raise MalformedJWS(f"alg must be {ALG}")
+    if "crit" in header:
+        raise MalformedJWS("no critical header extension is understood")
+    return Parsed(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+
+def verify_signature(parsed: Parsed, public_key: Ed25519PublicKey) -> bool:
+    """Whether `parsed` carries a valid Ed25519 signature by `public_key`."""
+    try:
+        public_key.verify(parsed.signature, parsed.signing_input)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def certificate_of(header: dict[str, Any]) -> x509.Certificate | None:
+    """The first certificate of the header's `x5c` if it certifies an Ed25519 key, else None."""
+    x5c = header.get("x5c")
+    if not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
+        return None
+    try:
+        cert = certificates.load_der(base64.b64decode(x5c[0], validate=True))
+        is_ed25519 = isinstance(cert.public_key(), Ed25519PublicKey)
+    except (binascii.Error, ValueError, UnsupportedAlgorithm):
+        return None
+    return cert if is_ed25519 else None
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(part: str) -> bytes:
+    """Decode unpadded base64url, refusing any other alphabet and non-canonical trailing bits."""
+    if not _BASE64URL.fullmatch(part) or len(part) % 4 == 1:
+        raise MalformedJWS("not unpadded base64url")
+    data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    if _b64encode(data) != part:
+        raise MalformedJWS("not canonical base64url")
+    return data
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_reject_constant
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedJWS(f"the {what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise MalformedJWS(f"the {what} is not a JSON object")
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("duplicate member name")
+    return members
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,182 @@
+"""Sealed proofs: their payload, their sealing and the validity rules of API.md section 5."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from cryptography import x509
+
+from signing import jws
+from signing.certificates import department_id_of, is_issued_by, is_valid_at, kid_of
+from signing.signer import Signer
+from signing.timefmt import format_time, parse_time
+
+PROOF_TYP = "nocert-proof+jws"
+PAYLOAD_TYPE = "nocert.proof.v1"
+
+REASONS = (
+    "malformed",
+    "bad_signature",
+    "unknown_issuer",
+    "untrusted_certificate",
+    "certificate_expired",
+    "key_revoked",
+    "proof_revoked",
+    "proof_expired",
+    "kid_mismatch",
+    "issuer_mismatch",
+)
+"""Every reason code of the contract, in the order a verdict lists them."""
+
+
+@dataclass(frozen=True)
+class CertificateTrust:
+    """What the platform knows of one seal certificate: when, if ever, its key was revoked."""
+
+    kid: str
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DepartmentTrust:
+    """A known department and every certificate it has held, by kid."""
+
+    id: str
+    certificates: Mapping[str, CertificateTrust]
+
+
+class Trust(Protocol):
+    """The platform's record of departments, their keys' revocations and revoked proofs."""
+
+    def department(self, department_id: str) -> DepartmentTrust | None: ...
+
+    def proof_revoked(self, payload: dict[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ProofVerdict:
+    valid: bool
+    reasons: list[str]
+    payload: dict[str, Any] | None
+    kid: str | None
+    issuer: str | None
+
+
+def build_proof_payload(
+    *,
+    proof_id: str,
+    check_id: str,
+    category: str,
+    matter: Mapping[str, Any],
+    issuer: Mapping[str, Any],
+    requester: Mapping[str, Any],
+    subject: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    conclusion: Literal["confirmed", "not_confirmed"],
+    statements: Mapping[str, Any],
+    issued_at: datetime,
+    valid_until: datetime,
+) -> dict[str, Any]:
+    """The payload of a proof, with its fields in the contract's order."""
+    if conclusion not in ("confirmed", "not_confirmed"):
+        raise ValueError(f"unknown conclusion {conclusion!r}")
+    if valid_until <= issued_at:
+        raise ValueError("a proof must be valid for some time after it is issued")
+    return {
+        "type": PAYLOAD_TYPE,
+        "id": proof_id,
+        "check_id": check_id,
+        "category": category,
+        "matter": dict(matter),
+        "issuer": dict(issuer),
+        "requester": dict(requester),
+        "subject": dict(subject),
+        "claims": dict(claims),
+        "conclusion": conclusion,
+        "statements": dict(statements),
+        "issued_at": format_time(issued_at),
+        "valid_until": format_time(valid_until),
+    }
+
+
+def seal_proof(signer: Signer, payload: dict[str, Any]) -> str:
+    """The proof as a compact JWS sealed by `signer`, which must be the seal of the payload's issuer."""
+    if department_id_of(signer.certificate) != _issuer_id(payload):
+        raise ValueError("the seal's certificate names another department than the payload's issuer")
+    return jws.seal(signer, PROOF_TYP, payload)
+
+
+def verify_proof(
+    text: str, root_cert: x509.Certificate, trust: Trust | None, now: datetime
+) -> ProofVerdict:
+    """Judge a proof by every rule of API.md section 5 at the aware datetime `now`.
+
+    With `trust` None the verification is offline: it checks the signature, the certificate chain, the
+    kid, the issuer binding and all times, but cannot know departments or revocations, so it never reports
+    `unknown_issuer`, `key_revoked` or `proof_revoked`.
+    """
+    try:
+        parsed = jws.parse_compact(text)
+    except jws.MalformedJWS:
+        return ProofVerdict(False, ["malformed"], None, None, None)
+    payload = parsed.payload
+    kid = parsed.header.get("kid") if isinstance(parsed.header.get("kid"), str) else None
+    issuer_id = _issuer_id(payload)
+    issued_at = _payload_time(payload, "issued_at")
+    valid_until = _payload_time(payload, "valid_until")
+    department = functools.cache(trust.department) if trust is not None else None
+
+    failed: set[str] = set()
+    cert = jws.certificate_of(parsed.header)
+    if cert is None:
+        failed.add("untrusted_certificate")
+    else:
+        cert_kid, cert_department = kid_of(cert), department_id_of(cert)
+        if not jws.verify_signature(parsed, cert.public_key()):
+            failed.add("bad_signature")
+        if not is_issued_by(cert, root_cert):
+            failed.add("untrusted_certificate")
+        if kid != cert_kid:
+            failed.add("kid_mismatch")
+        if issuer_id is None or cert_department != issuer_id:
+            failed.add("issuer_mismatch")
+        if issued_at is None or not is_valid_at(cert, issued_at):
+            failed.add("certificate_expired")
+        if department is not None and cert_department is not None:
+            if _key_revoked(department(cert_department), cert_kid, issued_at):
+                failed.add("key_revoked")
+    if trust is not None:
+        if issuer_id is None or department(issuer_id) is None:
+            failed.add("unknown_issuer")
+        if trust.proof_revoked(payload):
+            failed.add("proof_revoked")
+    if valid_until is None or now >= valid_until:
+        failed.add("proof_expired")
+
+    reasons = [reason for reason in REASONS if reason in failed]
+    return ProofVerdict(not reasons, reasons, payload, kid, issuer_id)
+
+
+def _key_revoked(department: DepartmentTrust | None, kid: str, issued_at: datetime | None) -> bool:
+    """Whether the key `kid` was revoked at or before `issued_at` (or at all, when that is unknown)."""
+    record = department.certificates.get(kid) if department is not None else None
+    if record is None or record.revoked_at is None:
+        return False
+    return issued_at is None or record.revoked_at <= issued_at
+
+
+def _issuer_id(payload: dict[str, Any]) -> str | None:
+    issuer = payload.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else None
+    return issuer_id if isinstance(issuer_id, str) else None
+
+
+def _payload_time(payload: dict[str, Any], field: str) -> datetime | None:
+    try:
+        return parse_time(payload.get(field))
+    except ValueError:
+        return None

@@ -257,12 +257,19 @@ class Check(Aggregate):
         return department_id in (self.approver, self.issuer)
 
     def _require(self, event_type: str, actor: str) -> None:
-        party, allowed_from, _ = TRANSITIONS[event_type]
+        self._require_party(event_type, actor)
+        self._require_status(event_type)
+
+    def _require_party(self, event_type: str, actor: str) -> None:
+        party, _, _ = TRANSITIONS[event_type]
         expected = {"issuer": self.issuer, "approver": self.approver}.get(party)
         if party == "sealer":
             expected = self.proof.sealer if self.proof else None
         if actor != expected:
             raise forbidden(f"only the check's {party} may do this")
+
+    def _require_status(self, event_type: str) -> None:
+        _, allowed_from, _ = TRANSITIONS[event_type]
         if self.status not in allowed_from:
             raise invalid_transition(f"not allowed from status {self.status!r}")
 
@@ -281,9 +288,11 @@ class Check(Aggregate):
         self.trigger_event(self.InfoSupplied, actor=actor, answer=answer)
 
     def forward(self, actor: str, to: str, reason: str, sla_seconds: float) -> None:
-        self._require("Forwarded", actor)
+        # The target is checked (422) before the status (409), API.md §1.
+        self._require_party("Forwarded", actor)
         if to == self.issuer:
             raise DomainError("invalid_issuer", "a check is forwarded to another issuer")
+        self._require_status("Forwarded")
         self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
 
     def require_reply(self, actor: str) -> None:

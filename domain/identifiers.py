@@ -38,7 +38,7 @@ def validate_id_number(value: object, today: date | None = None) -> str:
     if not isinstance(value, str):
         raise DomainError("invalid_id_number", "identity number must be a string of 18 characters")
     number = value.upper()
-    if not _ID_PATTERN.match(number):
+    if not value.isascii() or not _ID_PATTERN.fullmatch(number):
         raise DomainError("invalid_id_number", "identity number must be 17 digits and a check character")
     try:
         birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
@@ -61,7 +61,7 @@ def validate_uscc(value: object) -> str:
     if not isinstance(value, str):
         raise DomainError("invalid_uscc", "unified social credit code must be a string of 18 characters")
     code = value.upper()
-    if not _USCC_PATTERN.match(code):
+    if not value.isascii() or not _USCC_PATTERN.fullmatch(code):
         raise DomainError("invalid_uscc", "unified social credit code must be 18 characters of 0-9A-HJ-NPQRTUWXY")
     if uscc_check_char(code[:17]) != code[17]:
         raise DomainError("invalid_uscc", "unified social credit code's check character is wrong")
@@ -69,7 +69,7 @@ def validate_uscc(value: object) -> str:
 
 
 def validate_region(value: object) -> str:
-    if not isinstance(value, str) or not _REGION_PATTERN.match(value):
+    if not isinstance(value, str) or not _REGION_PATTERN.fullmatch(value):
         raise DomainError("validation_error", "region must be a 6-digit GB/T 2260 code")
     return value
 

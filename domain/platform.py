@@ -111,14 +111,14 @@ class Platform(Application[UUID]):
     # -- departments --------------------------------------------------------------------------
 
     def department(self, department_id: str) -> Department:
-        if not isinstance(department_id, str) or not DEPARTMENT_ID.match(department_id):
+        if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
             raise not_found("department")
         return self._get(Department.stream_id(department_id), "department")
 
     def register_department(
         self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
     ) -> tuple[Department, IssuedKey, int]:
-        if not DEPARTMENT_ID.match(department_id):
+        if not DEPARTMENT_ID.fullmatch(department_id):
             raise DomainError("validation_error", "id must be 3-64 characters of a-z, 0-9 and -")
         if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
             raise DomainError("validation_error", f"roles must be distinct values of {list(ROLES)}")
@@ -235,6 +235,9 @@ class Platform(Application[UUID]):
         check = self._get(check_id, "check", version)
         if not isinstance(check, Check):
             raise not_found("check")
+        if version is not None and check.version != version:
+            # The store answers a version beyond the last with the last one; the contract says 404.
+            raise not_found("check version")
         return check
 
     def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
@@ -337,7 +340,7 @@ class Platform(Application[UUID]):
     def forward(self, check_id: UUID, actor: str, to: str, reason: str) -> tuple[Check, int]:
         check = self.check(check_id)
         category = self.category(check.category)
-        check._require("Forwarded", actor)
+        check._require_party("Forwarded", actor)
         self.directory().require_issuer(to, category.issuer_kind)
         check.forward(actor, to, reason, category.sla_seconds)
         return check, self._save(check)

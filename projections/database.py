@@ -282,3 +282,13 @@ class AdvisoryLeaderLock:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    return (DatabaseUnavailable, OperationalError, InterfaceError, sqlite3.OperationalError)
+
+
+#: Failures that mean "the store is unreachable or not writable" (503 ``unavailable``), never a bug.
+STORE_ERRORS = _store_errors()

@@ -1,1 +1,1 @@
-"""Keys, certificates, sealed JWS documents and Merkle proofs: nocert's cryptography, free of HTTP and storage."""
+"""nocert's cryptography: keys, certificates, sealed JWS documents and Merkle proofs; no HTTP, no storage."""

@@ -31,6 +31,8 @@ class MalformedJWS(ValueError):
 
 @dataclass(frozen=True)
 class Parsed:
+    """A decoded compact JWS; `signing_input` is what the signature covers."""
+
     header: dict[str, Any]
     payload: dict[str, Any]
     signing_input: bytes
@@ -46,8 +48,10 @@ def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: Signer
 
 
 def seal(signer: Signer, typ: str, payload: dict[str, Any]) -> str:
-    """Sign `payload` under a header naming the signer's certificate, as proofs and checkpoints are:
-    ``{"alg": "EdDSA", "typ": typ, "kid": <kid>, "x5c": [<standard base64 DER>]}``."""
+    """Sign `payload` under a header naming the signer's certificate, as proofs and checkpoints are.
+
+    The header is ``{"alg": "EdDSA", "typ": typ, "kid": <kid>, "x5c": [<DER in standard base64>]}``.
+    """
     x5c = base64.b64encode(certificates.to_der(signer.certificate)).decode("ascii")
     return sign_compact({"alg": ALG, "typ": typ, "kid": signer.kid, "x5c": [x5c]}, payload, signer)
 

@@ -67,7 +67,8 @@ class Frontier:
     """The right edge of a growing tree: appends and the current root in O(log n).
 
     `nodes` are the perfect nodes whose subtrees tile leaves ``[0, size)`` from left to right, one per set
-    bit of `size`, largest first. They are exactly the nodes `Frontier.load` fetches, or `state` renders.
+    bit of `size`, largest first (the nodes at `edge_keys(size)`), as `load` fetches them from storage or
+    `state` renders them for storing beside the size.
     """
 
     def __init__(self, size: int = 0, nodes: Sequence[bytes] = ()) -> None:
@@ -79,19 +80,12 @@ class Frontier:
     @staticmethod
     def edge_keys(size: int) -> list[NodeKey]:
         """The perfect nodes making up the frontier of a tree of `size` leaves, largest first."""
-        keys = []
-        start = 0
-        for level in reversed(range(size.bit_length())):
-            if size >> level & 1:
-                keys.append((level, start >> level))
-                start += 1 << level
-        return keys
+        return list(_keys(_plan(0, size))) if size else []
 
     @classmethod
     def load(cls, size: int, reader: NodeReader) -> Frontier:
         """Restore the frontier of `size` leaves from stored perfect nodes (one batch lookup)."""
-        keys = cls.edge_keys(size)
-        return cls(size, _lookup(keys, reader))
+        return cls(size, _lookup(cls.edge_keys(size), reader))
 
     @classmethod
     def from_state(cls, size: int, state: Sequence[str]) -> Frontier:
@@ -127,8 +121,8 @@ class Frontier:
 def subtree_root(start: int, end: int, reader: NodeReader) -> bytes:
     """MTH(leaves[start:end]), for a non-empty range.
 
-    Costs O(log n) lookups when `start` is a multiple of the largest power of two below the width, as in
-    every root and proof; any other range is still computed correctly, from smaller nodes.
+    Costs O(log n) lookups for the aligned ranges that roots and proofs use (`start` a multiple of the
+    largest power of two below the width); any other range is still computed correctly, from smaller nodes.
     """
     return _roots([(start, end)], reader)[0]
 

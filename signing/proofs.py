@@ -52,9 +52,13 @@ class DepartmentTrust:
 class Trust(Protocol):
     """The platform's record of departments, their keys' revocations and revoked proofs."""
 
-    def department(self, department_id: str) -> DepartmentTrust | None: ...
+    def department(self, department_id: str) -> DepartmentTrust | None:
+        """The department with this id, or None if the platform knows none."""
+        ...
 
-    def proof_revoked(self, payload: dict[str, Any]) -> bool: ...
+    def proof_revoked(self, payload: dict[str, Any]) -> bool:
+        """Whether the proof with this payload was revoked; False for a payload it cannot place."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -49,5 +49,5 @@ def make_seal(root: Root) -> Callable[..., FileSigner]:
 
 
 @pytest.fixture(scope="session")
-def seal(make_seal: Callable[..., FileSigner]) -> FileSigner:
+def dept_seal(make_seal: Callable[..., FileSigner]) -> FileSigner:
     return make_seal()

@@ -172,7 +172,8 @@ class CountingNodes(MemoryNodes):
 
 def test_proofs_fetch_few_nodes_in_one_batch():
     size = 1000
-    reader = CountingNodes(MemoryNodes.from_leaf_hashes(leaf_hash(bytes([i % 256, i // 256])) for i in range(size)).nodes)
+    leaves = (leaf_hash(i.to_bytes(2, "big")) for i in range(size))
+    reader = CountingNodes(MemoryNodes.from_leaf_hashes(leaves).nodes)
     for compute in (
         lambda: inclusion_proof(617, size, reader),
         lambda: consistency_proof(377, size, reader),

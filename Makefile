@@ -1,0 +1,25 @@
+# Everything a fresh clone needs: `make run` (demo data + service on SQLite) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+# Creates the demo province on first run (a store that holds events is left as it is), then serves.
+run: install
+	-$(BIN)/nocert demo --checks 50
+	$(BIN)/nocert serve --workers 1
+
+test: install
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

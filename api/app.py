@@ -1,0 +1,119 @@
+"""The FastAPI application: routers, the gateway and one place that maps errors to problem details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from api.bootstrap import Services, build
+from api.gateway import Gateway, build_authenticator
+from api.idempotency import IdempotencyStore
+from api.metrics import Metrics
+from api.problems import Problem, problem_response
+from api.routers import audit, categories, checks, coverage, departments, health, proofs, trust
+from api.schemas import BODY_MODELS
+from api.schemas import Problem as ProblemModel
+from domain.errors import DomainError
+from projections.database import STORE_ERRORS
+
+LOG = logging.getLogger("nocert.api")
+
+
+def _problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    def on_problem(request: Request, error: Problem) -> JSONResponse:
+        return problem_response(error.code, error.detail, headers=error.headers, **error.extra)
+
+    @app.exception_handler(DomainError)
+    def on_domain_error(request: Request, error: DomainError) -> JSONResponse:
+        return problem_response(error.code, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    def on_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(part) for part in item["loc"]], "msg": item["msg"], "type": item["type"]}
+            for item in error.errors()
+        ]
+        return problem_response("validation_error", "the request does not match the schema", errors=errors)
+
+    @app.exception_handler(HTTPException)
+    def on_http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            return problem_response("method_not_allowed", "this method is not allowed here", headers=error.headers)
+        if error.status_code == 404:
+            return problem_response("not_found", "no such resource")
+        if error.status_code == 400:
+            return problem_response("malformed_json", str(error.detail))
+        LOG.warning("unexpected HTTP error %s on %s", error.status_code, request.url.path)
+        return problem_response("validation_error", str(error.detail))
+
+    def on_store_error(request: Request, error: Exception) -> JSONResponse:
+        LOG.error("store unavailable on %s %s: %s", request.method, request.url.path, error)
+        return problem_response("unavailable", "the event store is unavailable; retry later", headers={"Retry-After": "1"})
+
+    for error_class in STORE_ERRORS:
+        app.add_exception_handler(error_class, on_store_error)
+
+    @app.exception_handler(Exception)
+    def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        LOG.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response("internal_error", "an internal error occurred; it has been logged")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated description, plus the body models handlers read themselves and Problem."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (*BODY_MODELS, ProblemModel):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(definition.pop("$defs", {}))
+        components[model.__name__] = definition
+    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(services: Services | None = None, *, start_views: bool = True) -> FastAPI:
+    """The application; builds the services from the environment when none are given."""
+    services = services or build()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if start_views:
+            services.views.start()
+        LOG.info("nocert serving on %s store", services.location.kind)
+        yield
+        services.views.stop()
+
+    app = FastAPI(
+        title="nocert",
+        version="1.0.0",
+        description="No-certificate province: online checks (协查) answered with sealed, offline-verifiable proofs.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.metrics = metrics
+    _problem_handlers(app)
+    for module in (departments, categories, checks, proofs, trust, coverage, audit, health):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
+    app.add_middleware(
+        Gateway,
+        authenticator=build_authenticator(services.app, admin_key),
+        idempotency=IdempotencyStore(services.database),
+        metrics=metrics,
+    )
+    return app

@@ -1,0 +1,79 @@
+"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Query, Request
+
+from api.bootstrap import Services
+from api.principal import Principal
+from api.problems import Problem
+
+WAIT_SECONDS = 5.0
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_principal(request: Request) -> Principal:
+    return request.scope["nocert.principal"]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency refusing with 403 a principal that has none of ``roles``."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not any(principal.has_role(role) for role in roles):
+            raise Problem("forbidden", f"this call needs the role {' or '.join(roles)}")
+        return principal
+
+    return check
+
+
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+AnyDepartment = Annotated[Principal, Depends(require_role("approver", "issuer", "auditor"))]
+Approver = Annotated[Principal, Depends(require_role("approver"))]
+Issuer = Annotated[Principal, Depends(require_role("issuer"))]
+Auditor = Annotated[Principal, Depends(require_role("auditor"))]
+CheckReader = Annotated[Principal, Depends(require_role("approver", "issuer", "auditor"))]
+
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, le=2**63 - 1, description="Answer only once the data reflects every event up to this position"),
+]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=512, description="Opaque cursor from the previous page")]
+
+
+def wait_for_views(services: Services, position: int | None) -> None:
+    """Read-your-writes over the views: 503 ``not_caught_up`` after 5 s."""
+    if position is not None and not services.views.wait_for(position, WAIT_SECONDS):
+        raise Problem("not_caught_up", f"the views have not reached position {position} yet; retry")
+
+
+def wait_for_store(services: Services, position: int | None) -> None:
+    """Read-your-writes for reads straight from the event store: the position must be recorded."""
+    if position is None:
+        return
+    deadline = time.monotonic() + WAIT_SECONDS
+    while services.log.max_position() < position:
+        if time.monotonic() >= deadline:
+            raise Problem("not_caught_up", f"position {position} has not been recorded; retry")
+        time.sleep(0.02)
+
+
+def parse_uuid(value: str, what: str) -> UUID:
+    """Ids that are no UUID name nothing that exists: 404, never 422."""
+    try:
+        return UUID(value)
+    except ValueError:
+        raise Problem("not_found", f"{what} not found") from None

@@ -1,0 +1,242 @@
+"""The ASGI gateway in front of every route: authentication, the body size limit, idempotency,
+security headers, metrics and one JSON access-log line per request.
+
+It runs before FastAPI parses anything, so the contract's order of failures holds: 401 (headers
+only), then 413 (at most 64 KiB of the body read), then what the handlers decide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from anyio import to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.idempotency import IdempotencyStore, StoredResponse, request_fingerprint, valid_key
+from api.metrics import Metrics
+from api.principal import Principal, authenticate, bearer_token
+from api.problems import problem_response
+from projections.database import STORE_ERRORS
+
+BODY_LIMIT = 64 * 1024
+PUBLIC_PATHS = frozenset({"/v1/trust/root"})
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"strict-transport-security", b"max-age=31536000"),
+]
+API_ONLY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+ACCESS_LOG = logging.getLogger("nocert.access")
+
+Authenticator = Callable[[str], Principal | None]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Gateway:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        idempotency: IdempotencyStore,
+        metrics: Metrics,
+    ) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.idempotency = idempotency
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        seen: dict[str, Any] = {"status": 500}
+        is_api = scope["path"].startswith("/v1")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers += SECURITY_HEADERS + (API_ONLY_HEADERS if is_api else [])
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_with_headers)
+        finally:
+            self._record(scope, seen["status"], time.perf_counter() - started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path.startswith("/v1") and path not in PUBLIC_PATHS:
+            token = bearer_token(_header(scope, b"authorization"))
+            try:
+                principal = await to_thread.run_sync(self.authenticator, token) if token else None
+            except STORE_ERRORS as error:
+                await problem_response("unavailable", f"the event store is unavailable: {error}")(scope, receive, send)
+                return
+            if principal is None:
+                self.metrics.auth_failures.inc()
+                detail = "missing API key" if token is None else "unknown or revoked API key"
+                response = problem_response("unauthenticated", detail, headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+            scope["nocert.principal"] = principal
+
+        try:
+            body = await self._read_body(scope, receive)
+        except _TooLarge:
+            response = problem_response("payload_too_large", f"request bodies are limited to {BODY_LIMIT} bytes")
+            await response(scope, receive, send)
+            return
+        scope["nocert.body"] = body
+        replay = _replaying(body, receive)
+
+        key = _header(scope, b"idempotency-key")
+        principal = scope.get("nocert.principal")
+        if method == "POST" and key is not None and principal is not None:
+            await self._idempotent(scope, replay, send, principal.id, key, body)
+            return
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > BODY_LIMIT:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > BODY_LIMIT:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _idempotent(
+        self, scope: Scope, receive: Receive, send: Send, principal: str, key: str, body: bytes
+    ) -> None:
+        if not valid_key(key):
+            response = problem_response("validation_error", "Idempotency-Key must be 1-255 printable ASCII characters")
+            await response(scope, receive, send)
+            return
+        path = scope["path"]
+        try:
+            outcome = await to_thread.run_sync(
+                self.idempotency.begin, principal, path, key, request_fingerprint(body)
+            )
+        except STORE_ERRORS as error:
+            await problem_response("unavailable", f"the database is unavailable: {error}")(scope, receive, send)
+            return
+        if outcome.action == "mismatch":
+            response = problem_response("idempotency_mismatch", "this Idempotency-Key was used with a different body")
+            await response(scope, receive, send)
+            return
+        if outcome.action == "in_progress":
+            response = problem_response("idempotency_in_progress", "a request with this Idempotency-Key is in progress")
+            await response(scope, receive, send)
+            return
+        if outcome.action == "replay":
+            assert outcome.response is not None
+            await _send_stored(outcome.response, send)
+            return
+
+        captured: dict[str, Any] = {"status": 500, "headers": {}, "body": []}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = {
+                    k.decode("latin-1"): v.decode("latin-1")
+                    for k, v in message.get("headers", [])
+                    if k in (b"content-type", b"x-event-position", b"location")
+                }
+            elif message["type"] == "http.response.body":
+                captured["body"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            stored = StoredResponse(captured["status"], b"".join(captured["body"]), captured["headers"])
+            if stored.status < 500:
+                await to_thread.run_sync(self.idempotency.complete, principal, path, key, stored)
+            else:
+                await to_thread.run_sync(self.idempotency.release, principal, path, key)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "(unmatched)"
+        principal = scope.get("nocert.principal")
+        labels = (scope["method"], template, str(status))
+        self.metrics.requests.labels(*labels).inc()
+        self.metrics.latency.labels(*labels).observe(seconds)
+        ACCESS_LOG.info(
+            json.dumps(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "method": scope["method"],
+                    "route": template,
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 2),
+                    "principal": principal.id if principal else None,
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the buffered body over once, then defers to the real one."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_stored(stored: StoredResponse, send: Send) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers.items()]
+    headers.append((b"content-length", str(len(stored.body)).encode()))
+    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
+    await send({"type": "http.response.body", "body": stored.body})
+
+
+def build_authenticator(app: Any, admin_key: str | None) -> Authenticator:
+    def authenticate_token(token: str) -> Principal | None:
+        return authenticate(app, admin_key, token)
+
+    return authenticate_token
+
+
+__all__ = ["Gateway", "build_authenticator", "BODY_LIMIT"]

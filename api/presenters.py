@@ -1,0 +1,107 @@
+"""How checks, histories and departments look to each reader (masking rules of API.md §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from api.principal import Principal
+from domain.check import Check
+from domain.department import Department
+from domain.privacy import mask_check, mask_claims
+from domain.timefmt import format_time
+
+BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
+
+
+def can_read_check(check: Check, principal: Principal) -> bool:
+    """Approver, current issuer, former issuers and auditors read a check."""
+    return principal.has_role("auditor") or check.is_party(principal.id)
+
+
+def sees_full_numbers(check: Check, principal: Principal) -> bool:
+    return principal.department is not None and check.sees_personal_data(principal.id)
+
+
+def sees_proof_jws(check: Check, principal: Principal) -> bool:
+    """The approver, the issuer that sealed the proof, and auditors."""
+    sealer = check.proof.sealer if check.proof else None
+    return principal.has_role("auditor") or principal.id in (check.approver, sealer)
+
+
+def check_document(
+    check: Check, principal: Principal, now: datetime, current: Check | None = None
+) -> dict[str, Any]:
+    """The check for this reader. For a past version, ``current`` (the check as it is now) decides
+    who sees personal data: the approver and the issuer addressed now."""
+    rights = current or check
+    document = check.to_dict(now)
+    if not sees_full_numbers(rights, principal):
+        document = mask_check(document)
+    if document["proof"] is not None and not sees_proof_jws(rights, principal):
+        document["proof"] = {**document["proof"], "jws": None}
+    return document
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def history_document(
+    check: Check, events: list[Check.Event], positions: dict[int, int], principal: Principal
+) -> dict[str, Any]:
+    """The check's events in version order, masked for the reader like the check itself."""
+    full = sees_full_numbers(check, principal)
+    show_jws = sees_proof_jws(check, principal)
+    items = []
+    for event in events:
+        data = {key: _jsonable(value) for key, value in event.__dict__.items() if key not in BOOKKEEPING}
+        if not full:
+            data = {key: mask_claims(value) if key in ("applicant", "claims") else value for key, value in data.items()}
+        if "jws" in data and not show_jws:
+            data["jws"] = None
+        items.append(
+            {
+                "position": positions.get(event.originator_version, 0),
+                "version": event.originator_version,
+                "type": type(event).__name__,
+                "at": format_time(event.timestamp),
+                "actor": event.actor,
+                "data": data,
+            }
+        )
+    return {"check_id": str(check.id), "events": items}
+
+
+def department_document(department: Department, now: datetime) -> dict[str, Any]:
+    """Public data of a department: never its API keys."""
+    return {
+        "id": department.department_id,
+        "name": department.name,
+        "uscc": department.uscc,
+        "roles": list(department.roles),
+        "kind": department.kind,
+        "region": department.region,
+        "certificates": [
+            {
+                "kid": seal.kid,
+                "certificate_pem": seal.certificate_pem,
+                "status": seal.status(now),
+                "revoked_at": format_time(seal.revoked_at) if seal.revoked_at else None,
+            }
+            for seal in department.seals.values()
+        ],
+    }
+
+
+def seal_entry(department: Department, kid: str, now: datetime) -> dict[str, Any]:
+    return next(item for item in department_document(department, now)["certificates"] if item["kid"] == kid)

@@ -1,0 +1,44 @@
+"""Who is calling: the admin principal or a department, from the ``Authorization`` header."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from domain.department import Department
+from domain.platform import Platform
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    roles: frozenset[str]
+    department: Department | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.department is None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(app: Platform, admin_key: str | None, token: str) -> Principal | None:
+    """The principal holding ``token``, compared in constant time; None for an unknown or revoked key."""
+    if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
+        return Principal(ADMIN, frozenset({ADMIN}))
+    department = app.authenticate(token)
+    if department is None:
+        return None
+    return Principal(department.department_id, frozenset(department.roles), department)

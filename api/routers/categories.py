@@ -1,0 +1,60 @@
+"""Proof categories (API.md §3): the catalogue the platform operator keeps."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.body import body_openapi, read_body
+from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
+from api.pagination import listing, page
+from api.problems import Problem, problem_responses
+from api.responses import created, ok
+from api.schemas import Category, CategoryCreate, CategoryPage, CategoryPatch
+
+router = APIRouter(prefix="/v1/categories", tags=["categories"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Category,
+    openapi_extra=body_openapi(CategoryCreate),
+    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "conflict"),
+)
+def create_category(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    body = read_body(request, CategoryCreate)
+    category, position = services.app.create_category(
+        body.code, body.name, body.issuer_kind, list(body.modes), body.sla_hours, body.claims_schema
+    )
+    return created(services, category.to_dict(), position)
+
+
+@router.get("", response_model=CategoryPage, responses=problem_responses("unauthenticated", "validation_error"))
+def list_categories(
+    principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> dict:
+    wait_for_store(services, min_position)
+    codes = services.app.catalogue().codes
+    chosen, next_cursor = page(codes, str, limit, cursor)
+    return listing([services.app.category(code).to_dict() for code in chosen], next_cursor)
+
+
+@router.patch(
+    "/{code}",
+    response_model=Category,
+    openapi_extra=body_openapi(CategoryPatch),
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error"),
+)
+def change_category(code: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """Changes name, modes, SLA, claims schema or status (``active`` | ``retired``)."""
+    services.app.category(code)
+    body = read_body(request, CategoryPatch)
+    changes = body.model_dump(exclude_unset=True)
+    status = changes.pop("status", None)
+    for field in ("name", "modes", "sla_hours", "status"):
+        if field in body.model_fields_set and getattr(body, field) is None:
+            raise Problem("validation_error", f"{field} cannot be null")
+    category, position = services.app.change_category(code, changes, status)
+    return ok(services, category.to_dict(), position)

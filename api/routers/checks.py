@@ -1,0 +1,259 @@
+"""Checks (协查, API.md §4): raised by approvers, answered by issuers, read by their parties and auditors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.body import body_openapi, read_body
+from api.deps import (
+    Approver,
+    CheckReader,
+    Cursor,
+    Issuer,
+    Limit,
+    MinPosition,
+    ServicesDep,
+    parse_uuid,
+    wait_for_store,
+    wait_for_views,
+)
+from api.presenters import can_read_check, check_document, history_document
+from api.principal import Principal
+from api.problems import Problem, problem_responses
+from api.responses import created, ok
+from api.schemas import (
+    Check as CheckOut,
+)
+from api.schemas import (
+    CheckCreate,
+    CheckPage,
+    Close,
+    Decline,
+    Empty,
+    Forward,
+    History,
+    InfoRequest,
+    InfoSupply,
+    Reply,
+    Withdraw,
+)
+from api.bootstrap import Services
+from domain.check import Check
+from domain.timefmt import parse_time
+
+router = APIRouter(tags=["checks"])
+
+Status = Literal["raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed"]
+COMMAND_ERRORS = problem_responses(
+    "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
+    "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
+    "idempotency_mismatch", "payload_too_large",
+)
+
+
+def visible_check(services: Services, check_id: str, principal: Principal) -> Check:
+    """The check if the caller may read it; 404 otherwise, so that existence does not leak."""
+    check = services.app.check(parse_uuid(check_id, "check"))
+    if not can_read_check(check, principal):
+        raise Problem("not_found", "check not found")
+    return check
+
+
+def answer(services: Services, check: Check, principal: Principal, position: int) -> JSONResponse:
+    return ok(services, check_document(check, principal, services.app.clock()), position)
+
+
+@router.post(
+    "/v1/checks",
+    status_code=201,
+    response_model=CheckOut,
+    openapi_extra=body_openapi(CheckCreate),
+    responses=problem_responses(
+        "unauthenticated", "forbidden", "validation_error", "invalid_id_number", "invalid_claims",
+        "unknown_category", "category_unavailable", "no_route", "ambiguous_route", "invalid_issuer",
+        "idempotency_mismatch", "idempotency_in_progress", "payload_too_large",
+    ),
+)
+def raise_check(request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    """Raises a check with the issuer named, or routed by the applicant's region."""
+    body = read_body(request, CheckCreate)
+    check, position = services.app.raise_check(
+        approver.id,
+        category=body.category,
+        matter=body.matter.model_dump(),
+        applicant=body.applicant.model_dump(),
+        claims=body.claims,
+        purpose=body.purpose,
+        consent=body.consent.model_dump(),
+        issuer=body.issuer,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    if position is None:  # an earlier request with this key raised it
+        position = max(services.log.stream_positions(check.id).values())
+    return created(services, check_document(check, approver, services.app.clock()), position)
+
+
+@router.get("/v1/checks", response_model=CheckPage, responses=problem_responses("unauthenticated", "forbidden", "validation_error", "not_caught_up"))
+def list_checks(
+    principal: CheckReader,
+    services: ServicesDep,
+    status: Status | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: bool | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    """Approvers see the checks they raised, issuers those addressed to them now, auditors all."""
+    if category is not None and category not in services.app.catalogue().codes:
+        raise Problem("validation_error", f"unknown category {category!r}")
+    wait_for_views(services, min_position)
+    scope: dict[str, str] = {}
+    if not principal.has_role("auditor"):
+        if principal.has_role("approver") and principal.has_role("issuer"):
+            scope = {"party": principal.id}
+        elif principal.has_role("approver"):
+            scope = {"approver": principal.id}
+        else:
+            scope = {"issuer": principal.id}
+    try:
+        items, next_cursor = services.views.list_checks(
+            **scope, status=status, category=category, overdue=overdue, limit=limit, cursor=cursor
+        )
+    except ValueError as error:
+        raise Problem("validation_error", str(error)) from None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/v1/inbox", response_model=CheckPage, responses=problem_responses("unauthenticated", "forbidden", "validation_error", "not_caught_up"))
+def inbox(
+    issuer: Issuer, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None, min_position: MinPosition = None
+) -> dict[str, Any]:
+    """Checks addressed to the caller in raised, accepted or info_requested, most urgent first."""
+    wait_for_views(services, min_position)
+    try:
+        items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
+    except ValueError as error:
+        raise Problem("validation_error", str(error)) from None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/v1/checks/{check_id}",
+    response_model=CheckOut,
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "not_caught_up"),
+)
+def read_check(
+    check_id: str,
+    principal: CheckReader,
+    services: ServicesDep,
+    version: Annotated[str | None, Query(description="The check as it was after its N-th event")] = None,
+    as_of: Annotated[str | None, Query(description="The check as it was at this RFC 3339 time")] = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    wait_for_store(services, min_position)
+    current = visible_check(services, check_id, principal)
+    if version is not None and as_of is not None:
+        raise Problem("validation_error", "give version or as_of, not both")
+    check = current
+    if version is not None:
+        if not version.isdigit() or int(version) < 1:
+            raise Problem("validation_error", "version must be a positive integer")
+        if int(version) > current.version:
+            raise Problem("not_found", f"the check has {current.version} versions")
+        check = services.app.check(current.id, int(version))
+    elif as_of is not None:
+        try:
+            moment = parse_time(as_of)
+        except ValueError:
+            raise Problem("validation_error", "as_of must be an RFC 3339 time") from None
+        check = services.app.check_as_of(current.id, moment)
+    return check_document(check, principal, services.app.clock(), current)
+
+
+@router.get(
+    "/v1/checks/{check_id}/history",
+    response_model=History,
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "not_caught_up"),
+)
+def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+    wait_for_store(services, min_position)
+    check = visible_check(services, check_id, principal)
+    events = services.app.check_events(check.id)
+    positions = services.log.stream_positions(check.id)
+    return history_document(check, events, positions, principal)
+
+
+def _command(path: str, model: type[BaseModel], summary: str) -> Any:
+    return router.post(
+        path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=COMMAND_ERRORS, summary=summary
+    )
+
+
+@_command("/v1/checks/{check_id}/accept", Empty, "The addressed issuer accepts the check")
+def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, issuer)
+    read_body(request, Empty)
+    check, position = services.app.accept(check.id, issuer.id)
+    return answer(services, check, issuer, position)
+
+
+@_command("/v1/checks/{check_id}/request-info", InfoRequest, "The addressed issuer asks the approver a question")
+def request_info(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, issuer)
+    body = read_body(request, InfoRequest)
+    check, position = services.app.request_info(check.id, issuer.id, body.question)
+    return answer(services, check, issuer, position)
+
+
+@_command("/v1/checks/{check_id}/supply-info", InfoSupply, "The approver answers the issuer's question")
+def supply_info(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, approver)
+    body = read_body(request, InfoSupply)
+    check, position = services.app.supply_info(check.id, approver.id, body.answer)
+    return answer(services, check, approver, position)
+
+
+@_command("/v1/checks/{check_id}/forward", Forward, "The addressed issuer forwards the check to another issuer")
+def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, issuer)
+    body = read_body(request, Forward)
+    check, position = services.app.forward(check.id, issuer.id, body.to, body.reason)
+    return answer(services, check, issuer, position)
+
+
+@_command("/v1/checks/{check_id}/reply", Reply, "The addressed issuer answers with a sealed proof")
+def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, issuer)
+    body = read_body(request, Reply)
+    check, position = services.app.reply(check.id, issuer.id, body.conclusion, body.statements, body.valid_days)
+    return answer(services, check, issuer, position)
+
+
+@_command("/v1/checks/{check_id}/decline", Decline, "The addressed issuer declines the check")
+def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, issuer)
+    body = read_body(request, Decline)
+    check, position = services.app.decline(check.id, issuer.id, body.reason_code, body.note)
+    return answer(services, check, issuer, position)
+
+
+@_command("/v1/checks/{check_id}/withdraw", Withdraw, "The approver withdraws the check")
+def withdraw(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, approver)
+    body = read_body(request, Withdraw)
+    check, position = services.app.withdraw(check.id, approver.id, body.reason)
+    return answer(services, check, approver, position)
+
+
+@_command("/v1/checks/{check_id}/close", Close, "The approver closes the check with its outcome")
+def close(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, approver)
+    body = read_body(request, Close)
+    check, position = services.app.close_check(check.id, approver.id, body.outcome)
+    return answer(services, check, approver, position)
+

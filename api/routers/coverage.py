@@ -1,0 +1,30 @@
+"""Exemption coverage per proof category (API.md §6): the numbers the province defends."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import MinPosition, PrincipalDep, ServicesDep, wait_for_views
+from api.problems import Problem, problem_responses
+from api.schemas import Coverage
+
+router = APIRouter(tags=["coverage"])
+
+
+@router.get("/v1/coverage", response_model=Coverage, responses=problem_responses("unauthenticated", "validation_error", "not_caught_up"))
+def coverage(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    region: Annotated[str | None, Query(max_length=16, description="6-digit region code of the approvers")] = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    if category is not None and category not in services.app.catalogue().codes:
+        raise Problem("validation_error", f"unknown category {category!r}")
+    if region is not None and not re.fullmatch(r"[0-9]{6}", region):
+        raise Problem("validation_error", "region must be a 6-digit code")
+    wait_for_views(services, min_position)
+    return services.views.coverage(category=category, region=region)

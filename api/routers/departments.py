@@ -1,0 +1,132 @@
+"""Departments, their API keys and seal keys (API.md §3), for the platform operator."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.body import body_openapi, read_body
+from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
+from api.pagination import listing, page
+from api.presenters import department_document, seal_entry
+from api.problems import Problem, problem_responses
+from api.responses import created, ok
+from api.schemas import (
+    ApiKeyCreated,
+    DepartmentCreate,
+    DepartmentCreated,
+    DepartmentPage,
+    Empty,
+    KeyRevocation,
+    Signing,
+)
+from api.schemas import Certificate as CertificateOut
+from domain.timefmt import parse_time
+
+router = APIRouter(prefix="/v1/departments", tags=["departments"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DepartmentCreated,
+    openapi_extra=body_openapi(DepartmentCreate),
+    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "invalid_uscc", "conflict"),
+)
+def create_department(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """Registers a department; issuers get a seal key and certificate. The API key is shown once."""
+    body = read_body(request, DepartmentCreate)
+    department, issued, position = services.app.register_department(
+        body.id, body.name, body.uscc, list(body.roles), body.kind, body.region
+    )
+    seal = department.seals.get(department.current_kid) if department.current_kid else None
+    document = {
+        "id": department.department_id,
+        "name": department.name,
+        "uscc": department.uscc,
+        "roles": department.roles,
+        "kind": department.kind,
+        "region": department.region,
+        "api_key": issued.api_key,
+        "api_key_id": issued.api_key_id,
+        "signing": {"kid": seal.kid, "certificate_pem": seal.certificate_pem} if seal else None,
+    }
+    return created(services, document, position)
+
+
+@router.get("", response_model=DepartmentPage, responses=problem_responses("unauthenticated", "validation_error"))
+def list_departments(
+    principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> dict:
+    """Public data of every department, with its certificates (never API keys)."""
+    wait_for_store(services, min_position)
+    now = services.app.clock()
+    ids = sorted(services.app.directory().listings)
+    chosen, next_cursor = page(ids, str, limit, cursor)
+    return listing([department_document(services.app.department(i), now) for i in chosen], next_cursor)
+
+
+@router.post(
+    "/{department_id}/api-keys",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    openapi_extra=body_openapi(Empty),
+    responses=problem_responses("unauthenticated", "forbidden", "not_found"),
+)
+def issue_api_key(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """A further API key for the department, shown once."""
+    services.app.department(department_id)
+    read_body(request, Empty)
+    issued, position = services.app.issue_api_key(department_id)
+    return created(services, {"api_key": issued.api_key, "api_key_id": issued.api_key_id}, position)
+
+
+@router.delete(
+    "/{department_id}/api-keys/{api_key_id}",
+    status_code=204,
+    responses=problem_responses("unauthenticated", "forbidden", "not_found"),
+)
+def revoke_api_key(department_id: str, api_key_id: str, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """The key stops working at once, in every worker."""
+    position = services.app.revoke_api_key(department_id, api_key_id)
+    services.views.nudge()
+    return JSONResponse(None, status_code=204, headers={"X-Event-Position": str(position)})
+
+
+@router.post(
+    "/{department_id}/keys",
+    status_code=201,
+    response_model=Signing,
+    openapi_extra=body_openapi(Empty),
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "conflict"),
+)
+def rotate_seal(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """A new seal key and certificate; the previous one is retired and still verifies its proofs."""
+    services.app.department(department_id)
+    read_body(request, Empty)
+    seal, position = services.app.rotate_seal(department_id)
+    return created(services, {"kid": seal.kid, "certificate_pem": seal.certificate_pem}, position)
+
+
+@router.post(
+    "/{department_id}/keys/{kid}/revoke",
+    response_model=CertificateOut,
+    openapi_extra=body_openapi(KeyRevocation),
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "conflict"),
+)
+def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """Proofs signed with the key at or after ``effective_at`` (default now) no longer verify."""
+    department = services.app.department(department_id)
+    if department.has_role("issuer") and kid not in department.seals:
+        raise Problem("not_found", "key not found")
+    body = read_body(request, KeyRevocation)
+    try:
+        effective_at = parse_time(body.effective_at) if body.effective_at is not None else None
+    except ValueError:
+        raise Problem("validation_error", "effective_at must be an RFC 3339 time") from None
+    _, position = services.app.revoke_seal(department_id, kid, body.reason, effective_at)
+    department = services.app.department(department_id)
+    return ok(services, seal_entry(department, kid, services.app.clock()), position)
+
+

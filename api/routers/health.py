@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics (API.md §8)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import ServicesDep
+from api.problems import problem_response
+from api.schemas import Health
+from projections.database import STORE_ERRORS
+
+router = APIRouter(tags=["operations"])
+READY_LAG = 1000
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> dict[str, str]:
+    """200 while the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"description": "store unreachable or views behind"}})
+def readyz(services: ServicesDep) -> JSONResponse:
+    """200 when the event store answers and the views are within 1000 events of the log."""
+    try:
+        lag = services.views.lag()
+    except STORE_ERRORS as error:
+        return problem_response("unavailable", f"the event store is unreachable: {error}")
+    if lag > READY_LAG:
+        return problem_response("unavailable", f"the views are {lag} events behind the log")
+    return JSONResponse({"status": "ok", "view_lag": lag})
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus text format."""
+    gauges = request.app.state.metrics
+    try:
+        gauges.events.set(services.log.max_position())
+        gauges.view_lag.set(services.views.lag())
+        latest = services.views.latest_checkpoint()
+        gauges.checkpoint_size.set(latest["tree_size"] if latest else 0)
+    except STORE_ERRORS:
+        pass  # the request counters still answer while the store is down; /readyz says why
+    return Response(generate_latest(gauges.registry), media_type=CONTENT_TYPE_LATEST)

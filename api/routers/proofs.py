@@ -1,0 +1,78 @@
+"""Sealed proofs (API.md §5): read, verify, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.body import body_openapi, read_body
+from api.deps import Issuer, MinPosition, PrincipalDep, ServicesDep, parse_uuid, wait_for_store
+from api.presenters import sees_proof_jws
+from api.principal import Principal
+from api.problems import Problem, problem_responses
+from api.responses import ok
+from api.schemas import ProofRecord, ProofRevocation, Verification, VerifyRequest
+from api.trust import PlatformTrust
+from domain.check import Check
+from domain.timefmt import format_time
+from signing.proofs import verify_proof
+
+router = APIRouter(prefix="/v1/proofs", tags=["proofs"])
+
+
+def proof_record(check: Check) -> dict[str, Any]:
+    proof = check.proof
+    assert proof is not None
+    return {
+        "id": str(proof.id),
+        "check_id": str(check.id),
+        "jws": proof.jws,
+        "status": proof.status,
+        "revoked_at": format_time(proof.revoked_at) if proof.revoked_at else None,
+        "revocation_reason": proof.revocation_reason,
+    }
+
+
+def visible_proof(services: Any, proof_id: str, principal: Principal) -> Check:
+    """The proof's check if the caller is its approver, its sealing issuer or an auditor; else 404."""
+    check = services.app.check_of_proof(parse_uuid(proof_id, "proof"))
+    if not sees_proof_jws(check, principal):
+        raise Problem("not_found", "proof not found")
+    return check
+
+
+@router.post(
+    "/verify",
+    response_model=Verification,
+    openapi_extra=body_openapi(VerifyRequest),
+    responses=problem_responses("unauthenticated", "unsupported_media_type", "malformed_json", "validation_error"),
+)
+def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    """Judges a proof by every rule of §5; an invalid proof is a 200 with ``valid: false``."""
+    body = read_body(request, VerifyRequest)
+    root = services.keystore.root()[1]
+    verdict = verify_proof(body.jws, root, PlatformTrust(services.app), services.app.clock())
+    return asdict(verdict)
+
+
+@router.get("/{proof_id}", response_model=ProofRecord, responses=problem_responses("unauthenticated", "not_found"))
+def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+    wait_for_store(services, min_position)
+    return proof_record(visible_proof(services, proof_id, principal))
+
+
+@router.post(
+    "/{proof_id}/revoke",
+    response_model=ProofRecord,
+    openapi_extra=body_openapi(ProofRevocation),
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "invalid_transition"),
+)
+def revoke_proof(proof_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    """The sealing issuer revokes its proof: ``ProofRevoked`` on the check's stream."""
+    visible_proof(services, proof_id, issuer)
+    body = read_body(request, ProofRevocation)
+    check, position = services.app.revoke_proof(parse_uuid(proof_id, "proof"), issuer.id, body.reason)
+    return ok(services, proof_record(check), position)

@@ -1,0 +1,203 @@
+"""The checks view: one row per check, for the lists and the inbox (API.md §4).
+
+A row holds the columns lists filter and sort on, and the check's document as every list reader may
+see it: ``Check.to_dict`` with identity numbers masked and ``proof.jws`` null. ``overdue`` depends on
+the time of reading, so it is not stored: it is set when a row is read.
+
+Rows are derived from the domain's own ``Check`` aggregate (the projector applies each event with the
+aggregate's own ``mutate``), so no rule of the check is restated here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from domain.check import OPEN_UNANSWERED, Check
+from domain.privacy import mask_check
+from domain.timefmt import format_time
+
+STATUSES = ("raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed")
+MAX_LIMIT = 500
+
+COLUMNS = (
+    "id",
+    "approver",
+    "issuer",
+    "status",
+    "category",
+    "approver_region",
+    "raised_at",
+    "due_at",
+    "answered_at",
+    "answer_seconds",
+    "on_time",
+    "answer",
+    "outcome",
+    "inbox_issuer",
+    "position",
+    "document",
+)
+
+UPSERT = (
+    f"INSERT INTO view_checks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS if c != 'id')}"
+)
+
+
+def answer_of(check: Check) -> str | None:
+    """The check's one answer: the reply's conclusion, ``declined``, or None before any."""
+    if check.proof is not None:
+        return check.proof.conclusion
+    if check.declined is not None:
+        return "declined"
+    return None
+
+
+def list_document(check: Check) -> dict[str, Any]:
+    """The check as lists show it to every reader: masked, without the proof's JWS, without ``overdue``."""
+    document = mask_check(check.to_dict(check.created_on))
+    if document["proof"] is not None:
+        document["proof"] = {**document["proof"], "jws": None}
+    del document["overdue"]
+    return document
+
+
+def check_row(check: Check, approver_region: str, position: int) -> dict[str, Any]:
+    """The view's row of a check, from the aggregate. ``position``: the check's last event."""
+    answered_at = check.replied_at
+    return {
+        "id": str(check.id),
+        "approver": check.approver,
+        "issuer": check.issuer,
+        "status": check.status,
+        "category": check.category,
+        "approver_region": approver_region,
+        "raised_at": format_time(check.created_on),
+        "due_at": format_time(check.due_at),
+        "answered_at": format_time(answered_at) if answered_at else None,
+        "answer_seconds": (answered_at - check.created_on).total_seconds() if answered_at else None,
+        "on_time": (1 if answered_at <= check.due_at else 0) if answered_at else None,
+        "answer": answer_of(check),
+        "outcome": check.outcome,
+        "inbox_issuer": check.issuer if check.status in OPEN_UNANSWERED else None,
+        "position": position,
+        "document": json.dumps(list_document(check), ensure_ascii=False, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def row_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[column] for column in COLUMNS)
+
+
+def read_document(document: str, now: datetime) -> dict[str, Any]:
+    """A stored document as the reader gets it, ``overdue`` computed for ``now``."""
+    item = json.loads(document)
+    item["overdue"] = item["status"] in OPEN_UNANSWERED and format_time(now) > item["due_at"]
+    return item
+
+
+# -- cursors ----------------------------------------------------------------------------------
+
+
+def encode_cursor(kind: str, sort_key: str, check_id: str) -> str:
+    raw = json.dumps([kind, sort_key, check_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(kind: str, cursor: str) -> tuple[str, str]:
+    """The (sort key, id) after which a page continues; ValueError when it is no cursor of this list."""
+    try:
+        if not isinstance(cursor, str) or not cursor.isascii():
+            raise ValueError
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("malformed cursor") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or value[0] != kind
+        or not all(isinstance(part, str) for part in value[1:])
+    ):
+        raise ValueError("malformed cursor")
+    return value[1], value[2]
+
+
+def check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+def list_checks(
+    cursor: Any,
+    now: datetime,
+    *,
+    approver: str | None,
+    issuer: str | None,
+    status: str | None,
+    category: str | None,
+    overdue: bool | None,
+    limit: int,
+    after: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first: ``raised_at`` descending, then ``id`` descending."""
+    limit = check_limit(limit)
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    if category is not None and not cursor.execute(
+        "SELECT 1 FROM view_categories WHERE code = ?", (category,)
+    ).fetchone():
+        raise ValueError(f"unknown category {category!r}")
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, value in (("approver", approver), ("issuer", issuer), ("status", status), ("category", category)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if overdue is not None:
+        open_statuses = ", ".join("?" for _ in OPEN_UNANSWERED)
+        clause = f"status IN ({open_statuses}) AND due_at < ?"
+        conditions.append(clause if overdue else f"NOT ({clause})")
+        params.extend([*sorted(OPEN_UNANSWERED), format_time(now)])
+    if after is not None:
+        raised_at, check_id = decode_cursor("checks", after)
+        conditions.append("(raised_at < ? OR (raised_at = ? AND id < ?))")
+        params.extend([raised_at, raised_at, check_id])
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = cursor.execute(
+        f"SELECT raised_at, id, document FROM view_checks {where} ORDER BY raised_at DESC, id DESC LIMIT ?",
+        (*params, limit + 1),
+    ).fetchall()
+    items = [read_document(document, now) for _, _, document in rows[:limit]]
+    next_cursor = encode_cursor("checks", rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
+    return items, next_cursor
+
+
+def inbox(
+    cursor: Any, now: datetime, issuer: str, *, limit: int, after: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Checks addressed to ``issuer`` in ``raised``, ``accepted`` or ``info_requested``: most urgent
+    ``due_at`` first, then ``id``."""
+    limit = check_limit(limit)
+    conditions = ["inbox_issuer = ?"]
+    params: list[Any] = [issuer]
+    if after is not None:
+        due_at, check_id = decode_cursor("inbox", after)
+        conditions.append("(due_at > ? OR (due_at = ? AND id > ?))")
+        params.extend([due_at, due_at, check_id])
+    rows = cursor.execute(
+        f"SELECT due_at, id, document FROM view_checks WHERE {' AND '.join(conditions)} "
+        "ORDER BY due_at, id LIMIT ?",
+        (*params, limit + 1),
+    ).fetchall()
+    items = [read_document(document, now) for _, _, document in rows[:limit]]
+    next_cursor = encode_cursor("inbox", rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
+    return items, next_cursor

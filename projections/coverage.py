@@ -1,0 +1,185 @@
+"""The exemption coverage view (API.md §6), kept incrementally.
+
+``view_coverage`` holds counters per (category, approver region). When a check changes, the projector
+adds ``contribution(after) - contribution(before)``: `contribution` is the one place that knows which
+counters a check counts in. What depends on the time of reading (``overdue_open``) or is an order
+statistic (``median_answer_seconds``) is computed at read time from indexed ``view_checks`` columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from domain.check import OPEN_UNANSWERED, TERMINAL
+from domain.identifiers import region_prefix
+from domain.timefmt import format_time
+from projections.schema import COUNTERS
+
+Contribution = tuple[int, ...]
+ZERO: Contribution = (0,) * len(COUNTERS)
+
+UPSERT = (
+    f"INSERT INTO view_coverage (category, approver_region, {', '.join(COUNTERS)}) "
+    f"VALUES (?, ?, {', '.join('?' for _ in COUNTERS)}) "
+    f"ON CONFLICT (category, approver_region) DO UPDATE SET "
+    + ", ".join(f"{name} = view_coverage.{name} + excluded.{name}" for name in COUNTERS)
+)
+
+
+def contribution(row: Mapping[str, Any] | None) -> Contribution:
+    """What one check (its ``view_checks`` row) counts in each counter of ``COUNTERS``."""
+    if row is None:
+        return ZERO
+    status, answer, outcome = row["status"], row["answer"], row["outcome"]
+    closed = status == "closed"
+    return (
+        1,  # raised
+        int(status not in TERMINAL),  # open
+        int(answer == "confirmed"),
+        int(answer == "not_confirmed"),
+        int(answer == "declined"),
+        int(status == "withdrawn"),
+        int(closed and outcome == "exempted"),
+        int(closed and outcome == "commitment"),
+        int(closed and outcome == "applicant_submitted"),
+        int(row["answered_at"] is not None),  # answered
+        int(row["on_time"] == 1),  # answered_on_time
+    )
+
+
+def difference(after: Contribution, before: Contribution) -> Contribution:
+    return tuple(a - b for a, b in zip(after, before, strict=True))
+
+
+def add(total: Contribution, delta: Contribution) -> Contribution:
+    return tuple(a + b for a, b in zip(total, delta, strict=True))
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(values[middle])
+    return (values[middle - 1] + values[middle]) / 2
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _row(counts: Mapping[str, int], overdue_open: int, median: float | None) -> dict[str, Any]:
+    closed = counts["closed_exempted"] + counts["closed_commitment"] + counts["closed_applicant_submitted"]
+    return {
+        "raised": counts["raised"],
+        "open": counts["open"],
+        "overdue_open": overdue_open,
+        "replied_confirmed": counts["replied_confirmed"],
+        "replied_not_confirmed": counts["replied_not_confirmed"],
+        "declined": counts["declined"],
+        "withdrawn": counts["withdrawn"],
+        "closed_exempted": counts["closed_exempted"],
+        "closed_commitment": counts["closed_commitment"],
+        "closed_applicant_submitted": counts["closed_applicant_submitted"],
+        "exemption_rate": _ratio(counts["closed_exempted"] + counts["closed_commitment"], closed),
+        "median_answer_seconds": median,
+        "on_time_rate": _ratio(counts["answered_on_time"], counts["answered"]),
+    }
+
+
+def _medians(cursor: Any, conditions: list[str], params: list[Any]) -> tuple[dict[str, float | None], float | None]:
+    """Median answer time per category and over all, computed in the database.
+
+    Window functions pick the middle one or two of each category's ordered ``answer_seconds`` (rows
+    from the ``(category, answer_seconds)`` index; only answered checks' values, never documents, and only
+    the middle values leave the database).
+    """
+    where = " AND ".join(["answer_seconds IS NOT NULL", *conditions])
+    per_category = cursor.execute(
+        "SELECT category, answer_seconds FROM ("
+        " SELECT category, answer_seconds,"
+        " ROW_NUMBER() OVER (PARTITION BY category ORDER BY answer_seconds) AS rn,"
+        " COUNT(*) OVER (PARTITION BY category) AS cnt"
+        f" FROM view_checks WHERE {where}"
+        ") AS ranked WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) ORDER BY category, answer_seconds",
+        params,
+    ).fetchall()
+    middles: dict[str, list[float]] = {}
+    for category, seconds in per_category:
+        middles.setdefault(category, []).append(float(seconds))
+    overall = cursor.execute(
+        "SELECT answer_seconds FROM ("
+        " SELECT answer_seconds,"
+        " ROW_NUMBER() OVER (ORDER BY answer_seconds) AS rn,"
+        " COUNT(*) OVER () AS cnt"
+        f" FROM view_checks WHERE {where}"
+        ") AS ranked WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) ORDER BY answer_seconds",
+        params,
+    ).fetchall()
+    return (
+        {category: _median(values) for category, values in middles.items()},
+        _median([float(seconds) for (seconds,) in overall]),
+    )
+
+
+def read_coverage(
+    cursor: Any, now: datetime, position: int, *, category: str | None = None, region: str | None = None
+) -> dict[str, Any]:
+    """The §6 document, from one snapshot (`cursor`) of the views at tracking ``position``."""
+    categories = cursor.execute("SELECT code, name, status, modes FROM view_categories ORDER BY code").fetchall()
+    known = {code: (name, status, json.loads(modes)) for code, name, status, modes in categories}
+    if category is not None and category not in known:
+        raise ValueError(f"unknown category {category!r}")
+    if region is not None and not (isinstance(region, str) and len(region) == 6 and region.isascii() and region.isdigit()):
+        raise ValueError("region must be a 6-digit GB/T 2260 code")
+
+    conditions: list[str] = []
+    params: list[Any] = []
+    if category is not None:
+        conditions.append("category = ?")
+        params.append(category)
+    if region is not None:
+        conditions.append("approver_region LIKE ?")
+        params.append(region_prefix(region) + "%")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+    sums = ", ".join(f"SUM({name})" for name in COUNTERS)
+    counts: dict[str, dict[str, int]] = {}
+    for code, *values in cursor.execute(
+        f"SELECT category, {sums} FROM view_coverage {where} GROUP BY category", params
+    ).fetchall():
+        counts[code] = {name: int(value or 0) for name, value in zip(COUNTERS, values, strict=True)}
+
+    open_statuses = sorted(OPEN_UNANSWERED)
+    overdue_where = " AND ".join(
+        [f"status IN ({', '.join('?' for _ in open_statuses)})", "due_at < ?", *conditions]
+    )
+    overdue = dict(
+        cursor.execute(
+            f"SELECT category, COUNT(*) FROM view_checks WHERE {overdue_where} GROUP BY category",
+            [*open_statuses, format_time(now), *params],
+        ).fetchall()
+    )
+    medians, overall_median = _medians(cursor, conditions, params)
+
+    zero = dict.fromkeys(COUNTERS, 0)
+    codes = [category] if category is not None else sorted(set(known) | set(counts))
+    rows = []
+    for code in codes:
+        row = _row(counts.get(code, zero), int(overdue.get(code, 0)), medians.get(code))
+        rows.append({"code": code, "name": known[code][0] if code in known else code, **row})
+    totals = {name: sum(counts.get(code, zero)[name] for code in codes) for name in COUNTERS}
+    active = [code for code, (_, status, _) in known.items() if status == "active"]
+    return {
+        "as_of_position": position,
+        "categories_total": len(active),
+        "categories_online": sum(1 for code in active if "collaboration" in known[code][2]),
+        "totals": _row(totals, sum(int(overdue.get(code, 0)) for code in codes), overall_median),
+        "categories": rows,
+    }

@@ -129,4 +129,6 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_PRE_PING="y",
         )
     env.update(cipher_env(cipher_key))
-    return {key: value for key, value in env.items() if value != ""}
+    # eventsourcing requires POSTGRES_PASSWORD to be set, empty included (a server that trusts the user).
+    keep_empty = {"POSTGRES_PASSWORD"} if location.kind == "postgres" else set()
+    return {key: value for key, value in env.items() if value != "" or key in keep_empty}

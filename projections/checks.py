@@ -142,13 +142,15 @@ def list_checks(
     *,
     approver: str | None,
     issuer: str | None,
+    party: str | None,
     status: str | None,
     category: str | None,
     overdue: bool | None,
     limit: int,
     after: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first: ``raised_at`` descending, then ``id`` descending."""
+    """Newest first: ``raised_at`` descending, then ``id`` descending. ``party``: the check's approver or
+    its current issuer (a department with both roles)."""
     limit = check_limit(limit)
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
@@ -162,6 +164,9 @@ def list_checks(
         if value is not None:
             conditions.append(f"{column} = ?")
             params.append(value)
+    if party is not None:
+        conditions.append("(approver = ? OR issuer = ?)")
+        params.extend([party, party])
     if overdue is not None:
         open_statuses = ", ".join("?" for _ in OPEN_UNANSWERED)
         clause = f"status IN ({open_statuses}) AND due_at < ?"

@@ -251,37 +251,55 @@ class PostgresDatabase:
 
 class AdvisoryLeaderLock:
     """A session-level advisory lock on a dedicated connection: PostgreSQL releases it when the
-    holder's connection dies, so another process takes over."""
+    holder's connection dies, so another process takes over. The connection is kept between
+    acquisitions (a follower takes the lock for every run of batches); `close` drops it."""
 
     def __init__(self, conninfo: str, name: str) -> None:
         self.conninfo = conninfo
         self.name = name
         self._connection: Any = None
+        self._held = False
 
     def try_acquire(self) -> bool:
         import psycopg
 
-        if self._connection is not None and not self._connection.closed:
+        if self._held:
             try:
                 self._connection.execute("SELECT 1")
                 return True
             except psycopg.Error:
-                self._connection = None
+                self._drop()  # the session died, and the lock with it
         try:
-            connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-            row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self.name,)).fetchone()
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+            row = self._connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self.name,)).fetchone()
         except psycopg.Error:
+            self._drop()
             return False
-        if row and row[0]:
-            self._connection = connection
-            return True
-        connection.close()
-        return False
+        self._held = bool(row and row[0])
+        return self._held
 
     def release(self) -> None:
+        import psycopg
+
+        if self._held:
+            self._held = False
+            try:
+                self._connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.name,))
+            except psycopg.Error:
+                self._drop()
+
+    def close(self) -> None:
+        self.release()
+        self._drop()
+
+    def _drop(self) -> None:
+        self._held = False
         if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:

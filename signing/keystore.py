@@ -54,6 +54,7 @@ class KeyStore:
         self._passphrase = passphrase or None
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._root: _KeyPair | None = None
+        self._seals: dict[str, Signer] = {}  # loaded once: decrypting a key file is deliberately slow
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self._dir)!r}, encrypted={self._passphrase is not None})"
@@ -85,9 +86,12 @@ class KeyStore:
 
     def seal_signer(self, kid: str) -> Signer:
         """The stored seal with this kid; raises SealNotFound if there is none."""
+        if kid in self._seals:
+            return self._seals[kid]
         if not _KID.fullmatch(kid) or not self._path(kid, "pem").exists():
             raise SealNotFound(f"no seal key with kid {kid!r} in {self._dir}")
-        return FileSigner(*self._load(kid))
+        signer = self._seals[kid] = FileSigner(*self._load(kid))
+        return signer
 
     def _root_pair(self) -> _KeyPair:
         if self._root is None:

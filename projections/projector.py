@@ -1,0 +1,226 @@
+"""The projector: applies the next batch of the event log to every view in one transaction.
+
+Each view skips what its own tracking position already reflects, and every view's new position is
+written with its rows, so a batch either happens entirely or not at all: a projector killed in the
+middle of one leaves the views exactly at the previous batch, and the next run redoes it.
+
+Checks and categories are kept with the domain's own aggregates: each event is decoded with the
+application's mapper and applied with the aggregate's own ``mutate``. Aggregates stay in an LRU between
+batches; one whose version is not the event's predecessor (evicted, advanced by a batch that rolled back,
+or left behind while another process led) is loaded again from the event store at that version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Notification
+
+from domain.category import Category
+from domain.check import Check
+from domain.department import Department
+from projections import checks, coverage, ledger
+from projections.eventlog import EventLog
+from projections.schema import VIEWS
+from signing.signer import Signer
+
+BATCH_SIZE = 500
+
+
+class AggregateCache:
+    """The most recently projected aggregates, by id."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        item = self._items.get(aggregate_id)
+        if item is not None:
+            self._items.move_to_end(aggregate_id)
+        return item
+
+    def put(self, aggregate: Aggregate) -> None:
+        self._items[aggregate.id] = aggregate
+        self._items.move_to_end(aggregate.id)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+    def discard(self, aggregate_id: UUID) -> None:
+        self._items.pop(aggregate_id, None)
+
+
+@dataclass
+class _Batch:
+    """What one batch writes, gathered before writing."""
+
+    tracked: dict[str, int]
+    ledger: ledger.LedgerBatch | None
+    departments: dict[str, str] = field(default_factory=dict)
+    categories: dict[str, Category] = field(default_factory=dict)
+    checks: dict[UUID, tuple[Check, int]] = field(default_factory=dict)
+    coverage: dict[tuple[str, str], coverage.Contribution] = field(default_factory=dict)
+
+    def wants(self, view: str, notification: Notification) -> bool:
+        return notification.id > self.tracked[view]
+
+
+class Projector:
+    """Applies batches of notifications to the views. One projector is used by one thread at a time,
+    under the views' leader lock."""
+
+    def __init__(
+        self,
+        app: Application,
+        log: EventLog,
+        *,
+        signer: Signer,
+        checkpoint_every: int,
+        clock: Callable[[], datetime],
+        cache_size: int = 10_000,
+    ) -> None:
+        self.app = app
+        self.log = log
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+        self.clock = clock
+        self.aggregates = AggregateCache(cache_size)
+        self._regions: dict[str, str] = {}  # department id → region (never changes once registered)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def apply_next(self, cursor: Any, limit: int = BATCH_SIZE) -> int:
+        """Applies the next notifications after the views' positions, in `cursor`'s transaction.
+
+        Returns how many notifications the batch read (0 when every view is caught up)."""
+        tracked = dict(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
+        tracked = {view: int(tracked.get(view, 0)) for view in VIEWS}
+        notifications = self.log.read(min(tracked.values()), limit)
+        if not notifications:
+            return 0
+        batch = _Batch(tracked, None)
+        if any(batch.wants("ledger", n) for n in notifications):
+            batch.ledger = ledger.LedgerBatch.start(cursor, self.signer, self.checkpoint_every, self.clock)
+        try:
+            for notification in notifications:
+                self._apply(cursor, batch, notification)
+            self._write(cursor, batch, notifications[-1].id)
+        except BaseException:
+            # The transaction rolls back: forget aggregates this batch advanced past what is stored.
+            for check, _ in batch.checks.values():
+                self.aggregates.discard(check.id)
+            for category in batch.categories.values():
+                self.aggregates.discard(category.id)
+            raise
+        return len(notifications)
+
+    def _apply(self, cursor: Any, batch: _Batch, notification: Notification) -> None:
+        event = self.app.mapper.to_domain_event(notification)
+        if batch.ledger is not None and batch.wants("ledger", notification):
+            batch.ledger.append(notification, event.timestamp)
+        if isinstance(event, Check.Event):
+            self._apply_check(cursor, batch, notification, event)
+        elif isinstance(event, Category.Event):
+            category = self._advance(event)
+            if batch.wants("directory", notification):
+                batch.categories[category.code] = category
+        elif isinstance(event, Department.Registered):
+            self._regions[event.department_id] = event.region
+            if batch.wants("directory", notification):
+                batch.departments[event.department_id] = event.region
+
+    def _apply_check(self, cursor: Any, batch: _Batch, notification: Notification, event: Check.Event) -> None:
+        before = self._predecessor(event)
+        region = self._region(cursor, before.approver if before is not None else event.approver)  # type: ignore[attr-defined]
+        before_row = checks.check_row(before, region, 0) if before is not None else None
+        before_contribution = coverage.contribution(before_row)  # before the aggregate mutates
+        check = self._advance(event, before)
+        if batch.wants("checks", notification):
+            batch.checks[check.id] = (check, notification.id)
+        if batch.wants("coverage", notification):
+            after = coverage.contribution(checks.check_row(check, region, notification.id))
+            key = (check.category, region)
+            delta = coverage.difference(after, before_contribution)
+            batch.coverage[key] = coverage.add(batch.coverage.get(key, coverage.ZERO), delta)
+
+    def _predecessor(self, event: Aggregate.Event) -> Any:
+        """The aggregate just before `event` (None for a creation event)."""
+        if event.originator_version == 1:
+            return None
+        aggregate = self.aggregates.get(event.originator_id)
+        if aggregate is None or aggregate.version != event.originator_version - 1:
+            aggregate = self.app.repository.get(event.originator_id, version=event.originator_version - 1)
+        return aggregate
+
+    def _advance(self, event: Aggregate.Event, before: Any = ...) -> Any:
+        aggregate = self._predecessor(event) if before is ... else before
+        aggregate = event.mutate(aggregate)
+        self.aggregates.put(aggregate)
+        return aggregate
+
+    def _region(self, cursor: Any, department_id: str) -> str:
+        """The department's region ('' if it was never registered: such checks count under no region)."""
+        region = self._regions.get(department_id)
+        if region is None:
+            row = cursor.execute("SELECT region FROM view_departments WHERE id = ?", (department_id,)).fetchone()
+            if row is None:
+                return ""
+            region = self._regions[department_id] = row[0]
+        return region
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _write(self, cursor: Any, batch: _Batch, position: int) -> None:
+        if batch.departments:
+            cursor.executemany(
+                "INSERT INTO view_departments (id, region) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET region = excluded.region",
+                sorted(batch.departments.items()),
+            )
+        if batch.categories:
+            cursor.executemany(
+                "INSERT INTO view_categories (code, name, status, modes) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (code) DO UPDATE SET name = excluded.name, status = excluded.status, "
+                "modes = excluded.modes",
+                [
+                    (code, category.name, category.status, json.dumps(list(category.modes)))
+                    for code, category in sorted(batch.categories.items())
+                ],
+            )
+        if batch.checks:
+            cursor.executemany(
+                checks.UPSERT,
+                [
+                    checks.row_values(checks.check_row(check, self._region(cursor, check.approver), last))
+                    for check, last in sorted(batch.checks.values(), key=lambda item: item[1])
+                ],
+            )
+        if batch.coverage:
+            cursor.executemany(
+                coverage.UPSERT, [(category, region, *delta) for (category, region), delta in sorted(batch.coverage.items())]
+            )
+        if batch.ledger is not None:
+            batch.ledger.write(cursor)
+        cursor.executemany(
+            "UPDATE view_tracking SET position = ? WHERE view_name = ? AND position < ?",
+            [(position, view, position) for view in VIEWS],
+        )
+
+
+def positions(cursor: Any) -> dict[str, int]:
+    rows = dict(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
+    return {view: int(rows.get(view, 0)) for view in VIEWS}
+
+
+def lowest_position(cursor: Any) -> int:
+    tracked = positions(cursor)
+    return min(tracked.values())
+

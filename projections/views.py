@@ -1,0 +1,311 @@
+"""The views the API reads (lists, inbox, coverage, audit ledger) and the follower that keeps them.
+
+One follower thread per process; at any moment at most one follower of a deployment writes: it holds the
+database's ``views`` leader lock for a run of batches until the views have caught up with the log, then
+lets go (so a rebuild, or another process, can take it). It wakes when a local command nudges it and
+otherwise looks at the log's head every ``POLL_SECONDS``. Each batch is one transaction (see
+`projections.projector`), so a follower killed at any point leaves nothing half done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.application import Application
+
+import domain.timefmt
+from projections import checks, coverage, ledger, schema
+from projections.database import Database
+from projections.eventlog import EventLog
+from projections.projector import BATCH_SIZE, Projector, positions
+from signing.signer import Signer
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+COVER_CHECK_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 5.0
+WAIT_SLICE_SECONDS = 0.05
+
+
+class Views:
+    """Read models kept from the event log, and their follower."""
+
+    def __init__(
+        self,
+        database: Database,
+        app: Application,
+        log: EventLog,
+        *,
+        ledger_signer: Signer,
+        checkpoint_every: int = 1000,
+        clock: Callable[[], datetime] = domain.timefmt.utcnow,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        self.database = database
+        self.app = app
+        self.log = log
+        self.ledger_signer = ledger_signer
+        self.checkpoint_every = checkpoint_every
+        self.clock = clock
+        self.batch_size = batch_size
+        self._projector = self._new_projector()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._advanced = threading.Condition()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._next_cover_check = 0.0
+
+    def _new_projector(self) -> Projector:
+        return Projector(
+            self.app, self.log, signer=self.ledger_signer, checkpoint_every=self.checkpoint_every, clock=self.clock
+        )
+
+    def _ready(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                schema.create_schema(self.database)
+                self._schema_ready = True
+
+    # -- the follower -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the follower thread (a daemon); does nothing if it runs already."""
+        with self._thread_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._follow, name="nocert-views", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._thread_lock:
+            thread, self._thread = self._thread, None
+            self._stopping.set()
+            self._wake.set()
+        if thread is not None:
+            thread.join(timeout=30)
+            if thread.is_alive():
+                logger.warning("views follower did not stop within 30 s")
+
+    def nudge(self) -> None:
+        """Wakes the follower now (after a local command recorded events)."""
+        self._wake.set()
+
+    def _follow(self) -> None:
+        lock = self.database.leader_lock("views")
+        backoff = 0.0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._ready()
+                    self.follow_once(lock)
+                    backoff = 0.0
+                except Exception:
+                    backoff = min(max(POLL_SECONDS, backoff * 2), MAX_BACKOFF_SECONDS)
+                    logger.exception("views follower failed; retrying in %.1f s", backoff)
+                    self._stopping.wait(backoff)
+                    continue
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
+        finally:
+            lock.release()
+            close = getattr(lock, "close", None)
+            if close is not None:
+                close()
+
+    def follow_once(self, lock: Any) -> int:
+        """One wake-up of the follower: if the views are behind the log (or a checkpoint is due), takes the
+        leader lock, applies batches until caught up, signs a checkpoint if one is due, and lets go.
+        Returns the number of events applied; 0 also when another process holds the lock."""
+        behind = self.log.max_position() > self.position()
+        cover_due = False
+        if time.monotonic() >= self._next_cover_check:
+            self._next_cover_check = time.monotonic() + COVER_CHECK_SECONDS
+            cover_due = not behind and self._cover_due()
+        if not behind and not cover_due:
+            return 0
+        if not lock.try_acquire():
+            return 0
+        applied = 0
+        try:
+            while not self._stopping.is_set():
+                with self.database.transaction() as cursor:
+                    count = self._projector.apply_next(cursor, self.batch_size)
+                if count:
+                    applied += count
+                    self._notify()
+                if count < self.batch_size:
+                    break
+            if self._cover_due():
+                with self.database.transaction() as cursor:
+                    ledger.checkpoint_uncovered(cursor, self.ledger_signer, self.clock())
+        finally:
+            lock.release()
+        return applied
+
+    def _cover_due(self) -> bool:
+        with self.database.reading() as cursor:
+            since = ledger.uncovered_since(cursor)
+        return since is not None and self.clock() - since >= ledger.UNCOVERED_GRACE
+
+    def _notify(self) -> None:
+        with self._advanced:
+            self._advanced.notify_all()
+
+    # -- positions ----------------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The lowest tracking position over all views, from the database (right in every process)."""
+        self._ready()
+        with self.database.reading() as cursor:
+            return min(positions(cursor).values())
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """True once every view reflects ``position``; False after ``timeout`` seconds."""
+        if self.position() >= position:
+            return True
+        self.nudge()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._advanced:
+                self._advanced.wait(min(remaining, WAIT_SLICE_SECONDS))
+            if self.position() >= position:
+                return True
+
+    def lag(self) -> int:
+        return max(0, self.log.max_position() - self.position())
+
+    # -- lists --------------------------------------------------------------------------------
+
+    def list_checks(
+        self,
+        *,
+        approver: str | None = None,
+        issuer: str | None = None,
+        party: str | None = None,
+        status: str | None = None,
+        category: str | None = None,
+        overdue: bool | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Checks newest first, masked and without proof JWS; ValueError for a bad filter or cursor.
+        ``party``: checks whose approver or current issuer is that department (both roles)."""
+        self._ready()
+        now = self.clock()
+        with self.database.reading() as db:
+            return checks.list_checks(
+                db,
+                now,
+                approver=approver,
+                issuer=issuer,
+                party=party,
+                status=status,
+                category=category,
+                overdue=overdue,
+                limit=limit,
+                after=cursor,
+            )
+
+    def inbox(self, issuer: str, *, limit: int = 50, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        self._ready()
+        now = self.clock()
+        with self.database.reading() as db:
+            return checks.inbox(db, now, issuer, limit=limit, after=cursor)
+
+    # -- coverage -----------------------------------------------------------------------------
+
+    def coverage(self, *, category: str | None = None, region: str | None = None) -> dict[str, Any]:
+        self._ready()
+        now = self.clock()
+        with self.database.reading() as db:
+            position = positions(db)["coverage"]
+            return coverage.read_coverage(db, now, position, category=category, region=region)
+
+    # -- audit ledger -------------------------------------------------------------------------
+
+    def audit_events(self, after: int, limit: int) -> dict[str, Any]:
+        self._ready()
+        with self.database.reading() as db:
+            leaves = ledger.audit_leaves(db, after, limit)
+        if not leaves:
+            return {"items": [], "next_after": None}
+        last = int(leaves[-1][1])
+        states = {n.id: n.state for n in self.log.read(after, len(leaves), stop=last)}
+        items = [ledger.audit_item(leaf, states[int(leaf[1])]) for leaf in leaves]
+        return {"items": items, "next_after": last if len(items) == limit else None}
+
+    def latest_checkpoint(self) -> dict[str, Any] | None:
+        self._ready()
+        with self.database.reading() as db:
+            return ledger.latest_checkpoint(db)
+
+    def checkpoint(self, tree_size: int) -> dict[str, Any] | None:
+        self._ready()
+        with self.database.reading() as db:
+            return ledger.checkpoint(db, tree_size)
+
+    def ledger_size(self) -> int:
+        self._ready()
+        with self.database.reading() as db:
+            return ledger.read_size(db)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        self._ready()
+        with self.database.reading() as db:
+            return ledger.inclusion_proof(db, index, tree_size)
+
+    def consistency_proof(self, first: int, second: int) -> dict[str, Any]:
+        self._ready()
+        with self.database.reading() as db:
+            return ledger.consistency_proof(db, first, second)
+
+    # -- rebuild ------------------------------------------------------------------------------
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuilds every view from the whole log in one transaction (readers see the old views until it
+        commits); checkpoints stay, and must match the rebuilt ledger. Waits for the leader lock.
+        ``progress(done, total)``: events replayed and the estimated total. Returns events replayed."""
+        self._ready()
+        lock = self.database.leader_lock("views")
+        while not lock.try_acquire():
+            time.sleep(0.05)
+        try:
+            projector = self._new_projector()
+            done = 0
+            with self.database.transaction() as cursor:
+                schema.reset_views(cursor)
+                while True:
+                    count = projector.apply_next(cursor, self.batch_size)
+                    if count == 0:
+                        break
+                    done += count
+                    if progress is not None:
+                        reached = min(positions(cursor).values())
+                        progress(done, done + max(0, self.log.max_position() - reached))
+                ledger.verify_checkpoints(cursor)
+            if progress is not None and done == 0:
+                progress(0, 0)
+        finally:
+            lock.release()
+            close = getattr(lock, "close", None)
+            if close is not None:
+                close()
+        self._notify()
+        return done

@@ -31,6 +31,7 @@ from domain.timefmt import format_time, utcnow
 
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 API_KEY_PREFIX = "nck"
+MAX_SLA_HOURS = 24 * 365 * 10  # ten years: beyond that a due time is no SLA (and overflows datetimes)
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,8 @@ class Platform(Application[UUID]):
             modes = fields["modes"]
             if len(set(modes)) != len(modes) or not set(modes) <= set(MODES):
                 raise DomainError("validation_error", f"modes must be distinct values of {list(MODES)}")
-        if "sla_hours" in fields and not fields["sla_hours"] > 0:
-            raise DomainError("validation_error", "sla_hours must be a number greater than 0")
+        if "sla_hours" in fields and not 0 < fields["sla_hours"] <= MAX_SLA_HOURS:
+            raise DomainError("validation_error", f"sla_hours must be a number greater than 0 and at most {MAX_SLA_HOURS}")
         if fields.get("claims_schema") is not None:
             self.claims.check_schema(fields["claims_schema"])
 

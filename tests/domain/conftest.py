@@ -45,12 +45,7 @@ def make_platform() -> Iterator[PlatformFactory]:
         cipher_key: str | None = None,
         sealer: FakeSealer | None = None,
     ) -> Platform:
-        location = parse_database_url(url)
-        env = store_env(location, cipher_key=cipher_key, pool_size=4)
-        if location.kind == "postgres":
-            # store_env drops empty values, but eventsourcing requires POSTGRES_PASSWORD even when the
-            # server trusts the user (the local test server does); give it the URL's (empty) password.
-            env.setdefault("POSTGRES_PASSWORD", location.password)
+        env = store_env(parse_database_url(url), cipher_key=cipher_key, pool_size=4)
         kwargs = {"clock": clock} if clock is not None else {}
         app = Platform(env, sealer=sealer or FakeSealer(), claims=FakeClaims(), **kwargs)
         made.append(app)

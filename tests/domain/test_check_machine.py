@@ -15,7 +15,9 @@ import pytest
 
 from domain.check import proof_id_of
 from domain.errors import DomainError
+from api.settings import parse_database_url, store_env
 from domain.platform import Platform
+from tests.domain.fakes import FakeClaims, FakeSealer
 from tests.domain.world import (
     APPROVER,
     AUDITOR,
@@ -169,9 +171,7 @@ def expected(scenario: str, name: str, actor_role: str) -> tuple[str, str | None
 
 @pytest.fixture(scope="module")
 def province() -> Platform:
-    from api.settings import parse_database_url, store_env
-    from tests.domain.fakes import FakeClaims, FakeSealer
-
+    """One in-memory platform for the whole table: each case raises a check of its own."""
     app = Platform(store_env(parse_database_url("memory://")), sealer=FakeSealer(), claims=FakeClaims())
     build_province(app)
     yield app

@@ -6,7 +6,7 @@ The check characters are computed here from the standards' own tables, independe
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -243,7 +243,6 @@ def test_mask_keeps_first_six_and_last_four(number, masked):
 # -- properties ---------------------------------------------------------------------------------
 
 birth_dates = st.dates(min_value=date(1900, 1, 1), max_value=date(2024, 12, 31))
-digits = st.text(alphabet="0123456789", min_size=1, max_size=1)
 
 
 @settings(max_examples=300, deadline=None)

@@ -24,7 +24,6 @@ from tests.domain.world import (
     GULOU_POLICE,
     HOUSEHOLD,
     KINSHIP,
-    NO_RECORD,
     OTHER_APPROVER,
     OTHER_ID,
     PROVINCE_POLICE,
@@ -461,7 +460,7 @@ PINNED_TOPICS = {
 }
 
 
-def full_story(app: Platform, clock) -> list[int]:
+def full_story(app: Platform) -> list[int]:
     """Every kind of command once; returns the positions the commands answered."""
     positions = []
     for department_id, roles, kind, region in (
@@ -519,7 +518,7 @@ def test_every_command_returns_its_increasing_global_position(empty, clock):
         return recorded
 
     app._save = spy
-    positions = full_story(app, clock)
+    positions = full_story(app)
     assert positions == answered
     assert all(isinstance(p, int) and p > 0 for p in positions)
     assert positions == sorted(set(positions))  # strictly increasing
@@ -528,7 +527,7 @@ def test_every_command_returns_its_increasing_global_position(empty, clock):
 
 def test_stored_topics_are_the_pinned_names(empty, clock):
     app = empty
-    full_story(app, clock)
+    full_story(app)
     topics = [n.topic for n in stored(app)]
     assert set(topics) == PINNED_TOPICS
     # The history of a check names its events as the contract does.

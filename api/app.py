@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.bootstrap import Services, build
-from api.gateway import Gateway, build_authenticator
+from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
 from api.idempotency import IdempotencyStore
 from api.metrics import Metrics
-from api.problems import Problem, problem_response
+from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, problem_responses
 from api.routers import audit, categories, checks, coverage, departments, health, proofs, trust
 from api.schemas import BODY_MODELS
 from api.schemas import Problem as ProblemModel
@@ -80,8 +80,36 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[model.__name__] = definition
     schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     schema["security"] = [{"bearer": []}]
+    _document_problems(schema)
     app.openapi_schema = schema
     return schema
+
+
+# Problems any authenticated call can answer, and those of any call with a body (API.md §1).
+GENERIC_PROBLEMS = ("unauthenticated", "validation_error", "unavailable")
+BODY_PROBLEMS = (
+    "malformed_json", "payload_too_large", "unsupported_media_type", "idempotency_in_progress", "idempotency_mismatch",
+)
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Every error answer is a problem (FastAPI documents its own 422 otherwise); public operations need
+    no key; every other operation documents the problems the gateway and body parsing can answer."""
+    problem_content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            for status, answer in responses.items():
+                if status.startswith(("4", "5")):
+                    answer["content"] = problem_content
+            if not path.startswith("/v1") or path in PUBLIC_PATHS:
+                operation["security"] = []
+                continue
+            codes = GENERIC_PROBLEMS + (BODY_PROBLEMS if method in ("post", "patch") else ())
+            for status, answer in problem_responses(*codes).items():
+                responses.setdefault(str(status), answer)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(unused, None)
 
 
 def create_app(services: Services | None = None, *, start_views: bool = True) -> FastAPI:
@@ -106,7 +134,8 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.state.services = services
     app.state.metrics = metrics
     _problem_handlers(app)
-    for module in (departments, categories, checks, proofs, trust, coverage, audit, health):
+    modules = (departments, categories, checks, proofs, trust, coverage, audit, health)
+    for module in modules:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
@@ -115,5 +144,6 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
         authenticator=build_authenticator(services.app, admin_key),
         idempotency=IdempotencyStore(services.database),
         metrics=metrics,
+        routes=[route for module in modules for route in module.router.routes],
     )
     return app

@@ -1,10 +1,178 @@
-"""``nocert audit ...`` commands (verify, export, verify-bundle): registered by the CLI."""
+"""``nocert audit ...``: verify (API.md §8), export and verify-bundle (evidence bundles), registered by the CLI.
+
+Exit codes: 0 all holds, 1 a problem was found (or a bundle cannot be made yet), 2 the command was refused
+(a setting or an input file that cannot be used).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
 def add_audit_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Audit commands arrive with the audit issue; until then ``nocert audit`` is absent."""
-    return None
+    audit = commands.add_parser("audit", help="audit the ledger, export and verify evidence bundles")
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser(
+        "verify",
+        help="recompute the ledger from the event store and check it against every signed checkpoint, "
+        "every proof and every check's transitions (read only; exit 0 when all holds, 1 otherwise)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--root", help="verify against this root certificate (PEM) instead of the key directory's")
+    p.add_argument("--workers", type=int, default=None, help="processes verifying proofs (default: one per core)")
+    p.set_defaults(run=verify)
+
+    p = actions.add_parser("export", help="print the evidence bundle of one check (JSON) on standard output")
+    p.add_argument("check_id", metavar="CHECK_ID", help="the check's id (UUID)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to this long for a signed checkpoint to cover the check (default: do not wait)")
+    p.add_argument("-o", "--output", help="write the bundle to this file instead of standard output")
+    p.set_defaults(run=export)
+
+    p = actions.add_parser(
+        "verify-bundle",
+        help="verify an evidence bundle offline with nothing but the root certificate (exit 0 valid, 1 invalid)",
+    )
+    p.add_argument("file", help="the bundle (JSON), or - for standard input")
+    p.add_argument("--root", required=True, help="the platform root certificate, PEM (GET /v1/trust/root)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(run=verify_bundle)
+
+
+def _root_certificate(path: str | None, services: Any = None) -> Any:
+    from api.settings import ConfigurationError
+    from signing.certificates import load_pem
+
+    if path is None:
+        return services.keystore.root()[1]
+    try:
+        return load_pem(Path(path).read_bytes())
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"--root: cannot read a PEM certificate from {path}: {error}") from None
+
+
+def verify(args: argparse.Namespace) -> int:
+    from api.bootstrap import build
+    from api.trust import PlatformTrust
+    from projections.audit import verify_ledger
+
+    services = build()
+    try:
+        root = _root_certificate(args.root, services)
+        with _ProgressBar("auditing the event store") as progress:
+            report = verify_ledger(
+                services.app,
+                services.database,
+                services.log,
+                root,
+                trust=PlatformTrust(services.app),
+                progress=progress,
+                workers=args.workers,
+            )
+    finally:
+        services.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            print(problem.line())
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def export(args: argparse.Namespace) -> int:
+    from uuid import UUID
+
+    from api.bootstrap import build
+    from domain.timefmt import utcnow
+    from projections.bundle import ExportError, export_bundle_waiting
+    from signing.bundle import serialize
+
+    try:
+        check_id = UUID(args.check_id)
+    except ValueError:
+        print(f"nocert audit export: {args.check_id!r} is not a check id (UUID)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    services = build()
+    try:
+        root = services.keystore.root()[1]
+        bundle = export_bundle_waiting(
+            services.app, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
+        )
+    except ExportError as error:
+        print(f"nocert audit export: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    finally:
+        services.close()
+    data = serialize(bundle)
+    if args.output:
+        Path(args.output).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def verify_bundle(args: argparse.Namespace) -> int:
+    from api.settings import ConfigurationError
+    from domain.timefmt import utcnow
+    from signing.bundle import verify_bundle as judge
+
+    root = _root_certificate(args.root)
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as error:
+        raise ConfigurationError(f"cannot read the bundle {args.file}: {error}") from None
+    verdict = judge(data, root, utcnow())
+    if args.json:
+        print(json.dumps(verdict.to_dict(), ensure_ascii=False))
+    else:
+        what = f"check {verdict.check_id}, {verdict.events} event(s)" if verdict.check_id else "bundle"
+        if verdict.valid:
+            print(f"VALID: {what}, status {verdict.status}, covered by the checkpoint at tree size {verdict.tree_size}")
+        else:
+            print(f"INVALID: {what}")
+            for reason in verdict.reasons:
+                print(f"  - {reason}")
+        if verdict.proof is not None:
+            proof = verdict.proof
+            state = "valid when issued" if proof.valid_at_issue else "INVALID: " + ", ".join(proof.integrity_reasons)
+            print(f"proof {proof.id} by {proof.issuer}: {state}; {'expired' if proof.expired else 'not expired'}"
+                  f"{'; revoked at ' + proof.revoked_at if proof.revoked_at else ''}")
+        for note in verdict.notes:
+            print(f"note: {note}")
+    return EXIT_OK if verdict.valid else EXIT_PROBLEMS
+
+
+class _ProgressBar:
+    """A transient progress bar on standard error while it is a terminal; otherwise nothing."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._progress: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._progress.start()
+        task = self._progress.add_task(self.description, total=None)
+
+        def report(done: int, total: int) -> None:
+            self._progress.update(task, completed=done, total=total or None)
+
+        return report
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -26,6 +27,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one beyond the double range (``1e309``) would become infinity, which
+    no JSON document (a sealed proof's payload included) can carry."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def parse_json(raw: bytes, content_type: str | None) -> Any:
     """The JSON value of a body; an empty body is ``{}`` (commands whose fields are all optional)."""
     if not raw.strip():
@@ -35,7 +45,13 @@ def parse_json(raw: bytes, content_type: str | None) -> Any:
         raise Problem("unsupported_media_type", "request bodies must be application/json")
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # an escaped lone surrogate ("\\ud800") fails here
+        return value
+    except UnicodeEncodeError:
+        raise Problem("malformed_json", "the body holds a string that is no Unicode text (a lone surrogate)") from None
     except UnicodeDecodeError:
         raise Problem("malformed_json", "the body is not valid UTF-8") from None
     except RecursionError:
@@ -48,6 +64,8 @@ def read_body(request: Request, model: type[Model]) -> Model:
     """Parses the body the gateway buffered into ``model``, after authorization has been decided."""
     raw: bytes = request.scope.get("nocert.body", b"")
     value = parse_json(raw, request.headers.get("content-type"))
+    if request.scope.get("nocert.invalid_idempotency_key"):
+        raise Problem("validation_error", "Idempotency-Key must be 1-255 printable ASCII characters")
     if not isinstance(value, dict):
         raise Problem("validation_error", "the body must be a JSON object")
     try:

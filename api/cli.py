@@ -46,7 +46,6 @@ def serve(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from api.demo import StoreNotEmpty, run_demo
 
@@ -64,12 +63,9 @@ def demo(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     finally:
         services.close()
-    table = Table(title="Demo departments (API keys are shown this once)")
-    for column in ("id", "roles", "api key"):
-        table.add_column(column, overflow="fold")
+    console.print("[bold]Demo departments[/bold] (API keys are shown this once; copy the one you need):")
     for department in departments:
-        table.add_row(department.id, ",".join(department.roles), department.api_key)
-    console.print(table)
+        console.print(f"{department.id:<22} {','.join(department.roles):<16} {department.api_key}", soft_wrap=True, highlight=False)
     console.print(
         f"Raised {args.checks} checks. Try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/v1/inbox"
         " with an issuer's key (e.g. fz-gulou-police), or open http://127.0.0.1:8000/docs and 'Authorize'."
@@ -151,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    os.umask(0o077)  # the database and key files hold citizens' data and secrets: owner only
     configure_logging()
     try:
         return args.run(args)

@@ -45,7 +45,8 @@ def request_fingerprint(body: bytes) -> str:
 
 
 def valid_key(key: str) -> bool:
-    return 1 <= len(key) <= 255 and all(0x21 <= ord(c) <= 0x7E for c in key)
+    """1-255 printable ASCII characters (0x20-0x7E; HTTP trims spaces at either end)."""
+    return 1 <= len(key) <= 255 and all(0x20 <= ord(c) <= 0x7E for c in key)
 
 
 class IdempotencyStore:

@@ -16,8 +16,9 @@ BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "or
 
 
 def can_read_check(check: Check, principal: Principal) -> bool:
-    """Approver, current issuer, former issuers and auditors read a check."""
-    return principal.has_role("auditor") or check.is_party(principal.id)
+    """Approver, current issuer, former issuers and auditors read a check. Only a department is a
+    party: the operator's principal id (``admin``) is also a valid department id."""
+    return principal.has_role("auditor") or (principal.department is not None and check.is_party(principal.id))
 
 
 def sees_full_numbers(check: Check, principal: Principal) -> bool:
@@ -27,7 +28,7 @@ def sees_full_numbers(check: Check, principal: Principal) -> bool:
 def sees_proof_jws(check: Check, principal: Principal) -> bool:
     """The approver, the issuer that sealed the proof, and auditors."""
     sealer = check.proof.sealer if check.proof else None
-    return principal.has_role("auditor") or principal.id in (check.approver, sealer)
+    return principal.has_role("auditor") or (principal.department is not None and principal.id in (check.approver, sealer))
 
 
 def check_document(

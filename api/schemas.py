@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 Role = Literal["approver", "issuer", "auditor"]
 Mode = Literal["collaboration", "data_sharing", "commitment", "cancelled"]
 Text = Field(min_length=1, max_length=2000)
-Name = Field(min_length=1, max_length=200)
+# NUL is no text, and PostgreSQL cannot store it in the views' TEXT columns (a category's name is one).
+NO_NUL = r"^[^\x00]*$"
+Name = Field(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class Strict(BaseModel):
@@ -43,7 +45,7 @@ class CategoryCreate(Strict):
 
 
 class CategoryPatch(Strict):
-    name: StrictStr | None = Name
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     modes: list[Mode] | None = Field(default=None, min_length=1, max_length=4)
     sla_hours: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=24 * 365 * 10)
     claims_schema: dict[str, Any] | None = None

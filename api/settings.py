@@ -124,9 +124,11 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_SCHEMA=location.schema,
             POSTGRES_POOL_SIZE=str(pool_size),
             POSTGRES_MAX_OVERFLOW="5",
-            POSTGRES_CONNECT_TIMEOUT="5",
+            POSTGRES_CONNECT_TIMEOUT="3",
             POSTGRES_LOCK_TIMEOUT="5",
             POSTGRES_PRE_PING="y",
+            # eventsourcing's own retries would hold a request for a minute while the database is down.
+            APPLICATION_RECORDER_TOPIC="projections.pgrecorder:BoundedPostgresApplicationRecorder",
         )
     env.update(cipher_env(cipher_key))
     # eventsourcing requires POSTGRES_PASSWORD to be set, empty included (a server that trusts the user).

@@ -37,7 +37,7 @@ def list_categories(
 ) -> dict:
     wait_for_store(services, min_position)
     codes = services.app.catalogue().codes
-    chosen, next_cursor = page(codes, str, limit, cursor)
+    chosen, next_cursor = page(codes, str, limit, cursor, "categories")
     return listing([services.app.category(code).to_dict() for code in chosen], next_cursor)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.body import body_openapi, read_body
 from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
@@ -63,7 +63,7 @@ def list_departments(
     wait_for_store(services, min_position)
     now = services.app.clock()
     ids = sorted(services.app.directory().listings)
-    chosen, next_cursor = page(ids, str, limit, cursor)
+    chosen, next_cursor = page(ids, str, limit, cursor, "departments")
     return listing([department_document(services.app.department(i), now) for i in chosen], next_cursor)
 
 
@@ -87,11 +87,11 @@ def issue_api_key(department_id: str, request: Request, admin: Admin, services: 
     status_code=204,
     responses=problem_responses("unauthenticated", "forbidden", "not_found"),
 )
-def revoke_api_key(department_id: str, api_key_id: str, admin: Admin, services: ServicesDep) -> JSONResponse:
+def revoke_api_key(department_id: str, api_key_id: str, admin: Admin, services: ServicesDep) -> Response:
     """The key stops working at once, in every worker."""
     position = services.app.revoke_api_key(department_id, api_key_id)
     services.views.nudge()
-    return JSONResponse(None, status_code=204, headers={"X-Event-Position": str(position)})
+    return Response(status_code=204, headers={"X-Event-Position": str(position)})
 
 
 @router.post(

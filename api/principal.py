@@ -9,6 +9,8 @@ from domain.department import Department
 from domain.platform import Platform
 
 ADMIN = "admin"
+# Not a valid department id (those are [a-z0-9-]), so the operator never shares an id with a department.
+ADMIN_PRINCIPAL_ID = "@admin"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def bearer_token(authorization: str | None) -> str | None:
 def authenticate(app: Platform, admin_key: str | None, token: str) -> Principal | None:
     """The principal holding ``token``, compared in constant time; None for an unknown or revoked key."""
     if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
-        return Principal(ADMIN, frozenset({ADMIN}))
+        return Principal(ADMIN_PRINCIPAL_ID, frozenset({ADMIN}))
     department = app.authenticate(token)
     if department is None:
         return None

@@ -66,26 +66,33 @@ def list_document(check: Check) -> dict[str, Any]:
     return document
 
 
-def check_row(check: Check, approver_region: str, position: int) -> dict[str, Any]:
-    """The view's row of a check, from the aggregate. ``position``: the check's last event."""
+def answer_facts(check: Check) -> dict[str, Any]:
+    """The row's columns about the check's state and answer (what coverage counts)."""
     answered_at = check.replied_at
     return {
-        "id": str(check.id),
-        "approver": check.approver,
-        "issuer": check.issuer,
         "status": check.status,
-        "category": check.category,
-        "approver_region": approver_region,
-        "raised_at": format_time(check.created_on),
-        "due_at": format_time(check.due_at),
         "answered_at": format_time(answered_at) if answered_at else None,
         "answer_seconds": (answered_at - check.created_on).total_seconds() if answered_at else None,
         "on_time": (1 if answered_at <= check.due_at else 0) if answered_at else None,
         "answer": answer_of(check),
         "outcome": check.outcome,
+    }
+
+
+def check_row(check: Check, approver_region: str, position: int) -> dict[str, Any]:
+    """The view's row of a check, from the aggregate. ``position``: the check's last event."""
+    return {
+        "id": str(check.id),
+        "approver": check.approver,
+        "issuer": check.issuer,
+        "category": check.category,
+        "approver_region": approver_region,
+        "raised_at": format_time(check.created_on),
+        "due_at": format_time(check.due_at),
+        **answer_facts(check),
         "inbox_issuer": check.issuer if check.status in OPEN_UNANSWERED else None,
         "position": position,
-        "document": json.dumps(list_document(check), ensure_ascii=False, separators=(",", ":"), sort_keys=True),
+        "document": json.dumps(list_document(check), ensure_ascii=False, separators=(",", ":")),
     }
 
 
@@ -174,8 +181,8 @@ def list_checks(
         params.extend([*sorted(OPEN_UNANSWERED), format_time(now)])
     if after is not None:
         raised_at, check_id = decode_cursor("checks", after)
-        conditions.append("(raised_at < ? OR (raised_at = ? AND id < ?))")
-        params.extend([raised_at, raised_at, check_id])
+        conditions.append("(raised_at, id) < (?, ?)")  # a row value: the index's range bound
+        params.extend([raised_at, check_id])
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = cursor.execute(
         f"SELECT raised_at, id, document FROM view_checks {where} ORDER BY raised_at DESC, id DESC LIMIT ?",
@@ -196,8 +203,8 @@ def inbox(
     params: list[Any] = [issuer]
     if after is not None:
         due_at, check_id = decode_cursor("inbox", after)
-        conditions.append("(due_at > ? OR (due_at = ? AND id > ?))")
-        params.extend([due_at, due_at, check_id])
+        conditions.append("(due_at, id) > (?, ?)")
+        params.extend([due_at, check_id])
     rows = cursor.execute(
         f"SELECT due_at, id, document FROM view_checks WHERE {' AND '.join(conditions)} "
         "ORDER BY due_at, id LIMIT ?",

@@ -30,7 +30,8 @@ UPSERT = (
 
 
 def contribution(row: Mapping[str, Any] | None) -> Contribution:
-    """What one check (its ``view_checks`` row) counts in each counter of ``COUNTERS``."""
+    """What one check counts in each counter of ``COUNTERS``, from its ``view_checks`` columns (status,
+    answer, outcome, answered_at, on_time: `projections.checks.answer_facts`); None counts nothing."""
     if row is None:
         return ZERO
     status, answer, outcome = row["status"], row["answer"], row["outcome"]

@@ -35,6 +35,10 @@ from signing.signer import Signer
 BATCH_SIZE = 500
 
 
+class ConcurrentProjection(Exception):
+    """Another writer advanced a view during this batch; the batch is rolled back."""
+
+
 class AggregateCache:
     """The most recently projected aggregates, by id."""
 
@@ -101,8 +105,10 @@ class Projector:
         """Applies the next notifications after the views' positions, in `cursor`'s transaction.
 
         Returns how many notifications the batch read (0 when every view is caught up)."""
-        tracked = dict(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
-        tracked = {view: int(tracked.get(view, 0)) for view in VIEWS}
+        # Claim the tracking rows first: a second writer (should the leader lock ever fail) waits here
+        # for this transaction, then reads the positions it committed (SQLite's write lock does the same).
+        cursor.execute("UPDATE view_tracking SET position = position")
+        tracked = positions(cursor)
         notifications = self.log.read(min(tracked.values()), limit)
         if not notifications:
             return 0
@@ -140,13 +146,13 @@ class Projector:
     def _apply_check(self, cursor: Any, batch: _Batch, notification: Notification, event: Check.Event) -> None:
         before = self._predecessor(event)
         region = self._region(cursor, before.approver if before is not None else event.approver)  # type: ignore[attr-defined]
-        before_row = checks.check_row(before, region, 0) if before is not None else None
-        before_contribution = coverage.contribution(before_row)  # before the aggregate mutates
+        # what the check counted in before the event (computed before the aggregate mutates)
+        before_contribution = coverage.contribution(checks.answer_facts(before) if before is not None else None)
         check = self._advance(event, before)
         if batch.wants("checks", notification):
             batch.checks[check.id] = (check, notification.id)
         if batch.wants("coverage", notification):
-            after = coverage.contribution(checks.check_row(check, region, notification.id))
+            after = coverage.contribution(checks.answer_facts(check))
             key = (check.category, region)
             delta = coverage.difference(after, before_contribution)
             batch.coverage[key] = coverage.add(batch.coverage.get(key, coverage.ZERO), delta)
@@ -209,10 +215,16 @@ class Projector:
             )
         if batch.ledger is not None:
             batch.ledger.write(cursor)
-        cursor.executemany(
-            "UPDATE view_tracking SET position = ? WHERE view_name = ? AND position < ?",
-            [(position, view, position) for view in VIEWS],
-        )
+        for view, tracked in batch.tracked.items():
+            if tracked < position:
+                # Guarded by the position read at the start: a second writer (should the leader lock ever
+                # fail) finds it moved, and its whole batch rolls back instead of counting twice.
+                cursor.execute(
+                    "UPDATE view_tracking SET position = ? WHERE view_name = ? AND position = ?",
+                    (position, view, tracked),
+                )
+                if cursor.rowcount != 1:
+                    raise ConcurrentProjection(f"view {view!r} moved past {tracked} under this batch")
 
 
 def positions(cursor: Any) -> dict[str, int]:

@@ -94,7 +94,11 @@ def _statements(dialect: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS view_checks_by_issuer ON view_checks (issuer, raised_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_inbox ON view_checks (inbox_issuer, due_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_open_due ON view_checks (status, due_at)",
-        "CREATE INDEX IF NOT EXISTS view_checks_answers ON view_checks (category, answer_seconds)",
+        # Medians read only answered checks, in answer-time order, per category and over all.
+        "CREATE INDEX IF NOT EXISTS view_checks_answered ON view_checks (category, answer_seconds) "
+        "WHERE answer_seconds IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS view_checks_answer_times ON view_checks (answer_seconds) "
+        "WHERE answer_seconds IS NOT NULL",
         f"""CREATE TABLE IF NOT EXISTS view_coverage (
     category {key} NOT NULL,
     approver_region {key} NOT NULL,
@@ -131,15 +135,45 @@ def _statements(dialect: str) -> list[str]:
     ]
 
 
+def _names(dialect: str) -> set[str]:
+    """The tables and indexes the statements create."""
+    # "CREATE TABLE IF NOT EXISTS <name> (" and "CREATE INDEX IF NOT EXISTS <name> ON"
+    return {statement.split()[5] for statement in _statements(dialect)}
+
+
+def _existing(cursor: object, dialect: str) -> set[str]:
+    if dialect == "postgres":
+        sql = (
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "UNION SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+    return {row[0] for row in cursor.execute(sql).fetchall()}  # type: ignore[attr-defined]
+
+
+def _complete(cursor: object, dialect: str) -> bool:
+    if not _names(dialect) <= _existing(cursor, dialect):
+        return False
+    tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}  # type: ignore[attr-defined]
+    state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()  # type: ignore[attr-defined]
+    return set(VIEWS) <= tracked and state is not None
+
+
 def create_schema(database: Database) -> None:
     """Creates every table and index that is missing, and a tracking row (0) for every view.
 
-    Safe to run from several processes at once: PostgreSQL serialises it on an advisory lock (concurrent
-    ``CREATE TABLE IF NOT EXISTS`` can otherwise fail there), SQLite on its write lock.
+    Looks first with a read, so a process starting beside a busy writer (SQLite has one write lock)
+    does not wait for it when everything exists. Safe to run from several processes at once:
+    PostgreSQL serialises it on an advisory lock (concurrent ``CREATE TABLE IF NOT EXISTS`` can
+    otherwise fail there), SQLite on its write lock.
     """
+    with database.reading() as cursor:
+        if _complete(cursor, database.dialect):
+            return
     with database.transaction() as cursor:
         if database.dialect == "postgres":
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('nocert:views:schema'))")
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('nocert:views:schema:' || current_schema()))")
         for statement in _statements(database.dialect):
             cursor.execute(statement)
         for view in VIEWS:

@@ -5,6 +5,9 @@ database's ``views`` leader lock for a run of batches until the views have caugh
 lets go (so a rebuild, or another process, can take it). It wakes when a local command nudges it and
 otherwise looks at the log's head every ``POLL_SECONDS``. Each batch is one transaction (see
 `projections.projector`), so a follower killed at any point leaves nothing half done.
+
+A rebuild first takes the ``views-rebuild`` lock, which followers look at before taking the leader lock:
+so a busy follower cannot starve a rebuild that waits for the leader lock.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from signing.signer import Signer
 
 logger = logging.getLogger(__name__)
 
+LEADER_LOCK = "views"  # held by the one writer of the views
+REBUILD_LOCK = "views-rebuild"  # held by a rebuild waiting for (or holding) the leader lock
 POLL_SECONDS = 0.2
 COVER_CHECK_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
@@ -65,6 +70,7 @@ class Views:
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._next_cover_check = 0.0
+        self._intent: Any = None  # the follower's view of the rebuild lock
 
     def _new_projector(self) -> Projector:
         return Projector(
@@ -105,26 +111,36 @@ class Views:
         self._wake.set()
 
     def _follow(self) -> None:
-        lock = self.database.leader_lock("views")
+        lock = self.database.leader_lock(LEADER_LOCK)
         backoff = 0.0
+        failures = 0
         try:
             while not self._stopping.is_set():
                 try:
                     self._ready()
                     self.follow_once(lock)
-                    backoff = 0.0
-                except Exception:
+                except Exception as error:
+                    failures += 1
                     backoff = min(max(POLL_SECONDS, backoff * 2), MAX_BACKOFF_SECONDS)
-                    logger.exception("views follower failed; retrying in %.1f s", backoff)
+                    if failures == 1:  # the whole story once, then one line per retry
+                        logger.exception("views follower failed; retrying in %.1f s", backoff)
+                    else:
+                        logger.error("views follower failed again (%d times): %s; retrying in %.1f s", failures, error, backoff)
                     self._stopping.wait(backoff)
                     continue
+                if failures:
+                    logger.warning("views follower recovered after %d failures", failures)
+                    backoff, failures = 0.0, 0
                 self._wake.wait(POLL_SECONDS)
                 self._wake.clear()
+        except BaseException:
+            logger.critical("views follower stopped by an unexpected error", exc_info=True)
+            raise
         finally:
-            lock.release()
-            close = getattr(lock, "close", None)
-            if close is not None:
-                close()
+            _close(lock)
+            if self._intent is not None:
+                _close(self._intent)
+                self._intent = None
 
     def follow_once(self, lock: Any) -> int:
         """One wake-up of the follower: if the views are behind the log (or a checkpoint is due), takes the
@@ -137,7 +153,7 @@ class Views:
             cover_due = not behind and self._cover_due()
         if not behind and not cover_due:
             return 0
-        if not lock.try_acquire():
+        if self._rebuild_waiting() or not lock.try_acquire():
             return 0
         applied = 0
         try:
@@ -155,6 +171,15 @@ class Views:
         finally:
             lock.release()
         return applied
+
+    def _rebuild_waiting(self) -> bool:
+        """A rebuild (of any process) has announced itself: let it have the leader lock next."""
+        if self._intent is None:
+            self._intent = self.database.leader_lock(REBUILD_LOCK)
+        if self._intent.try_acquire():
+            self._intent.release()
+            return False
+        return True
 
     def _cover_due(self) -> bool:
         with self.database.reading() as cursor:
@@ -283,10 +308,14 @@ class Views:
         commits); checkpoints stay, and must match the rebuilt ledger. Waits for the leader lock.
         ``progress(done, total)``: events replayed and the estimated total. Returns events replayed."""
         self._ready()
-        lock = self.database.leader_lock("views")
-        while not lock.try_acquire():
-            time.sleep(0.05)
+        # Announce the rebuild first, so that followers stop taking the leader lock, then wait for it.
+        intent = self.database.leader_lock(REBUILD_LOCK)
+        lock = self.database.leader_lock(LEADER_LOCK)
         try:
+            while not intent.try_acquire():
+                time.sleep(0.05)
+            while not lock.try_acquire():
+                time.sleep(0.02)
             projector = self._new_projector()
             done = 0
             with self.database.transaction() as cursor:
@@ -303,9 +332,14 @@ class Views:
             if progress is not None and done == 0:
                 progress(0, 0)
         finally:
-            lock.release()
-            close = getattr(lock, "close", None)
-            if close is not None:
-                close()
+            _close(lock)
+            _close(intent)
         self._notify()
         return done
+
+
+def _close(lock: Any) -> None:
+    lock.release()
+    close = getattr(lock, "close", None)
+    if close is not None:
+        close()

@@ -156,7 +156,7 @@ def test_one_json_access_line_per_request(p: Province, caplog: pytest.LogCapture
         ("POST", "/v1/checks/{check_id}/accept", 200, "fz-gulou-police"),
         ("GET", "/v1/checks", 401, None),
         ("GET", "/v1/checks/{check_id}/history", 404, "xm-estate"),
-        ("GET", "/v1/departments", 200, "admin"),
+        ("GET", "/v1/departments", 200, "@admin"),
         ("GET", "/healthz", 200, None),
     ]
     for entry, (method, route, status, principal) in zip(entries, expected, strict=True):

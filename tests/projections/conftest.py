@@ -76,41 +76,60 @@ def ledger_keys(tmp_path_factory: pytest.TempPathFactory) -> LedgerKeys:
 StackFactory = Callable[..., Stack]
 
 
+def build_stack(
+    url: str,
+    signer: Signer,
+    *,
+    checkpoint_every: int = 1000,
+    clock: Callable[[], datetime] | None = None,
+    app_clock: Callable[[], datetime] | None = None,
+    batch_size: int = 500,
+    start: bool = True,
+    cipher_key: str | None = None,
+) -> Stack:
+    location = parse_database_url(url)
+    database = _open_database(location, Settings(db_pool_size=4))
+    kwargs = {"clock": app_clock} if app_clock is not None else {}
+    app = Platform(platform_env(url, cipher_key), sealer=FakeSealer(), claims=FakeClaims(), **kwargs)
+    log = EventLog(app, database)
+    view_kwargs = {"clock": clock} if clock is not None else {}
+    views = Views(
+        database, app, log, ledger_signer=signer, checkpoint_every=checkpoint_every, batch_size=batch_size, **view_kwargs
+    )
+    stack = Stack(url, app, database, log, views)
+    if start:
+        views.start()
+    return stack
+
+
 @pytest.fixture
 def make_stack(ledger_keys: LedgerKeys) -> Iterator[StackFactory]:
+    """Builds stacks (closed afterwards); the same URL twice is two processes on one store."""
     made: list[Stack] = []
 
-    def make(
-        url: str,
-        *,
-        checkpoint_every: int = 1000,
-        clock: Callable[[], datetime] | None = None,
-        app_clock: Callable[[], datetime] | None = None,
-        batch_size: int = 500,
-        start: bool = True,
-        cipher_key: str | None = None,
-    ) -> Stack:
-        location = parse_database_url(url)
-        database = _open_database(location, Settings(db_pool_size=4))
-        kwargs = {"clock": app_clock} if app_clock is not None else {}
-        app = Platform(platform_env(url, cipher_key), sealer=FakeSealer(), claims=FakeClaims(), **kwargs)
-        log = EventLog(app, database)
-        view_kwargs = {"clock": clock} if clock is not None else {}
-        views = Views(
-            database,
-            app,
-            log,
-            ledger_signer=ledger_keys.signer,
-            checkpoint_every=checkpoint_every,
-            batch_size=batch_size,
-            **view_kwargs,
-        )
-        stack = Stack(url, app, database, log, views)
+    def make(url: str, **kwargs: Any) -> Stack:
+        stack = build_stack(url, ledger_keys.signer, **kwargs)
         made.append(stack)
-        if start:
-            views.start()
         return stack
 
     yield make
     for stack in reversed(made):
         stack.close()
+
+
+class Clock:
+    """A clock moved by hand; it starts at the real time, so it agrees with the events' timestamps."""
+
+    def __init__(self) -> None:
+        from domain.timefmt import utcnow
+
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+        return self.now

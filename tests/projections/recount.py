@@ -101,17 +101,26 @@ def _count(counts: dict[str, Any], check: Check, now: datetime) -> None:
 
 
 def coverage(
-    app: Platform, log: EventLog, now: datetime, *, category: str | None = None, region: str | None = None
+    app: Platform,
+    log: EventLog,
+    now: datetime,
+    *,
+    category: str | None = None,
+    region: str | None = None,
+    checks: list[Check] | None = None,
 ) -> dict[str, Any]:
-    """The §6 document without ``as_of_position``."""
+    """The §6 document without ``as_of_position``. ``checks``: every check, when the caller has them."""
     catalogue = [app.category(code) for code in app.catalogue().codes]
+    regions: dict[str, str] = {}
     codes = sorted(c.code for c in catalogue if category is None or c.code == category)
     rows = {code: _empty_counts() for code in codes}
     totals = _empty_counts()
-    for check in all_checks(app, log):
+    for check in all_checks(app, log) if checks is None else checks:
         if check.category not in rows:
             continue
-        if region is not None and not app.department(check.approver).region.startswith(region_prefix(region)):
+        if check.approver not in regions:
+            regions[check.approver] = app.department(check.approver).region
+        if region is not None and not regions[check.approver].startswith(region_prefix(region)):
             continue
         _count(rows[check.category], check, now)
         _count(totals, check, now)

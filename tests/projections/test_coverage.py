@@ -142,7 +142,7 @@ def test_coverage_of_a_scripted_story(durable_database_url: str, make_stack) -> 
     assert document["as_of_position"] == head
     assert document["categories_total"] == 5  # RETIRED is not active
     assert document["categories_online"] == 4  # DATA_ONLY is not online
-    rows = {row.pop("code"): row for row in document["categories"]}
+    rows = {row["code"]: {k: v for k, v in row.items() if k != "code"} for row in document["categories"]}
     assert list(rows) == sorted([HOUSEHOLD, NO_RECORD, KINSHIP, FAST, DATA_ONLY, RETIRED])
     assert rows[HOUSEHOLD] == {"name": "户籍证明", **household}
     assert rows[FAST] == {"name": "加急证明", **fast}

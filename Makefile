@@ -16,7 +16,7 @@ install: $(BIN)/.installed
 # Creates the demo province on first run (a store that holds events is left as it is), then serves.
 run: install
 	-$(BIN)/nocert demo --checks 50
-	$(BIN)/nocert serve --workers 1
+	$(BIN)/nocert serve
 
 test: install
 	$(BIN)/pytest -q

@@ -86,7 +86,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 # Problems any authenticated call can answer, and those of any call with a body (API.md §1).
-GENERIC_PROBLEMS = ("unauthenticated", "validation_error", "unavailable")
+GENERIC_PROBLEMS = ("unauthenticated", "too_many_requests", "validation_error", "unavailable")
 BODY_PROBLEMS = (
     "malformed_json", "payload_too_large", "unsupported_media_type", "idempotency_in_progress", "idempotency_mismatch",
 )

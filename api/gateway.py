@@ -201,6 +201,7 @@ class Gateway:
             return
 
         captured: dict[str, Any] = {"status": 500, "headers": {}, "body": []}
+        held: list[Message] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -212,24 +213,39 @@ class Gateway:
                 }
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
             await self.app(scope, receive, capture)
-        finally:
-            stored = StoredResponse(captured["status"], b"".join(captured["body"]), captured["headers"])
-            try:
-                if stored.status < 500:
-                    await to_thread.run_sync(self.idempotency.complete, principal, path, key, stored)
-                else:
-                    await to_thread.run_sync(self.idempotency.release, principal, path, key)
-            except STORE_ERRORS as error:
-                # The answer has gone out; only the key's row is left in_progress. A retry with this key
-                # in this process takes it over at once instead of answering 409 for STALE_AFTER_SECONDS.
-                LOG.warning("idempotency key of %s %s left unsettled: %s", scope["method"], path, error)
-                self._unsettled[ident] = None
-                while len(self._unsettled) > UNSETTLED_LIMIT:
-                    self._unsettled.pop(next(iter(self._unsettled)))
+        except BaseException:
+            await self._settle(scope, ident, None)
+            raise
+        stored = StoredResponse(captured["status"], b"".join(captured["body"]), captured["headers"])
+        if stored.status >= 500:  # not kept, so nothing to wait for: answer, then forget the key
+            for message in held:
+                await send(message)
+            await self._settle(scope, ident, None)
+            return
+        # Sent only once stored: a repeat that follows this answer is replayed, never 409 in_progress.
+        await self._settle(scope, ident, stored)
+        for message in held:
+            await send(message)
+
+    async def _settle(self, scope: Scope, ident: tuple[str, str, str], stored: StoredResponse | None) -> None:
+        """Keeps the answer of an idempotent request (``stored``), or forgets its key (None)."""
+        principal, path, key = ident
+        try:
+            if stored is not None:
+                await to_thread.run_sync(self.idempotency.complete, principal, path, key, stored)
+            else:
+                await to_thread.run_sync(self.idempotency.release, principal, path, key)
+        except STORE_ERRORS as error:
+            # The answer goes out all the same; the key's row is left in_progress. A retry with this
+            # key in this process takes it over at once instead of answering 409 for STALE_AFTER_SECONDS.
+            LOG.warning("idempotency key of %s %s left unsettled: %s", scope["method"], path, error)
+            self._unsettled[ident] = None
+            while len(self._unsettled) > UNSETTLED_LIMIT:
+                self._unsettled.pop(next(iter(self._unsettled)))
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         template = _route_template(scope, self.routes)

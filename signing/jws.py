@@ -96,7 +96,7 @@ def certificate_of(header: dict[str, Any]) -> x509.Certificate | None:
 
 
 def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def _b64encode(data: bytes) -> str:
@@ -118,8 +118,11 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
         value = json.loads(
             data.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_reject_constant
         )
-    except (UnicodeDecodeError, ValueError) as exc:
+        _json(value)  # a lone surrogate ("\\ud800") or 1e309 (infinity) cannot be JSON again
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError) as exc:
         raise MalformedJWS(f"the {what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJWS(f"the {what} nests too deeply") from None
     if not isinstance(value, dict):
         raise MalformedJWS(f"the {what} is not a JSON object")
     return value

@@ -27,11 +27,13 @@ def kid_of(cert: x509.Certificate) -> str:
     return hashlib.sha256(to_der(cert)).hexdigest()
 
 
-def create_root(name: str = "nocert platform root") -> tuple[Ed25519PrivateKey, x509.Certificate]:
-    """A new self-signed root CA, valid for 20 years."""
+def create_root(
+    name: str = "nocert platform root", not_before: datetime | None = None
+) -> tuple[Ed25519PrivateKey, x509.Certificate]:
+    """A new self-signed root CA, valid for 20 years from ``not_before`` (default: now, less clock skew)."""
     key = Ed25519PrivateKey.generate()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    not_before = datetime.now(UTC) - _CLOCK_SKEW
+    not_before = not_before or datetime.now(UTC) - _CLOCK_SKEW
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -72,11 +74,14 @@ def issue_department_certificate(
 
 
 def issue_ledger_certificate(
-    root_key: Ed25519PrivateKey, root_cert: x509.Certificate, public_key: Ed25519PublicKey
+    root_key: Ed25519PrivateKey,
+    root_cert: x509.Certificate,
+    public_key: Ed25519PublicKey,
+    not_before: datetime | None = None,
 ) -> x509.Certificate:
     """The certificate of the key that signs ledger checkpoints, signed by the root."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nocert audit ledger")])
-    return _issue(root_key, root_cert, public_key, subject, LEDGER_URI, None, 10)
+    return _issue(root_key, root_cert, public_key, subject, LEDGER_URI, not_before, 10)
 
 
 def department_id_of(cert: x509.Certificate) -> str | None:

@@ -1,5 +1,5 @@
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -14,10 +14,14 @@ DEPARTMENT_USCC = "11350102MB1234567X"
 
 Root = tuple[Ed25519PrivateKey, x509.Certificate]
 
+# Certificates made by these fixtures are valid from an hour before the session: module constants such
+# as a test's ISSUED_AT are taken at import, possibly long before a fixture first runs in a full suite.
+EPOCH = datetime.now(UTC) - timedelta(hours=1)
+
 
 @pytest.fixture(scope="session")
 def root() -> Root:
-    return create_root()
+    return create_root(not_before=EPOCH)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +36,7 @@ def make_seal(root: Root) -> Callable[..., FileSigner]:
         by: Root | None = None,
     ) -> FileSigner:
         root_key, root_cert = by or root
+        not_before = not_before or EPOCH
         key = Ed25519PrivateKey.generate()
         cert = issue_department_certificate(
             root_key,

@@ -28,8 +28,8 @@ from signing.certificates import (
 from .conftest import DEPARTMENT_ID, DEPARTMENT_NAME, DEPARTMENT_USCC
 
 
-def test_root_is_a_self_signed_ca(root):
-    _, cert = root
+def test_root_is_a_self_signed_ca():
+    _, cert = create_root()
     assert is_issued_by(cert, cert)
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca

@@ -10,6 +10,7 @@ from signing.checkpoints import InvalidCheckpoint, sign_checkpoint, verify_check
 from signing.jws import parse_compact, seal, sign_compact
 from signing.signer import FileSigner
 from signing.timefmt import format_time
+from .conftest import EPOCH
 
 ROOT_HASH = "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
 ISSUED_AT = format_time(datetime.now(UTC))
@@ -17,7 +18,7 @@ ISSUED_AT = format_time(datetime.now(UTC))
 
 def ledger_signer(root):
     key = Ed25519PrivateKey.generate()
-    return FileSigner(key, issue_ledger_certificate(*root, key.public_key()))
+    return FileSigner(key, issue_ledger_certificate(*root, key.public_key(), not_before=EPOCH))
 
 
 @pytest.fixture(scope="module")

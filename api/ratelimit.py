@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 LOG = logging.getLogger("nocert.ratelimit")
 
-FAILURE_LIMIT = 20
+FAILURE_LIMIT = 100  # per address and window: room for a conformance run probing 401 on every endpoint
 WINDOW_SECONDS = 60.0
 MAX_ADDRESSES = 10_000
 

@@ -1,7 +1,7 @@
 """Brute force: failed authentications are limited per client address (api.ratelimit), valid keys never.
 
 The limiter alone (a fake clock): the allowance, the sliding window, Retry-After, bounded memory and
-IPv6 /64 grouping. Through the gateway (in-process ASGI): the 21st failure within a minute from one
+IPv6 /64 grouping. Through the gateway (in-process ASGI): the (FAILURE_LIMIT+1)-th failure within a minute from one
 address is 429 ``too_many_requests`` (problem+json, Retry-After), a valid key from that same address
 still succeeds meanwhile, a missing key is still 401, and another address is not affected.
 """

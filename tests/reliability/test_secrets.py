@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import make_id_number
 from tests.reliability.support import ADMIN_KEY, APPLICANT, OTHER_NUMBER, Province, Server, check_body, server_env
+from api.ratelimit import FAILURE_LIMIT
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -121,7 +122,7 @@ def test_security_headers_everywhere_and_no_secret_in_any_log(tmp_path: Path) ->
                 province.keys["approver"][:-3] + "AAA",
             ]
             tried_keys += wrong
-            for key in wrong * 6:  # past the brute-force limit: 429s and a warning in the log
+            for key in wrong * (FAILURE_LIMIT // len(wrong) + 2):  # past the brute-force limit: 429s and a warning
                 client.get("/v1/inbox", headers={"Authorization": f"Bearer {key}"})
             client.delete(f"/v1/departments/fz-estate/api-keys/{extra['api_key_id']}", headers=admin)
             client.get("/v1/checks", headers={"Authorization": f"Bearer {extra['api_key']}"})  # revoked

@@ -6,6 +6,8 @@ Every key is Ed25519. A department certificate names its department three ways (
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 from datetime import UTC, datetime, timedelta
 
@@ -97,8 +99,12 @@ def is_ledger_certificate(cert: x509.Certificate) -> bool:
     return LEDGER_URI in _san_uris(cert)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_issued_by(cert: x509.Certificate, root_cert: x509.Certificate) -> bool:
-    """Whether `cert` names `root_cert`'s subject as issuer and carries a valid signature by its key."""
+    """Whether `cert` names `root_cert`'s subject as issuer and carries a valid signature by its key.
+
+    Cached by the two certificates (they hash and compare by their DER bytes): thousands of proofs
+    share a handful of seal certificates, and the verdict for the same bytes never changes."""
     try:
         cert.verify_directly_issued_by(root_cert)
     except (ValueError, TypeError, InvalidSignature):  # wrong issuer name, key type or signature

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,8 @@ class _Batch:
 
     tracked: dict[str, int]
     ledger: ledger.LedgerBatch | None
+    last: int = 0  # the position of its last notification
+    size: int = 0  # how many notifications it read
     departments: dict[str, str] = field(default_factory=dict)
     categories: dict[str, Category] = field(default_factory=dict)
     checks: dict[UUID, tuple[Check, int]] = field(default_factory=dict)
@@ -108,25 +111,45 @@ class Projector:
         # Claim the tracking rows first: a second writer (should the leader lock ever fail) waits here
         # for this transaction, then reads the positions it committed (SQLite's write lock does the same).
         cursor.execute("UPDATE view_tracking SET position = position")
+        batch = self.prepare(cursor, limit)
+        if batch is None:
+            return 0
+        self.write(cursor, batch)
+        return batch.size
+
+    def prepare(self, cursor: Any, limit: int = BATCH_SIZE) -> _Batch | None:
+        """Works out what the next notifications after the views' positions (read with `cursor`) change,
+        without writing; None when every view is caught up. `write` writes it, in the same transaction or
+        a later one (a rebuild prepares outside its write transactions, to keep them short): it fails if
+        a view moved in between."""
         tracked = positions(cursor)
         notifications = self.log.read(min(tracked.values()), limit)
         if not notifications:
-            return 0
-        batch = _Batch(tracked, None)
+            return None
+        batch = _Batch(tracked, None, last=notifications[-1].id, size=len(notifications))
         if any(batch.wants("ledger", n) for n in notifications):
             batch.ledger = ledger.LedgerBatch.start(cursor, self.signer, self.checkpoint_every, self.clock)
-        try:
+        with self._forgotten_on_failure(batch):
             for notification in notifications:
                 self._apply(cursor, batch, notification)
-            self._write(cursor, batch, notifications[-1].id)
+        return batch
+
+    def write(self, cursor: Any, batch: _Batch) -> None:
+        """Writes a prepared batch and the views' new positions, in `cursor`'s transaction."""
+        with self._forgotten_on_failure(batch):
+            self._write(cursor, batch, batch.last)
+
+    @contextmanager
+    def _forgotten_on_failure(self, batch: _Batch) -> Iterator[None]:
+        try:
+            yield
         except BaseException:
-            # The transaction rolls back: forget aggregates this batch advanced past what is stored.
+            # The batch is not stored: forget aggregates it advanced past what is.
             for check, _ in batch.checks.values():
                 self.aggregates.discard(check.id)
             for category in batch.categories.values():
                 self.aggregates.discard(category.id)
             raise
-        return len(notifications)
 
     def _apply(self, cursor: Any, batch: _Batch, notification: Notification) -> None:
         event = self.app.mapper.to_domain_event(notification)

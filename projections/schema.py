@@ -16,15 +16,24 @@ table                     view        rows
 ``ledger_state``          ledger      one row: the tree ``size`` and its frontier (hex JSON list)
 ``ledger_checkpoints``    (none)      signed checkpoints: signed history, never deleted by a rebuild
 ========================  ==========  ======================================================================
+
+A rebuild fills a *shadow* of every table but the checkpoints (``rebuild_view_checks``, ...: the same DDL
+with every view table and index name prefixed, `shadow_sql`), then swaps it in (`swap_shadow`).
 """
 
 from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 from projections.database import Database
 
 VIEWS = ("directory", "checks", "coverage", "ledger")
 
-# Tables whose rows a rebuild deletes and replays (checkpoints are signed history and stay).
+# Tables a rebuild builds again from the log (checkpoints are signed history and stay).
 VIEW_TABLES = (
     "view_departments",
     "view_categories",
@@ -34,6 +43,12 @@ VIEW_TABLES = (
     "ledger_nodes",
     "ledger_state",
 )
+
+# The tables a rebuild builds beside the live ones and swaps in: the views' and their tracking positions.
+SWAPPED = ("view_tracking", *VIEW_TABLES)
+SHADOW = "rebuild_"  # the prefix of the shadow's tables and indexes
+# PostgreSQL: how long the swap waits for readers of the live views before it lets go and tries again.
+SWAP_LOCK_WAIT = "250ms"
 
 COUNTERS = (
     "raised",
@@ -135,10 +150,18 @@ def _statements(dialect: str) -> list[str]:
     ]
 
 
+def _name(statement: str) -> str:
+    """What a statement creates: "CREATE TABLE IF NOT EXISTS <name> (" or "CREATE INDEX IF NOT EXISTS <name> ON"."""
+    return statement.split()[5]
+
+
+def _is_index(statement: str) -> bool:
+    return statement.split()[1] == "INDEX"
+
+
 def _names(dialect: str) -> set[str]:
     """The tables and indexes the statements create."""
-    # "CREATE TABLE IF NOT EXISTS <name> (" and "CREATE INDEX IF NOT EXISTS <name> ON"
-    return {statement.split()[5] for statement in _statements(dialect)}
+    return {_name(statement) for statement in _statements(dialect)}
 
 
 def _existing(cursor: object, dialect: str) -> set[str]:
@@ -176,20 +199,116 @@ def create_schema(database: Database) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('nocert:views:schema:' || current_schema()))")
         for statement in _statements(database.dialect):
             cursor.execute(statement)
-        for view in VIEWS:
-            cursor.execute(
-                "INSERT INTO view_tracking (view_name, position) VALUES (?, 0) ON CONFLICT (view_name) DO NOTHING",
-                (view,),
-            )
+        _start(cursor)
+
+
+def _start(cursor: Any) -> None:
+    """A tracking row (0) for every view and an empty ledger, where missing."""
+    for view in VIEWS:
         cursor.execute(
-            "INSERT INTO ledger_state (id, size, frontier) VALUES (1, 0, '[]') ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO view_tracking (view_name, position) VALUES (?, 0) ON CONFLICT (view_name) DO NOTHING", (view,)
         )
+    cursor.execute("INSERT INTO ledger_state (id, size, frontier) VALUES (1, 0, '[]') ON CONFLICT (id) DO NOTHING")
 
 
-def reset_views(cursor: object) -> None:
-    """Empties every view (not the checkpoints) and sets every tracking position to 0, in `cursor`'s
-    transaction: the start of a rebuild."""
-    for table in VIEW_TABLES:
-        cursor.execute(f"DELETE FROM {table}")  # type: ignore[attr-defined]
-    cursor.execute("UPDATE view_tracking SET position = 0")  # type: ignore[attr-defined]
-    cursor.execute("INSERT INTO ledger_state (id, size, frontier) VALUES (1, 0, '[]')")  # type: ignore[attr-defined]
+# -- the shadow of a rebuild ------------------------------------------------------------------
+
+
+def _on_swapped(statement: str) -> bool:
+    """Whether the statement creates a swapped table or an index on one ("... <name> ON <table> (")."""
+    words = statement.split()
+    return (words[7] if _is_index(statement) else words[5]) in SWAPPED
+
+
+# The names a shadow renames: the swapped tables and their indexes (the same on both stores).
+_SHADOWED = re.compile(r"\b(" + "|".join(_name(s) for s in _statements("sqlite") if _on_swapped(s)) + r")\b")
+
+
+@lru_cache(maxsize=512)
+def shadow_sql(sql: str) -> str:
+    """`sql` about the live views made about the shadow: every swapped table and index name prefixed."""
+    return _SHADOWED.sub(SHADOW + r"\1", sql)
+
+
+class ShadowCursor:
+    """A cursor that runs the views' SQL on the shadow tables (checkpoints stay the live ones)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> ShadowCursor:
+        self.cursor.execute(shadow_sql(sql), params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.cursor.executemany(shadow_sql(sql), rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
+def create_shadow(cursor: Any, dialect: str) -> None:
+    """Drops any shadow a crashed rebuild left and creates an empty one, every view at position 0.
+
+    Its tables come from the live DDL, renamed; on PostgreSQL its indexes too (renamed back at the swap).
+    SQLite cannot rename an index: there the swap creates them, and the shadow fills faster without."""
+    drop_shadow(cursor)
+    for statement in _statements(dialect):
+        if _on_swapped(statement) and (dialect == "postgres" or not _is_index(statement)):
+            cursor.execute(shadow_sql(statement))
+    _start(ShadowCursor(cursor))
+
+
+def drop_shadow(cursor: Any) -> None:
+    for table in SWAPPED:
+        cursor.execute(f"DROP TABLE IF EXISTS {SHADOW}{table}")
+
+
+def swap_shadow(cursor: Any, dialect: str) -> None:
+    """Replaces the live views with the shadow in `cursor`'s transaction (DDL is transactional on both
+    stores, so readers see the old views until it commits and the whole new ones after)."""
+    if dialect == "postgres":
+        _lock_live(cursor)
+    for table in SWAPPED:
+        cursor.execute(f"DROP TABLE {table}")
+        cursor.execute(f"ALTER TABLE {SHADOW}{table} RENAME TO {table}")
+    if dialect == "postgres":
+        # Index names are per schema: the shadow's (its keys' included) take the live names back, so
+        # the next rebuild's shadow can have its own.
+        sql = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        for table, index in cursor.execute(sql).fetchall():
+            if table in SWAPPED and index.startswith(SHADOW):
+                cursor.execute(f"ALTER INDEX {index} RENAME TO {index[len(SHADOW):]}")
+    else:
+        # SQLite renames a table's key indexes with it; the others are made here, under the live names.
+        for statement in _statements(dialect):
+            if _is_index(statement):
+                cursor.execute(statement)
+
+
+def _lock_live(cursor: Any) -> None:
+    """Takes every live view table at once, before changing any. A reader that read one view and waits
+    for another the swap holds would deadlock with it: the swap gives way (after `SWAP_LOCK_WAIT`, less
+    than PostgreSQL's default deadlock_timeout of 1 s), lets the readers queued behind it through, and
+    tries again; so it is never a reader that fails."""
+    cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_WAIT}'")
+    while True:
+        cursor.execute("SAVEPOINT swap")
+        try:
+            cursor.execute(f"LOCK TABLE {', '.join(SWAPPED)} IN ACCESS EXCLUSIVE MODE")
+        except Exception as error:
+            if getattr(error, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT swap")
+            time.sleep(0.05)
+            continue
+        cursor.execute("RELEASE SAVEPOINT swap")
+        cursor.execute("SET LOCAL lock_timeout = 0")
+        return

@@ -6,13 +6,16 @@ lets go (so a rebuild, or another process, can take it). It wakes when a local c
 otherwise looks at the log's head every ``POLL_SECONDS``. Each batch is one transaction (see
 `projections.projector`), so a follower killed at any point leaves nothing half done.
 
-A rebuild first takes the ``views-rebuild`` lock, which followers look at before taking the leader lock:
-so a busy follower cannot starve a rebuild that waits for the leader lock.
+A rebuild (`Views.rebuild`) replays the log into shadow tables beside the live views, in short
+transactions, while the follower keeps the live views. To swap the shadow in, it first takes the
+``views-rebuild`` lock, which followers look at before taking the leader lock (so a busy follower cannot
+starve it), then the leader lock. One rebuild runs at a time (the ``views-shadow`` lock).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 LEADER_LOCK = "views"  # held by the one writer of the views
 REBUILD_LOCK = "views-rebuild"  # held by a rebuild waiting for (or holding) the leader lock
+SHADOW_LOCK = "views-shadow"  # held by the one rebuild that builds the shadow views
 POLL_SECONDS = 0.2
 COVER_CHECK_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
@@ -72,9 +76,13 @@ class Views:
         self._next_cover_check = 0.0
         self._intent: Any = None  # the follower's view of the rebuild lock
 
-    def _new_projector(self) -> Projector:
+    def _new_projector(self, checkpoint_every: int | None = None) -> Projector:
         return Projector(
-            self.app, self.log, signer=self.ledger_signer, checkpoint_every=self.checkpoint_every, clock=self.clock
+            self.app,
+            self.log,
+            signer=self.ledger_signer,
+            checkpoint_every=checkpoint_every or self.checkpoint_every,
+            clock=self.clock,
         )
 
     def _ready(self) -> None:
@@ -303,39 +311,89 @@ class Views:
 
     # -- rebuild ------------------------------------------------------------------------------
 
-    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Rebuilds every view from the whole log in one transaction (readers see the old views until it
-        commits); checkpoints stay, and must match the rebuilt ledger. Waits for the leader lock.
-        ``progress(done, total)``: events replayed and the estimated total. Returns events replayed."""
+    def rebuild(self, progress: Callable[[int, int], None] | None = None, *, chunk_size: int | None = None) -> int:
+        """Rebuilds every view from the whole log, safe while the service runs; returns events replayed.
+
+        The log is replayed into a shadow of the views (`schema.create_shadow`) in short transactions of
+        ``chunk_size`` events (default: the follower's batch size), while the follower keeps the live
+        views, and commands write between them. Once the shadow is within one chunk of the log, the
+        rebuild takes the leader lock (the live views stop moving), brings the shadow up to them, and in
+        one transaction applies the last events, checks every signed checkpoint against the new ledger
+        and swaps the shadow in: readers see the old views until it commits, then the whole new ones.
+        Checkpoints are never touched; a contradicted one raises `ledger.LedgerMismatch` and the shadow
+        is dropped. A rebuild that dies leaves the live views as they were; the next drops its shadow.
+        ``progress(done, total)``: events replayed and the estimated total, after each transaction."""
         self._ready()
-        # Announce the rebuild first, so that followers stop taking the leader lock, then wait for it.
+        chunk = chunk_size or self.batch_size
+        # The shadow signs no checkpoint (its ledger is unchecked until the swap): the follower signs
+        # what is due after it.
+        projector = self._new_projector(checkpoint_every=sys.maxsize)
+        own = self.database.leader_lock(SHADOW_LOCK)
         intent = self.database.leader_lock(REBUILD_LOCK)
         lock = self.database.leader_lock(LEADER_LOCK)
         try:
-            while not intent.try_acquire():
-                time.sleep(0.05)
-            while not lock.try_acquire():
-                time.sleep(0.02)
-            projector = self._new_projector()
-            done = 0
+            _acquire(own)
             with self.database.transaction() as cursor:
-                schema.reset_views(cursor)
-                while True:
-                    count = projector.apply_next(cursor, self.batch_size)
-                    if count == 0:
-                        break
-                    done += count
-                    if progress is not None:
-                        reached = min(positions(cursor).values())
-                        progress(done, done + max(0, self.log.max_position() - reached))
-                ledger.verify_checkpoints(cursor)
-            if progress is not None and done == 0:
-                progress(0, 0)
+                schema.create_shadow(cursor, self.database.dialect)
+            done = self._fill_shadow(projector, chunk, progress, 0)
+            # Announce the swap first, so that followers stop taking the leader lock, then wait for it.
+            _acquire(intent)
+            _acquire(lock)
+            # The shadow is brought up to the live views in short transactions too (so that the last one
+            # is short, and that no reader ever sees a position go back), then the last events are
+            # worked out beside the write lock and written with the swap.
+            done = self._fill_shadow(projector, chunk, progress, done, floor=self.position())
+            with self.database.reading() as cursor:
+                batch = projector.prepare(schema.ShadowCursor(cursor), chunk)
+            try:
+                with self.database.transaction() as cursor:
+                    shadow = schema.ShadowCursor(cursor)
+                    if batch is not None:
+                        projector.write(shadow, batch)
+                    ledger.verify_checkpoints(shadow)
+                    schema.swap_shadow(cursor, self.database.dialect)
+            except ledger.LedgerMismatch:
+                with self.database.transaction() as cursor:
+                    schema.drop_shadow(cursor)
+                raise
+            tail = batch.size if batch is not None else 0
+            done += tail
+            if tail or not done:
+                self._report(progress, done, self.position())
         finally:
-            _close(lock)
-            _close(intent)
+            for held in (lock, intent, own):
+                _close(held)
         self._notify()
         return done
+
+    def _fill_shadow(
+        self, projector: Projector, chunk: int, progress: Callable[[int, int], None] | None, done: int, floor: int = 0
+    ) -> int:
+        """Applies the log to the shadow, ``chunk`` events a transaction, until the shadow is at ``floor``
+        or beyond and less than ``chunk`` events behind the log. Returns ``done`` plus events applied.
+        Each chunk is worked out in a read (no write lock), then written in a short transaction."""
+        while True:
+            with self.database.reading() as cursor:
+                shadow = schema.ShadowCursor(cursor)
+                reached = min(positions(shadow).values())
+                if reached >= floor and self.log.max_position() - reached < chunk:
+                    return done
+                batch = projector.prepare(shadow, chunk)
+            if batch is None:
+                return done
+            with self.database.transaction() as cursor:
+                projector.write(schema.ShadowCursor(cursor), batch)
+            done += batch.size
+            self._report(progress, done, batch.last)
+
+    def _report(self, progress: Callable[[int, int], None] | None, done: int, reached: int) -> None:
+        if progress is not None:
+            progress(done, done + max(0, self.log.max_position() - reached))
+
+
+def _acquire(lock: Any) -> None:
+    while not lock.try_acquire():
+        time.sleep(0.02)
 
 
 def _close(lock: Any) -> None:

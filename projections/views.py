@@ -166,8 +166,7 @@ class Views:
         applied = 0
         try:
             while not self._stopping.is_set():
-                with self.database.transaction() as cursor:
-                    count = self._projector.apply_next(cursor, self.batch_size)
+                count = self._apply_batch()
                 if count:
                     applied += count
                     self._notify()
@@ -179,6 +178,20 @@ class Views:
         finally:
             lock.release()
         return applied
+
+    def _apply_batch(self) -> int:
+        """Works out the next batch in a read transaction, then writes it in a short write transaction.
+
+        Reading the log and loading aggregates happens before the write lock is taken: on SQLite, a
+        follower that held the database's write lock while waiting for the event store's connection
+        pool deadlocked with request threads holding that pool while waiting for the write lock."""
+        with self.database.reading() as cursor:
+            batch = self._projector.prepare(cursor, self.batch_size)
+        if batch is None:
+            return 0
+        with self.database.transaction() as cursor:
+            self._projector.write(cursor, batch)
+        return batch.size
 
     def _rebuild_waiting(self) -> bool:
         """A rebuild (of any process) has announced itself: let it have the leader lock next."""

@@ -266,15 +266,15 @@ def test_the_follower_survives_database_errors(sqlite_url: str, make_stack, monk
     stack = make_stack(sqlite_url, start=False)
     build_province(stack.app)
     failures = {"left": 3}
-    original = Projector.apply_next
+    original = Projector.write
 
-    def flaky(self: Any, cursor: Any, limit: int = 500) -> int:
+    def flaky(self: Any, cursor: Any, batch: Any) -> None:
         if failures["left"]:
             failures["left"] -= 1
             raise DatabaseUnavailable("database is locked")
-        return original(self, cursor, limit)
+        original(self, cursor, batch)
 
-    monkeypatch.setattr(Projector, "apply_next", flaky)
+    monkeypatch.setattr(Projector, "write", flaky)
     caplog.set_level(logging.WARNING, logger="projections.views")
     stack.views.start()
     stack.sync(timeout=30)

@@ -57,4 +57,6 @@ def change_category(code: str, request: Request, admin: Admin, services: Service
         if field in body.model_fields_set and getattr(body, field) is None:
             raise Problem("validation_error", f"{field} cannot be null")
     category, position = services.app.change_category(code, changes, status)
+    if not position:  # nothing changed, nothing recorded: the category is as its last event left it
+        position = max(services.log.stream_positions(category.id).values())
     return ok(services, category.to_dict(), position)

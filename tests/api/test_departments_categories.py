@@ -504,3 +504,14 @@ def test_a_deleted_key_stops_working_in_every_worker_at_once(p: Province) -> Non
         assert refused.status_code == 401 and refused.json()["code"] == "unauthenticated"
     finally:
         services.close()
+
+
+def test_a_patch_that_changes_nothing_answers_the_categorys_last_position(province: Province) -> None:
+    code = "no-op-category"
+    created = province.admin.post(
+        "/v1/categories",
+        json={"code": code, "name": "无变化", "issuer_kind": "police", "modes": ["collaboration"], "sla_hours": 24},
+        expect=201,
+    )
+    unchanged = province.admin.patch(f"/v1/categories/{code}", json={"name": "无变化"}, expect=200)
+    assert int(unchanged.headers["X-Event-Position"]) == int(created.headers["X-Event-Position"]) > 0

@@ -97,3 +97,4 @@ def test_no_private_key_in_the_event_store(province: Province, tmp_path: Path) -
     )
     assert stored, "the store holds events"
     assert [needle for needle in needles if needle in stored] == []
+

@@ -11,7 +11,6 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import rfc8785
 

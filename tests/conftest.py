@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -51,8 +52,8 @@ def postgres_available() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def postgres_url(postgres_available: None) -> Iterator[str]:
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
     """A PostgreSQL URL with a fresh schema of its own, dropped afterwards."""
     import psycopg
 
@@ -68,6 +69,12 @@ def postgres_url(postgres_available: None) -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url(postgres_available: None) -> Iterator[str]:
+    with postgres_schema_url() as url:
+        yield url
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.bootstrap import Services, build
-from api.settings import Settings, parse_database_url
-from tests.conftest import POSTGRES_URL, make_id_number, make_uscc
+from api.settings import Settings
+from tests.conftest import make_id_number, make_uscc, postgres_schema_url
 
 ADMIN_KEY = "admin-" + "x" * 40
 CATEGORY = "household-registration"
@@ -352,18 +352,8 @@ def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
         yield f"sqlite:///{tmp_path_factory.mktemp('store')}/nocert.db"
         return
     request.getfixturevalue("postgres_available")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    conninfo = parse_database_url(POSTGRES_URL).conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}schema={schema}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with postgres_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 
 import projections.audit
 from domain.check import TRANSITIONS

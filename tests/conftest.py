@@ -16,6 +16,10 @@ import pytest
 
 from domain.identifiers import id_number_check_char, uscc_check_char
 
+# Each Services of a test holds up to two pools; keep them small, since every test shares one local
+# PostgreSQL (max_connections 100 by default). Settings given explicitly still win.
+os.environ.setdefault("NOCERT_DB_POOL_SIZE", "10")
+
 POSTGRES_URL = os.environ.get("NOCERT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("NOCERT_REQUIRE_POSTGRES") == "1"
 

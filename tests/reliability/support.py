@@ -412,14 +412,22 @@ def dump_views(services: Services) -> dict[str, list[tuple[Any, ...]]]:
     return dumped
 
 
-def wait_views_caught_up(services: Services, timeout: float = 60.0) -> int:
-    """Waits until every view reflects the whole log (a live server's follower does the work)."""
+def wait_views_caught_up(services: Services, timeout: float = 60.0, *, checkpointed: bool = False) -> int:
+    """Waits until every view reflects the whole log (a live server's follower does the work) and, with
+    ``checkpointed``, until a signed checkpoint covers every leaf: the live server signs one within 10 s of
+    an uncovered leaf (API.md §7), so only then is the ledger settled and comparable with a rebuild."""
     deadline = time.monotonic() + timeout
     while True:
         head = services.log.max_position()
-        if services.views.position() >= head:
+        caught_up = services.views.position() >= head
+        if caught_up and checkpointed:
+            latest = services.views.latest_checkpoint()
+            caught_up = latest is not None and latest["tree_size"] == services.views.ledger_size()
+        if caught_up:
             return head
-        assert time.monotonic() < deadline, f"views stuck at {services.views.position()} < {head}"
+        assert time.monotonic() < deadline, (
+            f"views at {services.views.position()} of {head}, latest checkpoint {services.views.latest_checkpoint()}"
+        )
         time.sleep(0.1)
 
 
@@ -451,7 +459,7 @@ def converge_and_rebuild(database_url: str, key_dir: Path, env: dict[str, str]) 
     ``nocert audit verify --json`` (ledger recomputed from the store against every signed checkpoint)."""
     services = open_services(database_url, key_dir)
     try:
-        head = wait_views_caught_up(services)
+        head = wait_views_caught_up(services, checkpointed=True)
         live = dump_views(services)
         rebuild = run_cli(env, "views", "rebuild")
         assert rebuild.returncode == 0, rebuild.stderr[-3000:]

@@ -2,8 +2,9 @@
 
 ``view_coverage`` holds counters per (category, approver region). When a check changes, the projector
 adds ``contribution(after) - contribution(before)``: `contribution` is the one place that knows which
-counters a check counts in. What depends on the time of reading (``overdue_open``) or is an order
-statistic (``median_answer_seconds``) is computed at read time from indexed ``view_checks`` columns.
+counters a check counts in. ``overdue_open`` depends on the time of reading: it is counted at read time
+from the ``(status, due_at)`` index of ``view_checks`` (only open checks past their due time are read).
+``median_answer_seconds`` is an order statistic, kept per scope by `projections.medians`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from domain.check import OPEN_UNANSWERED, TERMINAL
 from domain.identifiers import region_prefix
 from domain.timefmt import format_time
+from projections import medians as answer_medians
 from projections.schema import COUNTERS
 
 Contribution = tuple[int, ...]
@@ -62,15 +64,6 @@ def add(total: Contribution, delta: Contribution) -> Contribution:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    middle = len(values) // 2
-    if len(values) % 2:
-        return float(values[middle])
-    return (values[middle - 1] + values[middle]) / 2
-
-
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -92,41 +85,6 @@ def _row(counts: Mapping[str, int], overdue_open: int, median: float | None) -> 
         "median_answer_seconds": median,
         "on_time_rate": _ratio(counts["answered_on_time"], counts["answered"]),
     }
-
-
-def _medians(cursor: Any, conditions: list[str], params: list[Any]) -> tuple[dict[str, float | None], float | None]:
-    """Median answer time per category and over all, computed in the database.
-
-    Window functions pick the middle one or two of each category's ordered ``answer_seconds`` (rows
-    from the ``(category, answer_seconds)`` index; only answered checks' values, never documents, and only
-    the middle values leave the database).
-    """
-    where = " AND ".join(["answer_seconds IS NOT NULL", *conditions])
-    per_category = cursor.execute(
-        "SELECT category, answer_seconds FROM ("
-        " SELECT category, answer_seconds,"
-        " ROW_NUMBER() OVER (PARTITION BY category ORDER BY answer_seconds) AS rn,"
-        " COUNT(*) OVER (PARTITION BY category) AS cnt"
-        f" FROM view_checks WHERE {where}"
-        ") AS ranked WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) ORDER BY category, answer_seconds",
-        params,
-    ).fetchall()
-    middles: dict[str, list[float]] = {}
-    for category, seconds in per_category:
-        middles.setdefault(category, []).append(float(seconds))
-    overall = cursor.execute(
-        "SELECT answer_seconds FROM ("
-        " SELECT answer_seconds,"
-        " ROW_NUMBER() OVER (ORDER BY answer_seconds) AS rn,"
-        " COUNT(*) OVER () AS cnt"
-        f" FROM view_checks WHERE {where}"
-        ") AS ranked WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) ORDER BY answer_seconds",
-        params,
-    ).fetchall()
-    return (
-        {category: _median(values) for category, values in middles.items()},
-        _median([float(seconds) for (seconds,) in overall]),
-    )
 
 
 def read_coverage(
@@ -167,7 +125,7 @@ def read_coverage(
             [*open_statuses, format_time(now), *params],
         ).fetchall()
     )
-    medians, overall_median = _medians(cursor, conditions, params)
+    medians = answer_medians.read(cursor, region_prefix(region) if region is not None else "", category)
 
     zero = dict.fromkeys(COUNTERS, 0)
     codes = [category] if category is not None else sorted(set(known) | set(counts))
@@ -181,6 +139,8 @@ def read_coverage(
         "as_of_position": position,
         "categories_total": len(active),
         "categories_online": sum(1 for code in active if "collaboration" in known[code][2]),
-        "totals": _row(totals, sum(int(overdue.get(code, 0)) for code in codes), overall_median),
+        "totals": _row(
+            totals, sum(int(overdue.get(code, 0)) for code in codes), medians.get(category if category is not None else "")
+        ),
         "categories": rows,
     }

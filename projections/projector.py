@@ -28,12 +28,13 @@ from eventsourcing.persistence import Notification
 from domain.category import Category
 from domain.check import Check
 from domain.department import Department
-from projections import checks, coverage, ledger
+from projections import checks, coverage, ledger, medians
 from projections.eventlog import EventLog
-from projections.schema import VIEWS
+from projections.schema import COUNTERS, VIEWS
 from signing.signer import Signer
 
 BATCH_SIZE = 500
+ANSWERED = COUNTERS.index("answered")
 
 
 class ConcurrentProjection(Exception):
@@ -75,6 +76,7 @@ class _Batch:
     categories: dict[str, Category] = field(default_factory=dict)
     checks: dict[UUID, tuple[Check, int]] = field(default_factory=dict)
     coverage: dict[tuple[str, str], coverage.Contribution] = field(default_factory=dict)
+    answers: list[medians.Answer] = field(default_factory=list)
 
     def wants(self, view: str, notification: Notification) -> bool:
         return notification.id > self.tracked[view]
@@ -175,10 +177,13 @@ class Projector:
         if batch.wants("checks", notification):
             batch.checks[check.id] = (check, notification.id)
         if batch.wants("coverage", notification):
-            after = coverage.contribution(checks.answer_facts(check))
+            facts = checks.answer_facts(check)
+            after = coverage.contribution(facts)
             key = (check.category, region)
             delta = coverage.difference(after, before_contribution)
             batch.coverage[key] = coverage.add(batch.coverage.get(key, coverage.ZERO), delta)
+            if delta[ANSWERED] == 1:  # this event is the check's answer
+                batch.answers.append((check.category, region, facts["answer_seconds"], notification.id))
 
     def _predecessor(self, event: Aggregate.Event) -> Any:
         """The aggregate just before `event` (None for a creation event)."""
@@ -236,6 +241,8 @@ class Projector:
             cursor.executemany(
                 coverage.UPSERT, [(category, region, *delta) for (category, region), delta in sorted(batch.coverage.items())]
             )
+        if batch.answers:
+            medians.add(cursor, batch.answers)
         if batch.ledger is not None:
             batch.ledger.write(cursor)
         for view, tracked in batch.tracked.items():

@@ -11,10 +11,13 @@ table                     view        rows
 ``view_categories``       directory   a category's ``code``, ``name``, ``status`` and ``modes`` (JSON list)
 ``view_checks``           checks      one row per check: the columns lists filter and sort on + the document
 ``view_coverage``         coverage    counters per (``category``, ``approver_region``)
+``view_answers``          coverage    answer times per median scope, in order (`projections.medians`)
+``view_medians``          coverage    per scope: the count of answers and the middle one or two
 ``ledger_leaves``         ledger      one leaf per event, in log order (``idx`` 0-based)
 ``ledger_nodes``          ledger      every perfect Merkle node ``(level, idx)`` (level 0 = leaf hashes)
 ``ledger_state``          ledger      one row: the tree ``size`` and its frontier (hex JSON list)
 ``ledger_checkpoints``    (none)      signed checkpoints: signed history, never deleted by a rebuild
+``view_schema``           (none)      one row: the layout `VERSION` of the view tables
 ========================  ==========  ======================================================================
 
 A rebuild fills a *shadow* of every table but the checkpoints (``rebuild_view_checks``, ...: the same DDL
@@ -23,6 +26,7 @@ with every view table and index name prefixed, `shadow_sql`), then swaps it in (
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -31,7 +35,12 @@ from typing import Any
 
 from projections.database import Database
 
+logger = logging.getLogger(__name__)
+
 VIEWS = ("directory", "checks", "coverage", "ledger")
+# The layout of the view tables. Views of another layout are dropped at start-up and built again from the
+# log. 2: exact medians kept incrementally (``view_answers``, ``view_medians``).
+VERSION = 2
 
 # Tables a rebuild builds again from the log (checkpoints are signed history and stay).
 VIEW_TABLES = (
@@ -39,6 +48,8 @@ VIEW_TABLES = (
     "view_categories",
     "view_checks",
     "view_coverage",
+    "view_answers",
+    "view_medians",
     "ledger_leaves",
     "ledger_nodes",
     "ledger_state",
@@ -70,6 +81,7 @@ def _statements(dialect: str) -> list[str]:
     # Keys that lists sort and page on compare byte-wise (as Python does) on both stores.
     key = 'TEXT COLLATE "C"' if postgres else "TEXT"
     blob = "BYTEA" if postgres else "BLOB"
+    without_rowid = "" if postgres else " WITHOUT ROWID"
     counters = ",\n    ".join(f"{name} BIGINT NOT NULL DEFAULT 0" for name in COUNTERS)
     return [
         """CREATE TABLE IF NOT EXISTS view_tracking (
@@ -109,16 +121,30 @@ def _statements(dialect: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS view_checks_by_issuer ON view_checks (issuer, raised_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_inbox ON view_checks (inbox_issuer, due_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_open_due ON view_checks (status, due_at)",
-        # Medians read only answered checks, in answer-time order, per category and over all.
-        "CREATE INDEX IF NOT EXISTS view_checks_answered ON view_checks (category, answer_seconds) "
-        "WHERE answer_seconds IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS view_checks_answer_times ON view_checks (answer_seconds) "
-        "WHERE answer_seconds IS NOT NULL",
         f"""CREATE TABLE IF NOT EXISTS view_coverage (
     category {key} NOT NULL,
     approver_region {key} NOT NULL,
     {counters},
     PRIMARY KEY (category, approver_region)
+)""",
+        # Keyed by their primary key only, which a table keeps when it is renamed (the shadow of a rebuild
+        # needs its order while it fills, on SQLite too).
+        f"""CREATE TABLE IF NOT EXISTS view_answers (
+    category {key} NOT NULL,
+    prefix {key} NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
+    position BIGINT NOT NULL,
+    PRIMARY KEY (category, prefix, seconds, position)
+){without_rowid}""",
+        f"""CREATE TABLE IF NOT EXISTS view_medians (
+    category {key} NOT NULL,
+    prefix {key} NOT NULL,
+    n BIGINT NOT NULL,
+    lower_seconds DOUBLE PRECISION NOT NULL,
+    lower_position BIGINT NOT NULL,
+    upper_seconds DOUBLE PRECISION NOT NULL,
+    upper_position BIGINT NOT NULL,
+    PRIMARY KEY (category, prefix)
 )""",
         f"""CREATE TABLE IF NOT EXISTS ledger_leaves (
     idx BIGINT PRIMARY KEY,
@@ -140,6 +166,9 @@ def _statements(dialect: str) -> list[str]:
     id INTEGER PRIMARY KEY,
     size BIGINT NOT NULL,
     frontier TEXT NOT NULL
+)""",
+        """CREATE TABLE IF NOT EXISTS view_schema (
+    version INTEGER NOT NULL
 )""",
         """CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     tree_size BIGINT PRIMARY KEY,
@@ -176,7 +205,7 @@ def _existing(cursor: object, dialect: str) -> set[str]:
 
 
 def _complete(cursor: object, dialect: str) -> bool:
-    if not _names(dialect) <= _existing(cursor, dialect):
+    if not _names(dialect) <= _existing(cursor, dialect) or _version(cursor, dialect) != VERSION:
         return False
     tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}  # type: ignore[attr-defined]
     state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()  # type: ignore[attr-defined]
@@ -197,9 +226,30 @@ def create_schema(database: Database) -> None:
     with database.transaction() as cursor:
         if database.dialect == "postgres":
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('nocert:views:schema:' || current_schema()))")
+        version = _version(cursor, database.dialect)
+        if version not in (None, VERSION):
+            # Views of another layout: dropped, so that the follower builds them again from the log
+            # (signed checkpoints stay, and are checked against the new ledger as it passes them).
+            logger.warning("views: layout %s found, %s expected: the views are built again from the log", version, VERSION)
+            drop_shadow(cursor)
+            for table in SWAPPED:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
         for statement in _statements(database.dialect):
             cursor.execute(statement)
         _start(cursor)
+        cursor.execute("DELETE FROM view_schema")
+        cursor.execute("INSERT INTO view_schema (version) VALUES (?)", (VERSION,))
+
+
+def _version(cursor: Any, dialect: str) -> int | None:
+    """The layout version the stored views were made with: None for no views, 1 for views older than
+    `VERSION` existed, else what ``view_schema`` holds."""
+    existing = _existing(cursor, dialect)
+    if "view_schema" in existing:
+        row = cursor.execute("SELECT version FROM view_schema").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 1 if "view_tracking" in existing else None
 
 
 def _start(cursor: Any) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +65,7 @@ def parse_compact(text: str) -> Parsed:
     parts = text.split(".")
     if len(parts) != 3:
         raise MalformedJWS("a compact JWS has exactly three parts")
-    header = _json_object(_b64decode(parts[0]), "header")
+    header = _copy(_header_object(parts[0]))
     payload = _json_object(_b64decode(parts[1]), "payload")
     signature = _b64decode(parts[2])
     if header.get("alg") != ALG:
@@ -71,6 +73,22 @@ def parse_compact(text: str) -> Parsed:
     if "crit" in header:
         raise MalformedJWS("no critical header extension is understood")
     return Parsed(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _header_object(part: str) -> dict[str, Any]:
+    """The decoded header, remembered: every proof of one seal has the same header (kid, x5c), so an
+    audit decodes it once, not once per proof. Callers get a copy (`_copy`), never this object."""
+    return _json_object(_b64decode(part), "header")
+
+
+def _copy(value: Any) -> Any:
+    """A copy of decoded JSON, as deep as its objects and arrays go."""
+    if type(value) is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy(item) for item in value]
+    return value
 
 
 def verify_signature(parsed: Parsed, public_key: Ed25519PublicKey) -> bool:
@@ -87,8 +105,15 @@ def certificate_of(header: dict[str, Any]) -> x509.Certificate | None:
     x5c = header.get("x5c")
     if not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
         return None
+    return _certificate(x5c[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate(text: str) -> x509.Certificate | None:
+    """`certificate_of` for one x5c entry, remembered: the same text is always the same certificate (and a
+    certificate is immutable), and thousands of proofs carry the same few seals' certificates."""
     try:
-        cert = certificates.load_der(base64.b64decode(x5c[0], validate=True))
+        cert = certificates.load_der(base64.b64decode(text, validate=True))
         is_ed25519 = isinstance(cert.public_key(), Ed25519PublicKey)
     except (binascii.Error, ValueError, UnsupportedAlgorithm):
         return None
@@ -108,23 +133,43 @@ def _b64decode(part: str) -> bytes:
     if not _BASE64URL.fullmatch(part) or len(part) % 4 == 1:
         raise MalformedJWS("not unpadded base64url")
     data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    if _b64encode(data) != part:
+    # Canonical: the bits of the last character beyond the data are zero (4 of them after 2 characters of
+    # a quantum, 2 after 3), i.e. re-encoding `data` gives `part` again.
+    unused = _UNUSED_BITS[len(part) % 4]
+    if unused and _BASE64URL_VALUE[part[-1]] & unused:
         raise MalformedJWS("not canonical base64url")
     return data
 
 
+_BASE64URL_VALUE = {char: value for value, char in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_UNUSED_BITS = {0: 0, 2: 0b1111, 3: 0b11}
+_RECHECK_BRACKETS = 200  # fewer "[" and "{" in all than this: JSON nests too little to hit the recursion limit
+
+
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
+        text = data.decode("utf-8")
         value = json.loads(
-            data.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_reject_constant
+            text, object_pairs_hook=_unique_members, parse_constant=_reject_constant, parse_float=_finite_float
         )
-        _json(value)  # a lone surrogate ("\\ud800") or 1e309 (infinity) cannot be JSON again
+        # A lone surrogate ("\\ud800") or 1e309 (infinity) cannot be JSON again. The first can only come from
+        # a \\u escape (strict UTF-8 decoding refuses encoded surrogates), the second is refused by
+        # `_finite_float`: without either, serialising again can only fail by nesting, so it is skipped then.
+        if "\\u" in text or text.count("[") + text.count("{") >= _RECHECK_BRACKETS:
+            _json(value)
     except (UnicodeDecodeError, UnicodeEncodeError, ValueError) as exc:
         raise MalformedJWS(f"the {what} is not JSON: {exc}") from None
     except RecursionError:
         raise MalformedJWS(f"the {what} nests too deeply") from None
     if not isinstance(value, dict):
         raise MalformedJWS(f"the {what} is not a JSON object")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range for JSON")
     return value
 
 

@@ -17,7 +17,7 @@ Problems carry a stable ``kind`` (`KINDS`) and the global position they concern 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
+from hashlib import sha256
 import multiprocessing
 import os
 from collections import deque
@@ -35,7 +35,7 @@ from domain.check import TRANSITIONS
 from domain.department import Department
 from projections.database import Database
 from projections.eventlog import EventLog
-from projections.ledger import leaf_bytes
+from projections.ledger import canonical_leaf
 from signing import certificates, merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.proofs import DepartmentTrust, Trust, verify_proof
@@ -158,8 +158,18 @@ class _ViewLeaf:
     state_sha256: str
     leaf_hash: bytes
 
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> _ViewLeaf:
+        idx, position, stream_id, version, topic, state_sha256, digest = row
+        return cls(int(idx), int(position), str(stream_id), int(version), topic, state_sha256, bytes(digest))
 
-def _view_leaves(database: Database, stop: int, page_size: int) -> Iterator[_ViewLeaf]:
+
+_ViewRow = tuple[int, int, str, int, str, str, bytes]
+"""A row of ``ledger_leaves`` as `_view_leaves` reads it: idx, position, stream_id, version, type,
+state_sha256, leaf_hash (made a `_ViewLeaf` only when the audit reports it)."""
+
+
+def _view_leaves(database: Database, stop: int, page_size: int) -> Iterator[_ViewRow]:
     """The ledger view's leaves with position <= stop, in position order, a page per read."""
     after = 0
     while True:
@@ -169,8 +179,7 @@ def _view_leaves(database: Database, stop: int, page_size: int) -> Iterator[_Vie
                 "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
                 (after, stop, page_size),
             ).fetchall()
-        for idx, position, stream_id, version, topic, state_sha256, digest in rows:
-            yield _ViewLeaf(int(idx), int(position), str(stream_id), int(version), topic, state_sha256, bytes(digest))
+        yield from rows
         if len(rows) < page_size:
             return
         after = int(rows[-1][1])
@@ -219,7 +228,15 @@ class _Stream:
 
 def _aggregate_of(topic: str) -> str:
     """``nocert:check:Raised`` → ``nocert:check``: the aggregate a topic belongs to."""
-    return topic.rpartition(":")[0] if topic.count(":") >= 2 else topic
+    aggregate = _AGGREGATES.get(topic)
+    if aggregate is None:
+        aggregate = topic.rpartition(":")[0] if topic.count(":") >= 2 else topic
+        if len(_AGGREGATES) < 10_000:
+            _AGGREGATES[topic] = aggregate
+    return aggregate
+
+
+_AGGREGATES: dict[str, str] = {}
 
 
 _FIELDS: dict[type, frozenset[str]] = {}
@@ -368,6 +385,28 @@ class _ProofVerifier:
 # -- the audit --------------------------------------------------------------------------------
 
 
+class _Frontier:
+    """`signing.merkle.Frontier`'s append without listing the nodes completed (the audit stores none);
+    its root is `signing.merkle.Frontier`'s."""
+
+    __slots__ = ("size", "nodes")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.nodes: list[bytes] = []
+
+    def append(self, leaf: bytes) -> None:
+        index, nodes, digest = self.size, self.nodes, leaf
+        while index & 1:
+            digest = sha256(b"\x01" + nodes.pop() + digest).digest()
+            index >>= 1
+        nodes.append(digest)
+        self.size += 1
+
+    def root(self) -> bytes:
+        return merkle.Frontier(self.size, self.nodes).root()
+
+
 class _Audit:
     def __init__(
         self,
@@ -388,14 +427,14 @@ class _Audit:
         self.page_size = page_size
         self.report = AuditReport()
         self.problems: list[Problem] = []
-        self.frontier = merkle.Frontier()
+        self.frontier = _Frontier()
         self.streams: dict[str, _Stream] = {}
         self.proofs = _ProofVerifier(root_cert, workers)
         self.last_position = 0
         # The first leaf index (and its position) at which the event store and the ledger view part ways.
         self.divergence: tuple[int, int] | None = None
-        self._view: Iterator[_ViewLeaf] = iter(())
-        self._head: _ViewLeaf | None = None
+        self._view: Iterator[_ViewRow] = iter(())
+        self._head: _ViewRow | None = None
         self._mismatch_run: list[Any] | None = None  # [problem index, first position, last position, count]
         self._all_checkpoints: list[_Checkpoint] = []
         self._failed_checkpoints: list[tuple[_Checkpoint, str, str | None]] = []
@@ -445,7 +484,7 @@ class _Audit:
                 self.progress(self.report.events, stop)
         self._close_mismatch_run()
         while self._head is not None:  # leaves of the view for which the store has no event any more
-            self._missing(self._head)
+            self._missing(_ViewLeaf.of(self._head))
             self._advance_view()
         self._view_beyond(stop)
         for checkpoint in pending:  # checkpoints over more leaves than the store has events
@@ -461,16 +500,28 @@ class _Audit:
 
     def _event(self, notification: Notification) -> None:
         index = self.report.events
-        self.report.events += 1
+        self.report.events = index + 1
         position = notification.id
         if position <= self.last_position:
             self.problem(position, "position_order", f"the event store returned position {position} after {self.last_position}")
-        self.last_position = max(self.last_position, position)
-        digest = merkle.leaf_hash(leaf_bytes(notification))
+        else:
+            self.last_position = position
+        stream_id = str(notification.originator_id)
+        state_sha256 = sha256(notification.state).hexdigest()
+        # The leaf as `projections.ledger.leaf_bytes` makes it, from the values computed once here.
+        digest = sha256(
+            b"\x00" + canonical_leaf(position, stream_id, notification.originator_version, notification.topic, state_sha256)
+        ).digest()
         self.frontier.append(digest)
-        self._compare_with_view(index, notification, digest)
+        head = self._head
+        if head is not None and head[1] == position and head[6] == digest and head[0] == index:
+            self._head = next(self._view, None)  # the view's leaf at this position is this one: nothing to say
+            if self._mismatch_run is not None:
+                self._close_mismatch_run()
+        else:
+            self._compare_with_view(index, notification, stream_id, state_sha256, digest)
         event = self._decode(notification)
-        self._stream(notification, event)
+        self._stream(notification, stream_id, event)
 
     # -- comparison with the ledger view ----------------------------------------------------------
 
@@ -487,13 +538,15 @@ class _Audit:
         )
         self.diverge(leaf.index, leaf.position)
 
-    def _compare_with_view(self, index: int, notification: Notification, digest: bytes) -> None:
+    def _compare_with_view(
+        self, index: int, notification: Notification, stream_id: str, state_sha256: str, digest: bytes
+    ) -> None:
         position = notification.id
-        while self._head is not None and self._head.position < position:
-            self._missing(self._head)
+        while self._head is not None and self._head[1] < position:
+            self._missing(_ViewLeaf.of(self._head))
             self._advance_view()
-        leaf = self._head
-        stream_id, version = str(notification.originator_id), notification.originator_version
+        leaf = _ViewLeaf.of(self._head) if self._head is not None else None
+        version = notification.originator_version
         if leaf is None or leaf.position > position:
             if leaf is not None:  # the view has moved past this position, so it should hold it
                 self._close_mismatch_run()
@@ -521,7 +574,6 @@ class _Audit:
             differ = []
             if leaf.type != notification.topic:
                 differ.append(f"type {leaf.type} became {notification.topic}")
-            state_sha256 = leaf_bytes_state(notification)
             if leaf.state_sha256 != state_sha256:
                 differ.append(f"stored state hashed {leaf.state_sha256}, now {state_sha256}")
             self.problem(
@@ -679,9 +731,8 @@ class _Audit:
             self._know_department(event.department_id)
         return event
 
-    def _stream(self, notification: Notification, event: Any) -> None:
+    def _stream(self, notification: Notification, stream_id: str, event: Any) -> None:
         position, topic, version = notification.id, notification.topic, notification.originator_version
-        stream_id = str(notification.originator_id)
         aggregate = _aggregate_of(topic)
         stream = self.streams.get(stream_id)
         first = stream is None
@@ -786,11 +837,6 @@ class _Audit:
         record = DepartmentTrust(department_id, {}) if self.trust is None else self.trust.department(department_id)
         if record is not None:
             self.proofs.departments[department_id] = record
-
-
-def leaf_bytes_state(notification: Notification) -> str:
-    """The hex SHA-256 of the stored state bytes, as a leaf names it."""
-    return hashlib.sha256(notification.state).hexdigest()
 
 
 def _first_line(error: BaseException) -> str:

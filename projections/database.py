@@ -10,10 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -165,6 +167,17 @@ class FileLeaderLock:
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 
+# The row of an ``INSERT ... VALUES`` with placeholders only, e.g. ``(?, ?, ?)``.
+_VALUES = re.compile(r"\bVALUES\s*(\((?:\s*\?\s*,)*\s*\?\s*\))", re.IGNORECASE)
+ROWS_PER_INSERT = 1000
+
+
+@lru_cache(maxsize=64)
+def _numbered_rows(width: int, count: int) -> str:
+    """``($1, $2), ($3, $4)`` for width 2 and count 2."""
+    return ", ".join("(" + ", ".join(f"${n * width + i + 1}" for i in range(width)) + ")" for n in range(count))
+
+
 class _PostgresCursor:
     """Translates ``?`` placeholders to psycopg's ``%s``."""
 
@@ -180,7 +193,24 @@ class _PostgresCursor:
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._cursor.executemany(self._sql(sql), rows)
+        """An ``INSERT ... VALUES (?, ...)`` goes as multi-row INSERTs, up to `ROWS_PER_INSERT` rows a
+        statement: psycopg's executemany sends every row as a statement of its own, and its per-row
+        work was most of a rebuild's time. The rows must not repeat a key that ``ON CONFLICT`` updates
+        (PostgreSQL refuses to update one row twice in a statement); every caller's rows are unique."""
+        match = _VALUES.search(sql) if sql.lstrip().upper().startswith("INSERT") else None
+        if match is None or len(rows) < 2:
+            self._cursor.executemany(self._sql(sql), rows)
+            return
+        import psycopg
+
+        # PostgreSQL's own $n placeholders, through a raw cursor: psycopg would otherwise parse the long
+        # statement for its %s placeholders every time (it caches only short statements).
+        head, tail = sql[: match.start(1)], sql[match.end(1) :]
+        width = match.group(1).count("?")
+        with psycopg.RawCursor(self._cursor.connection) as raw:
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                part = rows[start : start + ROWS_PER_INSERT]
+                raw.execute(f"{head}{_numbered_rows(width, len(part))}{tail}", [value for row in part for value in row])
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()

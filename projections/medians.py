@@ -13,7 +13,8 @@ Answers are never taken back (a check is answered at most once), so each scope o
   *upper* at rank n//2 (the same element when n is odd).
 
 A batch that adds k answers to a scope moves its lower middle by at most k/2 + 1 ranks from where it
-was, so one index range read of at most k/2 + 2 entries finds the new middles. Reading a median is one
+was, so one index range read of at most k/2 + 2 entries finds the new middles; the reads of all the
+scopes a batch touches go to the database together. Reading a median is one
 row, however many checks there are; of an even count it is the mean of the middle two.
 """
 
@@ -31,6 +32,7 @@ _IN_SCOPE = "category = ? AND prefix = ?"
 _FROM = f"SELECT seconds, position FROM view_answers WHERE {_IN_SCOPE}"
 _ASCENDING = "ORDER BY seconds, position"
 _DESCENDING = "ORDER BY seconds DESC, position DESC"
+QUERIES_PER_STATEMENT = 100  # SQLite allows 500 terms in a compound SELECT
 
 
 def scopes(category: str, region: str) -> list[Scope]:
@@ -55,14 +57,13 @@ def add(cursor: Any, answers: Iterable[Answer]) -> None:
         [(*scope, *key) for scope in touched for key in added[scope]],
     )
     states = _states(cursor, touched)
+    plans = {scope: _plan(scope, *states.get(scope, (0, None)), added[scope]) for scope in touched}
+    found = _run(cursor, plans)
     rows = []
     for scope in touched:
-        n, lower = states.get(scope, (0, None))
-        n2 = n + len(added[scope])
-        middles = _middles(cursor, scope, n, lower, added[scope], n2)
-        new_lower = middles[0]
-        new_upper = middles[0] if n2 % 2 else middles[1]
-        rows.append((*scope, n2, *new_lower, *new_upper))
+        n2 = states.get(scope, (0, None))[0] + len(added[scope])
+        middles = sorted(found[scope] + plans[scope][2])
+        rows.append((*scope, n2, *middles[0], *(middles[0] if n2 % 2 else middles[1])))
     cursor.executemany(
         "INSERT INTO view_medians (category, prefix, n, lower_seconds, lower_position, upper_seconds, "
         "upper_position) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (category, prefix) DO UPDATE SET "
@@ -86,24 +87,39 @@ def _states(cursor: Any, touched: list[Scope]) -> dict[Scope, tuple[int, Key]]:
     return states
 
 
-def _middles(cursor: Any, scope: Scope, n: int, lower: Key | None, added: list[Key], n2: int) -> list[Key]:
-    """The elements at ranks (n2-1)//2 and the next (when there is one) of a scope that had `n` answers
-    with lower middle `lower`, and has `n2` since `added` (already stored) joined them."""
-    target = (n2 - 1) // 2
+Plan = tuple[str, list[Any], list[Key]]  # a query for a scope's new middles, its parameters, a known one
+
+
+def _plan(scope: Scope, n: int, lower: Key | None, added: list[Key]) -> Plan:
+    """How to find the elements at ranks (n2-1)//2 and the next (when there is one) of a scope that had
+    `n` answers with lower middle `lower`, and has n2 since `added` (already stored) joined them: a query
+    of at most two rows, and the old lower middle when it is one of the two."""
+    target = (n + len(added) - 1) // 2
     if lower is None:  # a new scope: all its answers are this batch's
-        return _read(cursor, f"{_FROM} {_ASCENDING} LIMIT 2 OFFSET ?", [*scope, target])
+        return f"{_FROM} {_ASCENDING} LIMIT 2 OFFSET ?", [*scope, target], []
     rank = (n - 1) // 2 + sum(1 for key in added if key < lower)  # where the old lower middle is now
     step = target - rank
     if step >= 0:
-        return _read(cursor, f"{_FROM} AND (seconds, position) >= (?, ?) {_ASCENDING} LIMIT 2 OFFSET ?", [*scope, *lower, step])
+        return f"{_FROM} AND (seconds, position) >= (?, ?) {_ASCENDING} LIMIT 2 OFFSET ?", [*scope, *lower, step], []
     below = f"{_FROM} AND (seconds, position) < (?, ?) {_DESCENDING}"
     if step == -1:  # the one before the old lower middle, which becomes the upper one
-        return [*_read(cursor, f"{below} LIMIT 1", [*scope, *lower]), lower]
-    return _read(cursor, f"{below} LIMIT 2 OFFSET ?", [*scope, *lower, -step - 2])[::-1]
+        return f"{below} LIMIT 1", [*scope, *lower], [lower]
+    return f"{below} LIMIT 2 OFFSET ?", [*scope, *lower, -step - 2], []
 
 
-def _read(cursor: Any, sql: str, params: list[Any]) -> list[Key]:
-    return [(float(seconds), int(position)) for seconds, position in cursor.execute(sql, params).fetchall()]
+def _run(cursor: Any, plans: dict[Scope, Plan]) -> dict[Scope, list[Key]]:
+    """Runs the plans' queries, `QUERIES_PER_STATEMENT` in one statement (one round trip)."""
+    found: dict[Scope, list[Key]] = {scope: [] for scope in plans}
+    scopes_ = list(plans)
+    for start in range(0, len(scopes_), QUERIES_PER_STATEMENT):
+        part = scopes_[start : start + QUERIES_PER_STATEMENT]
+        sql = " UNION ALL ".join(
+            f"SELECT {i} AS k, seconds, position FROM ({plans[scope][0]}) AS s{i}" for i, scope in enumerate(part)
+        )
+        params = [value for scope in part for value in plans[scope][1]]
+        for i, seconds, position in cursor.execute(sql, params).fetchall():
+            found[part[i]].append((float(seconds), int(position)))
+    return found
 
 
 def read(cursor: Any, prefix: str, category: str | None = None) -> dict[str, float | None]:

@@ -17,14 +17,17 @@ Problems carry a stable ``kind`` (`KINDS`) and the global position they concern 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from hashlib import sha256
 import multiprocessing
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from cryptography import x509
@@ -70,6 +73,9 @@ key after the fact, are the proof's later life, not a fault of the record."""
 PAGE_SIZE = 1000
 PROOF_CHUNK = 200  # proofs per task of a worker process
 PARALLEL_FROM = 1000  # fewer proofs in all are verified in this process: starting workers costs about 1 s
+MAX_PENDING_CHUNKS = 64  # chunks sent and not yet verified before the scan waits for the workers
+READ_AHEAD = 3  # pages of the log read ahead of the one being audited
+WORKER_NICENESS = 10  # workers yield the CPU to the scan, the audit's critical path, and take what is left
 CHECK_PREFIX = "nocert:check:"
 
 Progress = Callable[[int, int], None]
@@ -257,9 +263,8 @@ def _fields_of(cls: type) -> frozenset[str]:
 # -- proofs -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _ProofItem:
-    """A proof to verify and what its Replied event says it is."""
+class _ProofItem(NamedTuple):
+    """A proof to verify and what its Replied event says it is (a tuple: cheap to send to a worker)."""
 
     position: int
     jws: str
@@ -325,9 +330,20 @@ def _proof_differences(item: _ProofItem, payload: dict[str, Any], kid: str | Non
     return [name for name, same in checks.items() if not same]
 
 
+def _init_worker() -> None:
+    """A worker process runs at a lower priority than the audit's own: the scan (read, decode, hash, check)
+    is the critical path and keeps its core; verifying proofs takes the CPU it leaves, and all of it once
+    the scan is done."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
+
+
 class _ProofVerifier:
     """Verifies proofs as the scan finds them: in chunks in worker processes once `PARALLEL_FROM` proofs
-    have been found, else all in this process at the end."""
+    have been found, else all in this process at the end. The scan only waits for the workers when
+    `MAX_PENDING_CHUNKS` chunks are outstanding, so verifying overlaps the scan instead of following it."""
 
     def __init__(self, root_cert: x509.Certificate, workers: int | None) -> None:
         self.root_pem = certificates.to_pem(root_cert).encode("ascii")
@@ -353,11 +369,13 @@ class _ProofVerifier:
             # preloaded with this module instead of re-running the caller's main script.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            self._executor = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=_init_worker
+            )
         chunk, self._buffer = self._buffer[:PROOF_CHUNK], self._buffer[PROOF_CHUNK:]
         self._pending.append(self._executor.submit(_verify_proofs, self.root_pem, dict(self.departments), chunk))
-        while len(self._pending) > 2 * self.workers:  # bound what waits in memory
-            self.problems.extend(self._pending.popleft().result())
+        while self._pending and (self._pending[0].done() or len(self._pending) > MAX_PENDING_CHUNKS):
+            self.problems.extend(self._pending.popleft().result())  # bounds what waits in memory
 
     def finish(self) -> list[Problem]:
         """Every problem found, once every proof is verified."""
@@ -383,6 +401,57 @@ class _ProofVerifier:
 
 
 # -- the audit --------------------------------------------------------------------------------
+
+
+class _ReadAhead:
+    """The log's pages up to `stop`, in order, read by a thread `READ_AHEAD` pages ahead of the audit, so
+    that the database's time serving the next pages overlaps the audit of this one (a thread waiting on
+    the database does not hold the GIL)."""
+
+    def __init__(self, log: EventLog, stop: int, page_size: int) -> None:
+        self.log, self.stop, self.page_size = log, stop, page_size
+        self._pages: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="audit-read-ahead", daemon=True)
+
+    def __enter__(self) -> Iterator[Sequence[Notification]]:
+        self._thread.start()
+        return self._iterate()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stopped.set()
+        while self._thread.is_alive():  # let a reader blocked on a full queue see the stop
+            with contextlib.suppress(queue.Empty):
+                self._pages.get(timeout=0.05)
+        self._thread.join()
+
+    def _iterate(self) -> Iterator[Sequence[Notification]]:
+        while True:
+            item = self._pages.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _read(self) -> None:
+        after = 0
+        try:
+            while after < self.stop and not self._stopped.is_set():
+                page = self.log.read(after, self.page_size, stop=self.stop)
+                if not page:
+                    break
+                self._put(page)
+                after = page[-1].id
+            self._put(None)
+        except BaseException as error:  # the audit raises it in its own thread
+            self._put(error)
+
+    def _put(self, item: Any) -> None:
+        while not self._stopped.is_set():
+            with contextlib.suppress(queue.Full):
+                self._pages.put(item, timeout=0.1)
+                return
 
 
 class _Frontier:
@@ -468,20 +537,16 @@ class _Audit:
         pending = deque(checkpoints)
         while pending and pending[0].tree_size <= 0:
             self._check_checkpoint(pending.popleft(), None)
-        after = 0
         if self.progress is not None:
             self.progress(0, stop)
-        while after < stop:
-            page = self.log.read(after, self.page_size, stop=stop)
-            if not page:
-                break
-            for notification in page:
-                self._event(notification)
-                while pending and pending[0].tree_size == self.frontier.size:
-                    self._check_checkpoint(pending.popleft(), notification.id)
-            after = page[-1].id
-            if self.progress is not None:
-                self.progress(self.report.events, stop)
+        with _ReadAhead(self.log, stop, self.page_size) as pages:
+            for page in pages:
+                for notification in page:
+                    self._event(notification)
+                    while pending and pending[0].tree_size == self.frontier.size:
+                        self._check_checkpoint(pending.popleft(), notification.id)
+                if self.progress is not None:
+                    self.progress(self.report.events, stop)
         self._close_mismatch_run()
         while self._head is not None:  # leaves of the view for which the store has no event any more
             self._missing(_ViewLeaf.of(self._head))

@@ -37,6 +37,7 @@ LEADER_LOCK = "views"  # held by the one writer of the views
 REBUILD_LOCK = "views-rebuild"  # held by a rebuild waiting for (or holding) the leader lock
 SHADOW_LOCK = "views-shadow"  # held by the one rebuild that builds the shadow views
 POLL_SECONDS = 0.2
+GATHER_SECONDS = 0.02  # how long a follower woken by a command waits for more commands to batch with it
 COVER_CHECK_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
 WAIT_SLICE_SECONDS = 0.05
@@ -70,6 +71,7 @@ class Views:
         self._schema_lock = threading.Lock()
         self._advanced = threading.Condition()
         self._wake = threading.Event()
+        self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -114,8 +116,11 @@ class Views:
             if thread.is_alive():
                 logger.warning("views follower did not stop within 30 s")
 
-    def nudge(self) -> None:
-        """Wakes the follower now (after a local command recorded events)."""
+    def nudge(self, *, urgent: bool = False) -> None:
+        """Wakes the follower (after a local command recorded events): within `GATHER_SECONDS`, or at
+        once when `urgent` (a reader waits for a position)."""
+        if urgent:
+            self._urgent.set()
         self._wake.set()
 
     def _follow(self) -> None:
@@ -139,8 +144,13 @@ class Views:
                 if failures:
                     logger.warning("views follower recovered after %d failures", failures)
                     backoff, failures = 0.0, 0
-                self._wake.wait(POLL_SECONDS)
+                if self._wake.wait(POLL_SECONDS) and not self._urgent.is_set():
+                    # Woken by a command: let the commands of the next few milliseconds join it, so
+                    # that one batch (and one round of tracking, lock and ledger statements) takes
+                    # them all. A reader waiting for a position does not wait for this.
+                    self._urgent.wait(GATHER_SECONDS)
                 self._wake.clear()
+                self._urgent.clear()
         except BaseException:
             logger.critical("views follower stopped by an unexpected error", exc_info=True)
             raise
@@ -172,7 +182,8 @@ class Views:
                     self._notify()
                 if count < self.batch_size:
                     break
-            if self._cover_due():
+            if cover_due or (time.monotonic() >= self._next_cover_check and self._cover_due()):
+                self._next_cover_check = time.monotonic() + COVER_CHECK_SECONDS
                 with self.database.transaction() as cursor:
                     ledger.checkpoint_uncovered(cursor, self.ledger_signer, self.clock())
         finally:
@@ -223,7 +234,7 @@ class Views:
         """True once every view reflects ``position``; False after ``timeout`` seconds."""
         if self.position() >= position:
             return True
-        self.nudge()
+        self.nudge(urgent=True)
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()

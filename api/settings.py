@@ -104,9 +104,9 @@ def cipher_env(cipher_key: str | None) -> dict[str, str]:
 
 def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size: int = 20) -> dict[str, str]:
     """eventsourcing's own settings for the chosen store (DESIGN.md: never the DB functions)."""
-    # Hot aggregates (departments, categories, indexes, checks in flight) fit well within 1000; a larger
-    # cache only holds finished checks (each with its proof) and grows the worker by megabytes.
-    env: dict[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "1000", "COMPRESSOR_TOPIC": ""}
+    # Hot aggregates (departments, categories, indexes, checks in flight) fit well within 256; a larger
+    # cache only holds finished checks (about 10 KiB each, with the proof) and grows every worker.
+    env: dict[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "256", "COMPRESSOR_TOPIC": ""}
     if location.kind == "memory":
         env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
     elif location.kind == "sqlite":

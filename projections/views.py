@@ -37,6 +37,11 @@ LEADER_LOCK = "views"  # held by the one writer of the views
 REBUILD_LOCK = "views-rebuild"  # held by a rebuild waiting for (or holding) the leader lock
 SHADOW_LOCK = "views-shadow"  # held by the one rebuild that builds the shadow views
 POLL_SECONDS = 0.2
+# Aggregates the projector keeps between batches. The follower needs the checks in flight (a miss costs
+# one read of the event store); a rebuild replays whole histories, where a check's events may lie
+# batches apart. A closed check with its proof is about 10 KiB.
+FOLLOWER_CACHE = 2_000
+REBUILD_CACHE = 20_000
 GATHER_SECONDS = 0.02  # how long a follower woken by a command waits for more commands to batch with it
 COVER_CHECK_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
@@ -78,13 +83,14 @@ class Views:
         self._next_cover_check = 0.0
         self._intent: Any = None  # the follower's view of the rebuild lock
 
-    def _new_projector(self, checkpoint_every: int | None = None) -> Projector:
+    def _new_projector(self, checkpoint_every: int | None = None, cache_size: int = FOLLOWER_CACHE) -> Projector:
         return Projector(
             self.app,
             self.log,
             signer=self.ledger_signer,
             checkpoint_every=checkpoint_every or self.checkpoint_every,
             clock=self.clock,
+            cache_size=cache_size,
         )
 
     def _ready(self) -> None:
@@ -351,7 +357,7 @@ class Views:
         chunk = chunk_size or self.batch_size
         # The shadow signs no checkpoint (its ledger is unchecked until the swap): the follower signs
         # what is due after it.
-        projector = self._new_projector(checkpoint_every=sys.maxsize)
+        projector = self._new_projector(checkpoint_every=sys.maxsize, cache_size=REBUILD_CACHE)
         own = self.database.leader_lock(SHADOW_LOCK)
         intent = self.database.leader_lock(REBUILD_LOCK)
         lock = self.database.leader_lock(LEADER_LOCK)

@@ -75,7 +75,6 @@ PROOF_CHUNK = 200  # proofs per task of a worker process
 PARALLEL_FROM = 1000  # fewer proofs in all are verified in this process: starting workers costs about 1 s
 MAX_PENDING_CHUNKS = 64  # chunks sent and not yet verified before the scan waits for the workers
 READ_AHEAD = 3  # pages of the log read ahead of the one being audited
-WORKER_NICENESS = 10  # workers yield the CPU to the scan, the audit's critical path, and take what is left
 CHECK_PREFIX = "nocert:check:"
 
 Progress = Callable[[int, int], None]
@@ -330,16 +329,6 @@ def _proof_differences(item: _ProofItem, payload: dict[str, Any], kid: str | Non
     return [name for name, same in checks.items() if not same]
 
 
-def _init_worker() -> None:
-    """A worker process runs at a lower priority than the audit's own: the scan (read, decode, hash, check)
-    is the critical path and keeps its core; verifying proofs takes the CPU it leaves, and all of it once
-    the scan is done."""
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:
-        pass
-
-
 class _ProofVerifier:
     """Verifies proofs as the scan finds them: in chunks in worker processes once `PARALLEL_FROM` proofs
     have been found, else all in this process at the end. The scan only waits for the workers when
@@ -369,9 +358,7 @@ class _ProofVerifier:
             # preloaded with this module instead of re-running the caller's main script.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_init_worker
-            )
+            self._executor = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         chunk, self._buffer = self._buffer[:PROOF_CHUNK], self._buffer[PROOF_CHUNK:]
         self._pending.append(self._executor.submit(_verify_proofs, self.root_pem, dict(self.departments), chunk))
         while self._pending and (self._pending[0].done() or len(self._pending) > MAX_PENDING_CHUNKS):
@@ -785,9 +772,9 @@ class _Audit:
         except Exception as error:  # any failure to decode stored bytes is the finding itself
             self.problem(notification.id, "undecodable_event", f"{notification.topic}: {type(error).__name__}: {_first_line(error)}")
             return None
-        expected = _fields_of(type(event))
-        present = set(vars(event))
-        if present != expected:
+        expected = _FIELDS.get(type(event)) or _fields_of(type(event))
+        if vars(event).keys() != expected:
+            present = set(vars(event))
             missing, extra = sorted(expected - present), sorted(present - expected)
             parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
             self.problem(notification.id, "undecodable_event", f"{notification.topic}: its state does not fit the type: {'; '.join(parts)}")
@@ -858,7 +845,7 @@ class _Audit:
 
     def _check_event_facts(self, stream: _Stream, label: str, position: int, name: str, party: str, event: Any) -> None:
         """The §4 rules that need the decoded event: who recorded it, and what a proof allows."""
-        expected = {"issuer": stream.issuer, "approver": stream.approver, "sealer": stream.sealer}[party]
+        expected = getattr(stream, party)  # the check's issuer, approver or sealer (TRANSITIONS' parties)
         if expected is not None and event.actor != expected:
             self.problem(position, "invalid_transition", f"{label}: {name} recorded by {event.actor}, not the check's {party} {expected}")
         if name == "Forwarded":

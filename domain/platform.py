@@ -32,6 +32,7 @@ from domain.timefmt import format_time, utcnow
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 API_KEY_PREFIX = "nck"
 MAX_SLA_HOURS = 24 * 365 * 10  # ten years: beyond that a due time is no SLA (and overflows datetimes)
+CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,11 @@ class Platform(Application[UUID]):
             raise not_found("check version")
         return check
 
+    def _current(self, check: CheckRef) -> Check:
+        """The check a command changes: the one the caller has just read (and may change), or read now.
+        A check read before a concurrent command is refused at saving (``concurrent_update``)."""
+        return check if isinstance(check, Check) else self.check(check)
+
     def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
         """The check as it was at ``moment``: after its last event recorded at or before then."""
         version = None
@@ -323,23 +329,23 @@ class Platform(Application[UUID]):
                 raise
             return existing, None
 
-    def accept(self, check_id: UUID, actor: str) -> tuple[Check, int]:
-        check = self.check(check_id)
+    def accept(self, check_id: CheckRef, actor: str) -> tuple[Check, int]:
+        check = self._current(check_id)
         check.accept(actor)
         return check, self._save(check)
 
-    def request_info(self, check_id: UUID, actor: str, question: str) -> tuple[Check, int]:
-        check = self.check(check_id)
+    def request_info(self, check_id: CheckRef, actor: str, question: str) -> tuple[Check, int]:
+        check = self._current(check_id)
         check.request_info(actor, question)
         return check, self._save(check)
 
-    def supply_info(self, check_id: UUID, actor: str, answer: str) -> tuple[Check, int]:
-        check = self.check(check_id)
+    def supply_info(self, check_id: CheckRef, actor: str, answer: str) -> tuple[Check, int]:
+        check = self._current(check_id)
         check.supply_info(actor, answer)
         return check, self._save(check)
 
-    def forward(self, check_id: UUID, actor: str, to: str, reason: str) -> tuple[Check, int]:
-        check = self.check(check_id)
+    def forward(self, check_id: CheckRef, actor: str, to: str, reason: str) -> tuple[Check, int]:
+        check = self._current(check_id)
         category = self.category(check.category)
         check._require_party("Forwarded", actor)
         self.directory().require_issuer(to, category.issuer_kind)
@@ -347,13 +353,13 @@ class Platform(Application[UUID]):
         return check, self._save(check)
 
     def reply(
-        self, check_id: UUID, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
+        self, check_id: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
     ) -> tuple[Check, int]:
         if conclusion not in CONCLUSIONS:
             raise DomainError("validation_error", f"conclusion must be one of {list(CONCLUSIONS)}")
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= 3650:
             raise DomainError("validation_error", "valid_days must be an integer from 1 to 3650")
-        check = self.check(check_id)
+        check = self._current(check_id)
         check.require_reply(actor)
         issuer = self.department(actor)
         approver = self.department(check.approver)
@@ -390,22 +396,22 @@ class Platform(Application[UUID]):
         )
         return check, self._save(check)
 
-    def decline(self, check_id: UUID, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
+    def decline(self, check_id: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
         if reason_code not in DECLINE_REASONS:
             raise DomainError("validation_error", f"reason_code must be one of {list(DECLINE_REASONS)}")
-        check = self.check(check_id)
+        check = self._current(check_id)
         check.decline(actor, reason_code, note)
         return check, self._save(check)
 
-    def withdraw(self, check_id: UUID, actor: str, reason: str) -> tuple[Check, int]:
-        check = self.check(check_id)
+    def withdraw(self, check_id: CheckRef, actor: str, reason: str) -> tuple[Check, int]:
+        check = self._current(check_id)
         check.withdraw(actor, reason)
         return check, self._save(check)
 
-    def close_check(self, check_id: UUID, actor: str, outcome: str) -> tuple[Check, int]:
+    def close_check(self, check_id: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
         if outcome not in OUTCOMES:
             raise DomainError("validation_error", f"outcome must be one of {list(OUTCOMES)}")
-        check = self.check(check_id)
+        check = self._current(check_id)
         check.close(
             actor,
             outcome,

@@ -198,7 +198,7 @@ def _command(path: str, model: type[BaseModel], summary: str) -> Any:
 def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     read_body(request, Empty)
-    check, position = services.app.accept(check.id, issuer.id)
+    check, position = services.app.accept(check, issuer.id)
     return answer(services, check, issuer, position)
 
 
@@ -206,7 +206,7 @@ def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDe
 def request_info(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, InfoRequest)
-    check, position = services.app.request_info(check.id, issuer.id, body.question)
+    check, position = services.app.request_info(check, issuer.id, body.question)
     return answer(services, check, issuer, position)
 
 
@@ -214,7 +214,7 @@ def request_info(check_id: str, request: Request, issuer: Issuer, services: Serv
 def supply_info(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, InfoSupply)
-    check, position = services.app.supply_info(check.id, approver.id, body.answer)
+    check, position = services.app.supply_info(check, approver.id, body.answer)
     return answer(services, check, approver, position)
 
 
@@ -222,7 +222,7 @@ def supply_info(check_id: str, request: Request, approver: Approver, services: S
 def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Forward)
-    check, position = services.app.forward(check.id, issuer.id, body.to, body.reason)
+    check, position = services.app.forward(check, issuer.id, body.to, body.reason)
     return answer(services, check, issuer, position)
 
 
@@ -230,7 +230,7 @@ def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Reply)
-    check, position = services.app.reply(check.id, issuer.id, body.conclusion, body.statements, body.valid_days)
+    check, position = services.app.reply(check, issuer.id, body.conclusion, body.statements, body.valid_days)
     return answer(services, check, issuer, position)
 
 
@@ -238,7 +238,7 @@ def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep
 def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Decline)
-    check, position = services.app.decline(check.id, issuer.id, body.reason_code, body.note)
+    check, position = services.app.decline(check, issuer.id, body.reason_code, body.note)
     return answer(services, check, issuer, position)
 
 
@@ -246,7 +246,7 @@ def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 def withdraw(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Withdraw)
-    check, position = services.app.withdraw(check.id, approver.id, body.reason)
+    check, position = services.app.withdraw(check, approver.id, body.reason)
     return answer(services, check, approver, position)
 
 
@@ -254,6 +254,6 @@ def withdraw(check_id: str, request: Request, approver: Approver, services: Serv
 def close(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Close)
-    check, position = services.app.close_check(check.id, approver.id, body.outcome)
+    check, position = services.app.close_check(check, approver.id, body.outcome)
     return answer(services, check, approver, position)
 

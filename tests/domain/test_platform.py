@@ -596,3 +596,19 @@ def test_check_versions_beyond_the_last_are_not_found(app):
     assert app.check(check_id, version=2).status == "accepted"
     for version in (0, 3, 100):
         assert error_code(lambda: app.check(check_id, version=version)) == "not_found"
+
+
+def test_a_command_acts_on_the_check_its_caller_read_and_refuses_it_once_stale(app: Platform) -> None:
+    """The HTTP layer reads a check (to decide visibility) and hands it to the command, which then
+    does not read it again; a check another command changed in between is refused at saving."""
+    check_id = new_check_id(app)
+    read = app.check(check_id)
+    accepted, position = app.accept(read, GULOU_POLICE)
+    assert accepted is read and accepted.status == "accepted" and position > 0
+
+    stale = app.check(check_id)
+    app.withdraw(check_id, APPROVER, "申请人撤回")
+    with pytest.raises(DomainError) as refused:
+        app.decline(stale, GULOU_POLICE, "no_record", "查无此人")
+    assert refused.value.code == "concurrent_update"
+    assert [type(e).__name__ for e in app.events.get(check_id)] == ["Raised", "Accepted", "Withdrawn"]

@@ -40,7 +40,7 @@ POLL_SECONDS = 0.2
 # Aggregates the projector keeps between batches. The follower needs the checks in flight (a miss costs
 # one read of the event store); a rebuild replays whole histories, where a check's events may lie
 # batches apart. A closed check with its proof is about 10 KiB.
-FOLLOWER_CACHE = 2_000
+FOLLOWER_CACHE = 500
 REBUILD_CACHE = 20_000
 GATHER_SECONDS = 0.02  # how long a follower woken by a command waits for more commands to batch with it
 COVER_CHECK_SECONDS = 1.0

@@ -175,15 +175,22 @@ state_sha256, leaf_hash (made a `_ViewLeaf` only when the audit reports it)."""
 
 
 def _view_leaves(database: Database, stop: int, page_size: int) -> Iterator[_ViewRow]:
-    """The ledger view's leaves with position <= stop, in position order, a page per read."""
+    """The ledger view's leaves with position <= stop, in position order, a page per read.
+
+    The query has no upper bound: with both bounds and no statistics yet (a freshly rebuilt view),
+    PostgreSQL fetched every leaf up to `stop` and sorted them for each page (about 50 ms a page instead of
+    0.5), so leaves past `stop` are left out here."""
     after = 0
     while True:
         with database.reading() as cursor:  # type: ignore[attr-defined]
             rows = cursor.execute(
                 "SELECT idx, position, stream_id, version, type, state_sha256, leaf_hash FROM ledger_leaves "
-                "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
-                (after, stop, page_size),
+                "WHERE position > ? ORDER BY position LIMIT ?",
+                (after, page_size),
             ).fetchall()
+        if rows and int(rows[-1][1]) > stop:
+            yield from (row for row in rows if int(row[1]) <= stop)
+            return
         yield from rows
         if len(rows) < page_size:
             return

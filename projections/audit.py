@@ -17,12 +17,9 @@ Problems carry a stable ``kind`` (`KINDS`) and the global position they concern 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 from hashlib import sha256
 import multiprocessing
 import os
-import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -74,7 +71,6 @@ PAGE_SIZE = 1000
 PROOF_CHUNK = 200  # proofs per task of a worker process
 PARALLEL_FROM = 1000  # fewer proofs in all are verified in this process: starting workers costs about 1 s
 MAX_PENDING_CHUNKS = 64  # chunks sent and not yet verified before the scan waits for the workers
-READ_AHEAD = 3  # pages of the log read ahead of the one being audited
 CHECK_PREFIX = "nocert:check:"
 
 Progress = Callable[[int, int], None]
@@ -397,57 +393,6 @@ class _ProofVerifier:
 # -- the audit --------------------------------------------------------------------------------
 
 
-class _ReadAhead:
-    """The log's pages up to `stop`, in order, read by a thread `READ_AHEAD` pages ahead of the audit, so
-    that the database's time serving the next pages overlaps the audit of this one (a thread waiting on
-    the database does not hold the GIL)."""
-
-    def __init__(self, log: EventLog, stop: int, page_size: int) -> None:
-        self.log, self.stop, self.page_size = log, stop, page_size
-        self._pages: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="audit-read-ahead", daemon=True)
-
-    def __enter__(self) -> Iterator[Sequence[Notification]]:
-        self._thread.start()
-        return self._iterate()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._stopped.set()
-        while self._thread.is_alive():  # let a reader blocked on a full queue see the stop
-            with contextlib.suppress(queue.Empty):
-                self._pages.get(timeout=0.05)
-        self._thread.join()
-
-    def _iterate(self) -> Iterator[Sequence[Notification]]:
-        while True:
-            item = self._pages.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _read(self) -> None:
-        after = 0
-        try:
-            while after < self.stop and not self._stopped.is_set():
-                page = self.log.read(after, self.page_size, stop=self.stop)
-                if not page:
-                    break
-                self._put(page)
-                after = page[-1].id
-            self._put(None)
-        except BaseException as error:  # the audit raises it in its own thread
-            self._put(error)
-
-    def _put(self, item: Any) -> None:
-        while not self._stopped.is_set():
-            with contextlib.suppress(queue.Full):
-                self._pages.put(item, timeout=0.1)
-                return
-
-
 class _Frontier:
     """`signing.merkle.Frontier`'s append without listing the nodes completed (the audit stores none);
     its root is `signing.merkle.Frontier`'s."""
@@ -533,14 +478,18 @@ class _Audit:
             self._check_checkpoint(pending.popleft(), None)
         if self.progress is not None:
             self.progress(0, stop)
-        with _ReadAhead(self.log, stop, self.page_size) as pages:
-            for page in pages:
-                for notification in page:
-                    self._event(notification)
-                    while pending and pending[0].tree_size == self.frontier.size:
-                        self._check_checkpoint(pending.popleft(), notification.id)
-                if self.progress is not None:
-                    self.progress(self.report.events, stop)
+        after = 0
+        while after < stop:
+            page = self.log.read(after, self.page_size, stop=stop)
+            if not page:
+                break
+            for notification in page:
+                self._event(notification)
+                while pending and pending[0].tree_size == self.frontier.size:
+                    self._check_checkpoint(pending.popleft(), notification.id)
+            after = page[-1].id
+            if self.progress is not None:
+                self.progress(self.report.events, stop)
         self._close_mismatch_run()
         while self._head is not None:  # leaves of the view for which the store has no event any more
             self._missing(_ViewLeaf.of(self._head))
@@ -601,7 +550,7 @@ class _Audit:
         self, index: int, notification: Notification, stream_id: str, state_sha256: str, digest: bytes
     ) -> None:
         position = notification.id
-        while self._head is not None and self._head[1] < position:
+        while self._head is not None and int(self._head[1]) < position:
             self._missing(_ViewLeaf.of(self._head))
             self._advance_view()
         leaf = _ViewLeaf.of(self._head) if self._head is not None else None

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -210,7 +211,7 @@ class _PostgresCursor:
         with psycopg.RawCursor(self._cursor.connection) as raw:
             for start in range(0, len(rows), ROWS_PER_INSERT):
                 part = rows[start : start + ROWS_PER_INSERT]
-                raw.execute(f"{head}{_numbered_rows(width, len(part))}{tail}", [value for row in part for value in row])
+                raw.execute(f"{head}{_numbered_rows(width, len(part))}{tail}", list(chain.from_iterable(part)))
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()

@@ -67,11 +67,12 @@ def list_document(check: Check) -> dict[str, Any]:
 
 
 def answer_facts(check: Check) -> dict[str, Any]:
-    """The row's columns about the check's state and answer (what coverage counts)."""
+    """The row's columns about the check's state and answer (what coverage counts); ``answered_at`` as
+    a datetime (`check_row` writes it as text)."""
     answered_at = check.replied_at
     return {
         "status": check.status,
-        "answered_at": format_time(answered_at) if answered_at else None,
+        "answered_at": answered_at,
         "answer_seconds": (answered_at - check.created_on).total_seconds() if answered_at else None,
         "on_time": (1 if answered_at <= check.due_at else 0) if answered_at else None,
         "answer": answer_of(check),
@@ -81,6 +82,9 @@ def answer_facts(check: Check) -> dict[str, Any]:
 
 def check_row(check: Check, approver_region: str, position: int) -> dict[str, Any]:
     """The view's row of a check, from the aggregate. ``position``: the check's last event."""
+    facts = answer_facts(check)
+    if facts["answered_at"] is not None:
+        facts["answered_at"] = format_time(facts["answered_at"])
     return {
         "id": str(check.id),
         "approver": check.approver,
@@ -89,7 +93,7 @@ def check_row(check: Check, approver_region: str, position: int) -> dict[str, An
         "approver_region": approver_region,
         "raised_at": format_time(check.created_on),
         "due_at": format_time(check.due_at),
-        **answer_facts(check),
+        **facts,
         "inbox_issuer": check.issuer if check.status in OPEN_UNANSWERED else None,
         "position": position,
         "document": json.dumps(list_document(check), ensure_ascii=False, separators=(",", ":")),

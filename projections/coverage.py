@@ -10,6 +10,7 @@ from the ``(status, due_at)`` index of ``view_checks`` (only open checks past th
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -54,11 +55,11 @@ def contribution(row: Mapping[str, Any] | None) -> Contribution:
 
 
 def difference(after: Contribution, before: Contribution) -> Contribution:
-    return tuple(a - b for a, b in zip(after, before, strict=True))
+    return tuple(map(operator.sub, after, before))
 
 
 def add(total: Contribution, delta: Contribution) -> Contribution:
-    return tuple(a + b for a, b in zip(total, delta, strict=True))
+    return tuple(map(operator.add, total, delta))
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -170,13 +170,15 @@ class Projector:
 
     def _apply_check(self, cursor: Any, batch: _Batch, notification: Notification, event: Check.Event) -> None:
         before = self._predecessor(event)
-        region = self._region(cursor, before.approver if before is not None else event.approver)  # type: ignore[attr-defined]
-        # what the check counted in before the event (computed before the aggregate mutates)
-        before_contribution = coverage.contribution(checks.answer_facts(before) if before is not None else None)
+        counted = batch.wants("coverage", notification)
+        if counted:
+            # what the check counted in before the event (computed before the aggregate mutates)
+            before_contribution = coverage.contribution(checks.answer_facts(before) if before is not None else None)
         check = self._advance(event, before)
         if batch.wants("checks", notification):
             batch.checks[check.id] = (check, notification.id)
-        if batch.wants("coverage", notification):
+        if counted:
+            region = self._region(cursor, check.approver)
             facts = checks.answer_facts(check)
             after = coverage.contribution(facts)
             key = (check.category, region)

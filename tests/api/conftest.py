@@ -37,16 +37,14 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.bootstrap import Services, build
 from api.settings import Settings
+from tests.bodies import CATEGORY, check_body
 from tests.conftest import make_id_number, make_uscc, postgres_schema_url
 
 ADMIN_KEY = "admin-" + "x" * 40
-CATEGORY = "household-registration"
 
 # Applicants: the first six digits are the region of household registration, which routes the check.
-APPLICANT = make_id_number("35010219900101123")  # 鼓楼区 350102: routes to gulou (prefix 350102)
 APPLICANT_CITY = make_id_number("35010419880202456")  # 台江区 350104: routes to city (prefix 3501)
 APPLICANT_XIAMEN = make_id_number("35020319700303789")  # 厦门 350203: no police issuer covers it
-OTHER_NUMBER = make_id_number("35010219850505321")  # a second identity number, inside claims
 
 _USCC_SERIAL = itertools.count(1)
 
@@ -257,18 +255,7 @@ class Province:
 
     # -- checks ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def check_body(**overrides: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "category": CATEGORY,
-            "matter": {"code": "real-estate-deregistration", "name": "不动产注销登记"},
-            "applicant": {"name": "林某某", "id_number": APPLICANT},
-            "claims": {"question": "两个身份证号码是否为同一人", "other_id_number": OTHER_NUMBER},
-            "purpose": "不动产注销登记身份一致性核验",
-            "consent": {"method": "face", "reference": "FACE-2024-0001"},
-        }
-        body.update(overrides)
-        return body
+    check_body = staticmethod(check_body)
 
     def raise_check(self, by: str | Member = "approver", **overrides: Any) -> dict[str, Any]:
         return self.as_(by).post("/v1/checks", json=self.check_body(**overrides), expect=201).json()

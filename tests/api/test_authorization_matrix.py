@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import APPLICANT, Caller, Member, Province, new_uscc
+from tests.bodies import APPLICANT
+from tests.api.conftest import Caller, Member, Province, new_uscc
 
 ROLES = ("admin", "approver", "issuer", "former", "auditor", "unrelated", "nokey", "revoked")
 A, R = 401, 401  # columns nokey and revoked, named for readability below

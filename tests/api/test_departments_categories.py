@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.timefmt import format_time, parse_time
 from api.app import create_app
-from tests.api.conftest import CATEGORY, Province, build_services, new_uscc
+from tests.bodies import CATEGORY
+from tests.api.conftest import Province, build_services, new_uscc
 from tests.conftest import make_uscc
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from projections.database import DatabaseUnavailable
-from tests.api.conftest import APPLICANT, OTHER_NUMBER, Province
+from tests.bodies import APPLICANT, OTHER_NUMBER
+from tests.api.conftest import Province
 
 # Every operation of the contract (API.md §3-§8), as OpenAPI names its paths.
 CONTRACT: set[tuple[str, str]] = {

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from domain.timefmt import parse_time
-from tests.api.conftest import APPLICANT, Province
+from tests.bodies import APPLICANT
+from tests.api.conftest import Province
 
 REASONS = {
     "malformed", "bad_signature", "unknown_issuer", "untrusted_certificate", "certificate_expired", "key_revoked",

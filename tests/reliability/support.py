@@ -27,13 +27,11 @@ import httpx
 from api.bootstrap import Services, build
 from api.settings import Settings
 from projections.schema import VIEW_TABLES
-from tests.conftest import make_id_number, make_uscc
+from tests.bodies import CATEGORY, check_body
+from tests.conftest import make_uscc
 
 NOCERT = str(Path(sys.executable).with_name("nocert"))
 ADMIN_KEY = "admin-" + "r" * 40
-CATEGORY = "household-registration"
-APPLICANT = make_id_number("35010219900101123")  # 鼓楼区: routes to the gulou police station
-OTHER_NUMBER = make_id_number("35010219850505321")
 
 #: The event type each command records (API.md §4).
 EVENT_OF_COMMAND = {
@@ -189,19 +187,6 @@ class Province:
         response = client.post("/v1/categories", json=category, headers=admin)
         assert response.status_code == 201, response.text
         return province
-
-
-def check_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "category": CATEGORY,
-        "matter": {"code": "real-estate-deregistration", "name": "不动产注销登记"},
-        "applicant": {"name": "林某某", "id_number": APPLICANT},
-        "claims": {"question": "两个身份证号码是否为同一人", "other_id_number": OTHER_NUMBER},
-        "purpose": "不动产注销登记身份一致性核验",
-        "consent": {"method": "face", "reference": "FACE-2024-0001"},
-    }
-    body.update(overrides)
-    return body
 
 
 # -- lifecycle load ------------------------------------------------------------------------------

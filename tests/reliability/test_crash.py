@@ -25,11 +25,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.bodies import check_body
 from tests.reliability.support import (
     LifecycleLoad,
     Province,
     Server,
-    check_body,
     converge_and_rebuild,
     server_env,
     verify_acks,

@@ -40,15 +40,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.problems import STATUS_OF_CODE
 from tests.conftest import make_id_number
-from tests.reliability.support import (
-    ADMIN_KEY,
-    CATEGORY,
-    Province,
-    check_body,
-    converge_and_rebuild,
-    open_services,
-    server_env,
-)
+from tests.bodies import CATEGORY, check_body
+from tests.reliability.support import ADMIN_KEY, Province, converge_and_rebuild, open_services, server_env
 
 SECURITY_HEADERS = ("x-content-type-options", "x-frame-options", "referrer-policy", "strict-transport-security")
 JSON = (b"content-type", b"application/json")

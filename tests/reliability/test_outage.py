@@ -34,11 +34,11 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_URL
+from tests.bodies import check_body
 from tests.reliability.support import (
     LifecycleLoad,
     Province,
     Server,
-    check_body,
     converge_and_rebuild,
     server_env,
     verify_acks,

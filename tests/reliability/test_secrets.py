@@ -24,7 +24,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import make_id_number
-from tests.reliability.support import ADMIN_KEY, APPLICANT, OTHER_NUMBER, Province, Server, check_body, server_env
+from tests.bodies import APPLICANT, OTHER_NUMBER, check_body
+from tests.reliability.support import ADMIN_KEY, Province, Server, server_env
 from api.ratelimit import FAILURE_LIMIT
 
 SECURITY_HEADERS = {

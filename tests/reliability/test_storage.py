@@ -32,15 +32,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.reliability.support import (
-    Ack,
-    Province,
-    Server,
-    check_body,
-    converge_and_rebuild,
-    server_env,
-    verify_acks,
-)
+from tests.bodies import check_body
+from tests.reliability.support import Ack, Province, Server, converge_and_rebuild, server_env, verify_acks
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chattr +i, mount)")
 

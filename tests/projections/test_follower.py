@@ -22,6 +22,7 @@ from projections.database import DatabaseUnavailable
 from projections.projector import Projector
 from tests.domain.world import APPROVER, GULOU_POLICE, OTHER_APPROVER, XIAMEN_POLICE, build_province, raise_check
 from tests.projections import recount
+from tests.projections.conftest import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -202,7 +203,8 @@ CHILD = textwrap.dedent(
 def test_a_follower_process_killed_mid_batch(durable_database_url: str, make_stack, ledger_keys, tmp_path) -> None:
     """SIGKILL while a batch's rows are written but not committed: the next follower (another process)
     takes over and ends with every view exactly right."""
-    stack = make_stack(durable_database_url, start=False, checkpoint_every=5, batch_size=8)
+    # a hand-moved clock: no checkpoint by time (only every 5 leaves) however slow the machine
+    stack = make_stack(durable_database_url, start=False, checkpoint_every=5, batch_size=8, clock=Clock())
     build_province(stack.app)
     busy_history(stack.app, checks=4)
     marker = tmp_path / "marker"
@@ -234,8 +236,9 @@ def test_a_follower_process_killed_mid_batch(durable_database_url: str, make_sta
 
 
 def test_followers_of_several_processes_write_each_event_once(durable_database_url: str, make_stack) -> None:
-    one = make_stack(durable_database_url, batch_size=5)
-    two = make_stack(durable_database_url, batch_size=5)
+    # hand-moved clocks: no checkpoint by time between the two dumps compared at the end
+    one = make_stack(durable_database_url, batch_size=5, clock=Clock())
+    two = make_stack(durable_database_url, batch_size=5, clock=Clock())
     build_province(one.app)
     errors: list[BaseException] = []
 

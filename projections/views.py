@@ -170,12 +170,12 @@ class Views:
         """One wake-up of the follower: if the views are behind the log (or a checkpoint is due), takes the
         leader lock, applies batches until caught up, signs a checkpoint if one is due, and lets go.
         Returns the number of events applied; 0 also when another process holds the lock."""
-        behind = self.log.max_position() > self.position()
-        cover_due = False
-        if time.monotonic() >= self._next_cover_check:
+        # Uncovered leaves are looked for once every COVER_CHECK_SECONDS, whether or not there is work.
+        cover_check = time.monotonic() >= self._next_cover_check
+        if cover_check:
             self._next_cover_check = time.monotonic() + COVER_CHECK_SECONDS
-            cover_due = not behind and self._cover_due()
-        if not behind and not cover_due:
+        behind = self.log.max_position() > self.position()
+        if not behind and not (cover_check and self._cover_due()):
             return 0
         if self._rebuild_waiting() or not lock.try_acquire():
             return 0
@@ -188,8 +188,7 @@ class Views:
                     self._notify()
                 if count < self.batch_size:
                     break
-            if cover_due or (time.monotonic() >= self._next_cover_check and self._cover_due()):
-                self._next_cover_check = time.monotonic() + COVER_CHECK_SECONDS
+            if cover_check and self._cover_due():
                 with self.database.transaction() as cursor:
                     ledger.checkpoint_uncovered(cursor, self.ledger_signer, self.clock())
         finally:

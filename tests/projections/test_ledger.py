@@ -144,3 +144,24 @@ def test_checkpoint_cadence(durable_database_url: str, make_stack, ledger_keys) 
     later = [cp["tree_size"] for cp in all_checkpoints(views, size) if cp["tree_size"] > covered]
     assert later == [covered + 5]
     verify(stack, ledger_keys.root_certificate, hashes, views.checkpoint(covered + 5))
+
+
+def test_a_follower_behind_at_every_wake_still_covers_old_leaves(durable_database_url: str, make_stack) -> None:
+    """Under steady load the follower finds new events at every wake-up; leaves no checkpoint covers
+    must still get one by time (API.md §7), not only once the load stops."""
+    clock = Clock()
+    stack = make_stack(durable_database_url, checkpoint_every=1000, clock=clock, start=False)
+    views = stack.views
+    lock = stack.database.leader_lock("views")
+    try:
+        some_history(stack.app, checks=1)
+        assert views.follow_once(lock) > 0  # behind: applies what there is
+        clock.now = utcnow() + timedelta(seconds=6)  # the first leaves are now old
+        time.sleep(1.1)  # the next wake-up looks for uncovered leaves again
+        stack.app.issue_api_key(APPROVER)  # and is behind again
+        assert views.follow_once(lock) > 0
+        assert (views.latest_checkpoint() or {}).get("tree_size") == views.ledger_size()
+    finally:
+        close = getattr(lock, "close", None)  # PostgreSQL's lock holds a connection of its own
+        if close is not None:
+            close()

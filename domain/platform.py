@@ -329,23 +329,23 @@ class Platform(Application[UUID]):
                 raise
             return existing, None
 
-    def accept(self, check_id: CheckRef, actor: str) -> tuple[Check, int]:
-        check = self._current(check_id)
+    def accept(self, check: CheckRef, actor: str) -> tuple[Check, int]:
+        check = self._current(check)
         check.accept(actor)
         return check, self._save(check)
 
-    def request_info(self, check_id: CheckRef, actor: str, question: str) -> tuple[Check, int]:
-        check = self._current(check_id)
+    def request_info(self, check: CheckRef, actor: str, question: str) -> tuple[Check, int]:
+        check = self._current(check)
         check.request_info(actor, question)
         return check, self._save(check)
 
-    def supply_info(self, check_id: CheckRef, actor: str, answer: str) -> tuple[Check, int]:
-        check = self._current(check_id)
+    def supply_info(self, check: CheckRef, actor: str, answer: str) -> tuple[Check, int]:
+        check = self._current(check)
         check.supply_info(actor, answer)
         return check, self._save(check)
 
-    def forward(self, check_id: CheckRef, actor: str, to: str, reason: str) -> tuple[Check, int]:
-        check = self._current(check_id)
+    def forward(self, check: CheckRef, actor: str, to: str, reason: str) -> tuple[Check, int]:
+        check = self._current(check)
         category = self.category(check.category)
         check._require_party("Forwarded", actor)
         self.directory().require_issuer(to, category.issuer_kind)
@@ -353,13 +353,13 @@ class Platform(Application[UUID]):
         return check, self._save(check)
 
     def reply(
-        self, check_id: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
+        self, check: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
     ) -> tuple[Check, int]:
         if conclusion not in CONCLUSIONS:
             raise DomainError("validation_error", f"conclusion must be one of {list(CONCLUSIONS)}")
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= 3650:
             raise DomainError("validation_error", "valid_days must be an integer from 1 to 3650")
-        check = self._current(check_id)
+        check = self._current(check)
         check.require_reply(actor)
         issuer = self.department(actor)
         approver = self.department(check.approver)
@@ -396,22 +396,22 @@ class Platform(Application[UUID]):
         )
         return check, self._save(check)
 
-    def decline(self, check_id: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
+    def decline(self, check: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
         if reason_code not in DECLINE_REASONS:
             raise DomainError("validation_error", f"reason_code must be one of {list(DECLINE_REASONS)}")
-        check = self._current(check_id)
+        check = self._current(check)
         check.decline(actor, reason_code, note)
         return check, self._save(check)
 
-    def withdraw(self, check_id: CheckRef, actor: str, reason: str) -> tuple[Check, int]:
-        check = self._current(check_id)
+    def withdraw(self, check: CheckRef, actor: str, reason: str) -> tuple[Check, int]:
+        check = self._current(check)
         check.withdraw(actor, reason)
         return check, self._save(check)
 
-    def close_check(self, check_id: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
+    def close_check(self, check: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
         if outcome not in OUTCOMES:
             raise DomainError("validation_error", f"outcome must be one of {list(OUTCOMES)}")
-        check = self._current(check_id)
+        check = self._current(check)
         check.close(
             actor,
             outcome,

@@ -61,9 +61,9 @@ def add(cursor: Any, answers: Iterable[Answer]) -> None:
     found = _run(cursor, plans)
     rows = []
     for scope in touched:
-        n2 = states.get(scope, (0, None))[0] + len(added[scope])
-        middles = sorted(found[scope] + plans[scope][2])
-        rows.append((*scope, n2, *middles[0], *(middles[0] if n2 % 2 else middles[1])))
+        n = states.get(scope, (0, None))[0] + len(added[scope])
+        lower, *rest = sorted(found[scope] + plans[scope][2])
+        rows.append((*scope, n, *lower, *(lower if n % 2 else rest[0])))
     cursor.executemany(
         "INSERT INTO view_medians (category, prefix, n, lower_seconds, lower_position, upper_seconds, "
         "upper_position) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (category, prefix) DO UPDATE SET "

@@ -17,13 +17,14 @@ Problems carry a stable ``kind`` (`KINDS`) and the global position they concern 
 from __future__ import annotations
 
 import concurrent.futures
-from hashlib import sha256
+import functools
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -234,17 +235,11 @@ class _Stream:
         self.valid_until: datetime | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def _aggregate_of(topic: str) -> str:
-    """``nocert:check:Raised`` → ``nocert:check``: the aggregate a topic belongs to."""
-    aggregate = _AGGREGATES.get(topic)
-    if aggregate is None:
-        aggregate = topic.rpartition(":")[0] if topic.count(":") >= 2 else topic
-        if len(_AGGREGATES) < 10_000:
-            _AGGREGATES[topic] = aggregate
-    return aggregate
-
-
-_AGGREGATES: dict[str, str] = {}
+    """``nocert:check:Raised`` → ``nocert:check``: the aggregate a topic belongs to (remembered: a log has
+    a few dozen topics)."""
+    return topic.rpartition(":")[0] if topic.count(":") >= 2 else topic
 
 
 _FIELDS: dict[type, frozenset[str]] = {}
@@ -393,28 +388,6 @@ class _ProofVerifier:
 # -- the audit --------------------------------------------------------------------------------
 
 
-class _Frontier:
-    """`signing.merkle.Frontier`'s append without listing the nodes completed (the audit stores none);
-    its root is `signing.merkle.Frontier`'s."""
-
-    __slots__ = ("size", "nodes")
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.nodes: list[bytes] = []
-
-    def append(self, leaf: bytes) -> None:
-        index, nodes, digest = self.size, self.nodes, leaf
-        while index & 1:
-            digest = sha256(b"\x01" + nodes.pop() + digest).digest()
-            index >>= 1
-        nodes.append(digest)
-        self.size += 1
-
-    def root(self) -> bytes:
-        return merkle.Frontier(self.size, self.nodes).root()
-
-
 class _Audit:
     def __init__(
         self,
@@ -435,7 +408,7 @@ class _Audit:
         self.page_size = page_size
         self.report = AuditReport()
         self.problems: list[Problem] = []
-        self.frontier = _Frontier()
+        self.frontier = merkle.Frontier()
         self.streams: dict[str, _Stream] = {}
         self.proofs = _ProofVerifier(root_cert, workers)
         self.last_position = 0
@@ -517,9 +490,9 @@ class _Audit:
         stream_id = str(notification.originator_id)
         state_sha256 = sha256(notification.state).hexdigest()
         # The leaf as `projections.ledger.leaf_bytes` makes it, from the values computed once here.
-        digest = sha256(
-            b"\x00" + canonical_leaf(position, stream_id, notification.originator_version, notification.topic, state_sha256)
-        ).digest()
+        digest = merkle.leaf_hash(
+            canonical_leaf(position, stream_id, notification.originator_version, notification.topic, state_sha256)
+        )
         self.frontier.append(digest)
         head = self._head
         if head is not None and head[1] == position and head[6] == digest and head[0] == index:

@@ -9,6 +9,7 @@ an event, and a rebuild never deletes them: they are signed history.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -59,7 +60,6 @@ def canonical_leaf(position: Any, stream_id: Any, version: Any, topic: Any, stat
 
 _PLAIN = re.compile(r'[ !#-\[\]-~]*', re.ASCII)  # printable ASCII but " and \
 _SAFE_INT = 2**53 - 1
-_TOPICS: dict[str, str] = {}
 
 
 def _value(value: Any) -> str:
@@ -71,15 +71,13 @@ def _value(value: Any) -> str:
 
 
 def _topic(topic: Any) -> str:
-    """`_value` of a topic, remembered: a log has a few dozen topics."""
-    if type(topic) is not str:
-        return _value(topic)
-    text = _TOPICS.get(topic)
-    if text is None:
-        text = rfc8785.dumps(topic).decode("utf-8")
-        if len(_TOPICS) < 10_000:
-            _TOPICS[topic] = text
-    return text
+    """`_value` of a topic, remembered for strings: a log has a few dozen topics."""
+    return _topic_text(topic) if type(topic) is str else _value(topic)
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic_text(topic: str) -> str:
+    return rfc8785.dumps(topic).decode("utf-8")
 
 
 class NodesInDatabase:

@@ -7,7 +7,6 @@ Every key is Ed25519. A department certificate names its department three ways (
 from __future__ import annotations
 
 import functools
-
 import hashlib
 from datetime import UTC, datetime, timedelta
 

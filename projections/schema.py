@@ -205,7 +205,8 @@ def _existing(cursor: object, dialect: str) -> set[str]:
 
 
 def _complete(cursor: object, dialect: str) -> bool:
-    if not _names(dialect) <= _existing(cursor, dialect) or _version(cursor, dialect) != VERSION:
+    existing = _existing(cursor, dialect)
+    if not _names(dialect) <= existing or _version(cursor, existing) != VERSION:
         return False
     tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}  # type: ignore[attr-defined]
     state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()  # type: ignore[attr-defined]
@@ -226,10 +227,10 @@ def create_schema(database: Database) -> None:
     with database.transaction() as cursor:
         if database.dialect == "postgres":
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('nocert:views:schema:' || current_schema()))")
-        version = _version(cursor, database.dialect)
+        version = _version(cursor, _existing(cursor, database.dialect))
         if version not in (None, VERSION):
-            # Views of another layout: dropped, so that the follower builds them again from the log
-            # (signed checkpoints stay, and are checked against the new ledger as it passes them).
+            # Views of another layout: dropped, so that the follower builds them again from the log.
+            # Signed checkpoints stay (`nocert audit verify` checks them against the log).
             logger.warning("views: layout %s found, %s expected: the views are built again from the log", version, VERSION)
             drop_shadow(cursor)
             for table in SWAPPED:
@@ -241,10 +242,9 @@ def create_schema(database: Database) -> None:
         cursor.execute("INSERT INTO view_schema (version) VALUES (?)", (VERSION,))
 
 
-def _version(cursor: Any, dialect: str) -> int | None:
+def _version(cursor: Any, existing: set[str]) -> int | None:
     """The layout version the stored views were made with: None for no views, 1 for views older than
     `VERSION` existed, else what ``view_schema`` holds."""
-    existing = _existing(cursor, dialect)
     if "view_schema" in existing:
         row = cursor.execute("SELECT version FROM view_schema").fetchone()
         if row is not None:

@@ -1,0 +1,1 @@
+"""The store: the event log, its SQL layer and the write path."""

@@ -15,14 +15,14 @@ from starlette.exceptions import HTTPException
 
 from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
-from api.idempotency import IdempotencyStore
 from api.metrics import Metrics
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, problem_responses
 from api.routers import audit, categories, checks, coverage, departments, health, proofs, trust
 from api.schemas import BODY_MODELS
 from api.schemas import Problem as ProblemModel
 from domain.errors import DomainError
-from projections.database import STORE_ERRORS
+from store.database import STORE_ERRORS
+from store.idempotency import IdempotencyStore
 
 LOG = logging.getLogger("nocert.api")
 

@@ -128,9 +128,9 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_MAX_OVERFLOW="5",
             POSTGRES_CONNECT_TIMEOUT="3",
             POSTGRES_LOCK_TIMEOUT="5",
-            POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (projections.pgrecorder)
+            POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (store.recorder)
             # eventsourcing's own retries would hold a request for a minute while the database is down.
-            APPLICATION_RECORDER_TOPIC="projections.pgrecorder:BoundedPostgresApplicationRecorder",
+            APPLICATION_RECORDER_TOPIC="store.recorder:BoundedPostgresApplicationRecorder",
         )
     env.update(cipher_env(cipher_key))
     # eventsourcing requires POSTGRES_PASSWORD to be set, empty included (a server that trusts the user).

@@ -20,7 +20,7 @@ from typing import Any
 from bench import common, lifecycle
 
 PROJECT = ("/api/", "/domain/", "/projections/", "/signing/")
-PASS_THROUGH = ("/projections/pgrecorder.py", "/projections/database.py")
+PASS_THROUGH = ("/store/recorder.py", "/store/database.py")
 
 
 def _site(depth: int = 3) -> str:

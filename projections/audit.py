@@ -34,8 +34,8 @@ from eventsourcing.persistence import Notification
 
 from domain.check import TRANSITIONS
 from domain.department import Department
-from projections.database import Database
-from projections.eventlog import EventLog
+from store.database import Database
+from store.eventlog import EventLog
 from projections.ledger import canonical_leaf
 from signing import certificates, merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint

@@ -20,8 +20,8 @@ from cryptography import x509
 from domain.errors import DomainError
 from domain.privacy import mask_check
 from projections import ledger
-from projections.database import Database
-from projections.eventlog import EventLog
+from store.database import Database
+from store.eventlog import EventLog
 from signing import certificates, jws, merkle
 from signing.bundle import FORMAT, SUMMARY_NOTE, leaf_bytes
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint

@@ -29,7 +29,7 @@ from domain.category import Category
 from domain.check import Check
 from domain.department import Department
 from projections import checks, coverage, ledger, medians
-from projections.eventlog import EventLog
+from store.eventlog import EventLog
 from projections.schema import COUNTERS, VIEWS
 from signing.signer import Signer
 

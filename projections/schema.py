@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from projections.database import Database
+from store.database import Database
 
 logger = logging.getLogger(__name__)
 

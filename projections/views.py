@@ -26,8 +26,8 @@ from eventsourcing.application import Application
 
 import domain.timefmt
 from projections import checks, coverage, ledger, schema
-from projections.database import Database
-from projections.eventlog import EventLog
+from store.database import Database
+from store.eventlog import EventLog
 from projections.projector import BATCH_SIZE, Projector, positions
 from signing.signer import Signer
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from projections.database import DatabaseUnavailable
+from store.database import DatabaseUnavailable
 from tests.bodies import APPLICANT, OTHER_NUMBER
 from tests.api.conftest import Province
 

@@ -15,8 +15,8 @@ import pytest
 from api.bootstrap import _open_database
 from api.settings import Settings, parse_database_url, store_env
 from domain.platform import Platform
-from projections.database import Database
-from projections.eventlog import EventLog
+from store.database import Database
+from store.eventlog import EventLog
 from projections.views import Views
 from signing.keystore import KeyStore
 from signing.signer import Signer

@@ -20,8 +20,8 @@ from domain.check import Check
 from domain.identifiers import region_prefix
 from domain.platform import Platform
 from domain.privacy import mask_check
-from projections.database import Database
-from projections.eventlog import EventLog
+from store.database import Database
+from store.eventlog import EventLog
 
 OPEN_UNANSWERED = {"raised", "accepted", "info_requested"}
 

@@ -18,7 +18,7 @@ import pytest
 
 from projections import ledger as ledger_module
 from domain.timefmt import utcnow
-from projections.database import DatabaseUnavailable
+from store.database import DatabaseUnavailable
 from projections.projector import Projector
 from tests.domain.world import APPROVER, GULOU_POLICE, OTHER_APPROVER, XIAMEN_POLICE, build_province, raise_check
 from tests.projections import recount
@@ -176,7 +176,7 @@ CHILD = textwrap.dedent(
     from api.settings import Settings, parse_database_url
     from domain.platform import Platform
     from projections import ledger
-    from projections.eventlog import EventLog
+    from store.eventlog import EventLog
     from projections.views import Views
     from signing.keystore import KeyStore
     from tests.domain.fakes import FakeClaims, FakeSealer

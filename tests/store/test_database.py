@@ -9,8 +9,8 @@ import pytest
 
 from api.bootstrap import _open_database
 from api.settings import Settings, parse_database_url
-from projections import database as database_module
-from projections.database import Database
+from store import database as database_module
+from store.database import Database
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The PostgreSQL recorder's time bounds (projections.pgrecorder), without a database: quick failures are
+"""The PostgreSQL recorder's time bounds (store.recorder), without a database: quick failures are
 retried, a slow one opens the breaker, calls then fail at once but for one probe at a time, and the first
 successful probe closes it. (test_outage.py proves the same against a real PostgreSQL stopped under load.)"""
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from projections import pgrecorder
-from projections.pgrecorder import Breaker, bounded
+from store import recorder as recorder_module
+from store.recorder import Breaker, bounded
 
 
 class FakeRecorder:
@@ -37,9 +37,9 @@ class FakeRecorder:
 
 @pytest.fixture(autouse=True)
 def fast_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pgrecorder, "QUICK_FAILURE_SECONDS", 0.1)
-    monkeypatch.setattr(pgrecorder, "RETRY_BUDGET_SECONDS", 0.5)
-    monkeypatch.setattr(pgrecorder, "RETRY_WAIT_SECONDS", 0.01)
+    monkeypatch.setattr(recorder_module, "QUICK_FAILURE_SECONDS", 0.1)
+    monkeypatch.setattr(recorder_module, "RETRY_BUDGET_SECONDS", 0.5)
+    monkeypatch.setattr(recorder_module, "RETRY_WAIT_SECONDS", 0.01)
 
 
 def test_quick_failures_are_retried_within_the_budget() -> None:

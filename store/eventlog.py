@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
-from projections.database import Database
+from store.database import Database
 
 
 class EventLog:

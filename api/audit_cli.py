@@ -61,7 +61,7 @@ def _root_certificate(path: str | None, services: Any = None) -> Any:
 def verify(args: argparse.Namespace) -> int:
     from api.bootstrap import build
     from api.trust import PlatformTrust
-    from projections.audit import verify_ledger
+    from audit.verify import verify_ledger
 
     services = build()
     try:
@@ -92,8 +92,8 @@ def export(args: argparse.Namespace) -> int:
 
     from api.bootstrap import build
     from domain.timefmt import utcnow
-    from projections.bundle import ExportError, export_bundle_waiting
-    from signing.bundle import serialize
+    from audit.export import ExportError, export_bundle_waiting
+    from audit.bundle import serialize
 
     try:
         check_id = UUID(args.check_id)
@@ -123,7 +123,7 @@ def export(args: argparse.Namespace) -> int:
 def verify_bundle(args: argparse.Namespace) -> int:
     from api.settings import ConfigurationError
     from domain.timefmt import utcnow
-    from signing.bundle import verify_bundle as judge
+    from audit.bundle import verify_bundle as judge
 
     root = _root_certificate(args.root)
     try:

@@ -6,7 +6,7 @@ On a fresh store bulk-loaded with ``--events`` valid events (`bench.bulk`, no HT
   projector's batch size by default), events/s;
 - scan + decode: the same plus ``app.mapper.to_domain_event`` for each, events/s;
 - ``nocert views rebuild`` as a subprocess (the command operators run), wall time and events/s;
-- ``nocert audit verify --json`` as a subprocess (when ``projections/audit.py`` exists), wall time and
+- ``nocert audit verify --json`` as a subprocess (when ``audit/verify.py`` exists), wall time and
   events/s, with its verdict;
 
 and the ratios of the two commands to scan + decode (goal, issue 7: >= 0.5). The commands' wall times
@@ -100,7 +100,7 @@ def _succeeded(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_available() -> bool:
-    if not (common.REPO / "projections" / "audit.py").exists() or common.NOCERT is None:
+    if not (common.REPO / "audit" / "verify.py").exists() or common.NOCERT is None:
         return False
     help_text = subprocess.run([common.NOCERT, "audit", "--help"], capture_output=True, text=True, timeout=60)
     return help_text.returncode == 0 and "verify" in help_text.stdout
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             result["audit_verify"]["discarded_runs_postgres_restarted"] = discarded
         else:
-            result["audit_verify"] = {"skipped": "projections/audit.py or `nocert audit verify` is not there yet"}
+            result["audit_verify"] = {"skipped": "audit/verify.py or `nocert audit verify` is not there yet"}
         if args.profile:
             directory = Path(args.profile)
             directory.mkdir(parents=True, exist_ok=True)

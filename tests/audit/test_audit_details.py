@@ -9,11 +9,10 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-
-import projections.audit
+import audit.proof_workers
 from domain.check import TRANSITIONS
 from domain.timefmt import utcnow
-from signing.bundle import STATUS_TRANSITIONS
+from audit.bundle import STATUS_TRANSITIONS
 from tests.audit.conftest import World, make_services, problems_of, settle
 from tests.audit.scenario import APPROVER, GULOU_POLICE, raise_check, run_story
 
@@ -33,8 +32,8 @@ def forge_proof_signature(world: World) -> int:
 
 
 def test_proofs_verified_in_worker_processes(world: World, monkeypatch) -> None:
-    monkeypatch.setattr(projections.audit, "PROOF_CHUNK", 1)  # every proof a task of its own
-    monkeypatch.setattr(projections.audit, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit.proof_workers, "PROOF_CHUNK", 1)  # every proof a task of its own
+    monkeypatch.setattr(audit.proof_workers, "PARALLEL_FROM", 1)
     clean = world.audit(workers=2)
     assert clean.ok and clean.proofs == 2
     position = forge_proof_signature(world)

@@ -12,9 +12,9 @@ import pytest
 import rfc8785
 
 from domain.timefmt import utcnow
-from projections.bundle import ExportError, NotCovered, export_bundle
+from audit.export import ExportError, NotCovered, export_bundle
 from signing import certificates
-from signing.bundle import FORMAT, content_digest, leaf_bytes, serialize, verify_bundle
+from audit.bundle import FORMAT, content_digest, leaf_bytes, serialize, verify_bundle
 from signing.merkle import leaf_hash
 from tests.audit.conftest import World, make_services, run_cli, project, run_cli_full, settle
 from tests.audit.scenario import run_story, raise_check

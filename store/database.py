@@ -45,6 +45,10 @@ class LeaderLock(Protocol):
 
     def release(self) -> None: ...
 
+    def close(self) -> None:
+        """Releases the lock and whatever holds it open (a connection)."""
+        ...
+
 
 class Database(Protocol):
     dialect: str
@@ -163,6 +167,9 @@ class FileLeaderLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def close(self) -> None:
+        self.release()
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from cryptography import x509
 
 from signing import certificates, jws, merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
+from signing.leaf import event_leaf
 from signing.proofs import verify_proof
 from signing.timefmt import parse_time
 
@@ -76,19 +77,6 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 # -- writing (shared with the exporter) ---------------------------------------------------------
-
-
-def leaf_bytes(position: int, stream_id: str, version: int, topic: str, state: bytes) -> bytes:
-    """The bytes of a ledger leaf (API.md §7), from an event's fields and its stored state bytes."""
-    return rfc8785.dumps(
-        {
-            "position": position,
-            "stream_id": stream_id,
-            "version": version,
-            "type": topic,
-            "state_sha256": hashlib.sha256(state).hexdigest(),
-        }
-    )
 
 
 def content_digest(bundle: dict[str, Any]) -> str:
@@ -247,7 +235,7 @@ class _Verifier:
             raise _Invalid(f"{label}: state_b64 is not base64") from None
         if event["state_sha256"] != hashlib.sha256(state).hexdigest():
             self.fail(f"{label}: state_sha256 is not the SHA-256 of its state")
-        leaf = merkle.leaf_hash(leaf_bytes(event["position"], event["stream_id"], event["version"], event["type"], state))
+        leaf = merkle.leaf_hash(event_leaf(event["position"], event["stream_id"], event["version"], event["type"], state))
         if event["leaf_hash"] != leaf.hex():
             self.fail(f"{label} (position {event['position']}): its fields hash to leaf {leaf.hex()}, not {event['leaf_hash']}")
         path = event["inclusion_path"]

@@ -23,8 +23,9 @@ from projections import ledger
 from store.database import Database
 from store.eventlog import EventLog
 from signing import certificates, jws, merkle
-from audit.bundle import FORMAT, SUMMARY_NOTE, leaf_bytes
+from audit.bundle import FORMAT, SUMMARY_NOTE
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
+from signing.leaf import event_leaf
 from signing.timefmt import format_time
 
 
@@ -82,7 +83,7 @@ def export_bundle(
     for notification in notifications:
         index, _, _, _, _, at, _, digest = leaves[notification.id]
         recomputed = merkle.leaf_hash(
-            leaf_bytes(notification.id, str(notification.originator_id), notification.originator_version, notification.topic, notification.state)
+            event_leaf(notification.id, str(notification.originator_id), notification.originator_version, notification.topic, notification.state)
         )
         if recomputed != bytes(digest):
             raise ExportError(

@@ -19,9 +19,9 @@ from cryptography import x509
 from eventsourcing.persistence import Notification
 
 from audit.report import Findings
-from projections.ledger import canonical_leaf
 from signing import merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
+from signing.leaf import leaf_bytes
 from store.database import Database
 from store.eventlog import EventLog
 
@@ -143,7 +143,7 @@ class LedgerScan:
         position = notification.id
         # The leaf as `signing.leaf.leaf_bytes` makes it, from the values computed once by the caller.
         digest = merkle.leaf_hash(
-            canonical_leaf(position, stream_id, notification.originator_version, notification.topic, state_sha256)
+            leaf_bytes(position, stream_id, notification.originator_version, notification.topic, state_sha256)
         )
         self.frontier.append(digest)
         head = self._head

@@ -9,75 +9,24 @@ an event, and a rebuild never deletes them: they are signed history.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import rfc8785
 from eventsourcing.persistence import Notification
 
 from domain.timefmt import format_time, parse_time
 from signing import merkle
 from signing.checkpoints import sign_checkpoint
+from signing.leaf import leaf_bytes
 from signing.signer import Signer
 
 MAX_AUDIT_LIMIT = 1000
 # A checkpoint covers any leaf within this time (the contract allows 10 s; the follower checks each second).
 UNCOVERED_GRACE = timedelta(seconds=5)
-
-
-def leaf_bytes(notification: Notification) -> bytes:
-    """The RFC 8785 canonical JSON a leaf hashes: the event's place in the log and its stored state's hash."""
-    return canonical_leaf(
-        notification.id,
-        str(notification.originator_id),
-        notification.originator_version,
-        notification.topic,
-        hashlib.sha256(notification.state).hexdigest(),
-    )
-
-
-def canonical_leaf(position: Any, stream_id: Any, version: Any, topic: Any, state_sha256: Any) -> bytes:
-    """``rfc8785.dumps({"position", "stream_id", "version", "type", "state_sha256"})``, byte for byte.
-
-    The members' names are fixed, so their RFC 8785 order is too (UTF-16 code units: position, state_sha256,
-    stream_id, type, version) and only the values vary: each is rendered as ``rfc8785.dumps`` renders it
-    (cached for a log's few topics), with a shortcut for what a log holds nearly always: an integer in
-    JSON's safe range (its decimal digits) and a string of printable ASCII without ``"`` or ``\\`` (itself
-    in quotes). Anything else (a float, a big integer, a non-ASCII or escaped string, a wrong type) goes
-    through ``rfc8785.dumps`` itself, errors included. tests/signing/test_canonical_leaf.py compares the two
-    over many varied values."""
-    return (
-        f'{{"position":{_value(position)},"state_sha256":{_value(state_sha256)},"stream_id":{_value(stream_id)},'
-        f'"type":{_topic(topic)},"version":{_value(version)}}}'
-    ).encode("utf-8")
-
-
-_PLAIN = re.compile(r'[ !#-\[\]-~]*', re.ASCII)  # printable ASCII but " and \
-_SAFE_INT = 2**53 - 1
-
-
-def _value(value: Any) -> str:
-    if type(value) is int and -_SAFE_INT <= value <= _SAFE_INT:
-        return str(value)
-    if type(value) is str and _PLAIN.fullmatch(value):
-        return f'"{value}"'
-    return rfc8785.dumps(value).decode("utf-8")
-
-
-def _topic(topic: Any) -> str:
-    """`_value` of a topic, remembered for strings: a log has a few dozen topics."""
-    return _topic_text(topic) if type(topic) is str else _value(topic)
-
-
-@functools.lru_cache(maxsize=1024)
-def _topic_text(topic: str) -> str:
-    return rfc8785.dumps(topic).decode("utf-8")
 
 
 class NodesInDatabase:
@@ -130,17 +79,21 @@ class LedgerBatch:
         return cls(read_state(cursor), last_checkpoint_size(cursor), signer, checkpoint_every, clock)
 
     def append(self, notification: Notification, at: datetime) -> None:
-        digest = merkle.leaf_hash(leaf_bytes(notification))
+        state_sha256 = hashlib.sha256(notification.state).hexdigest()
+        stream_id = str(notification.originator_id)
+        digest = merkle.leaf_hash(
+            leaf_bytes(notification.id, stream_id, notification.originator_version, notification.topic, state_sha256)
+        )
         index = self.frontier.size
         self.leaves.append(
             (
                 index,
                 notification.id,
-                str(notification.originator_id),
+                stream_id,
                 notification.originator_version,
                 notification.topic,
                 format_time(at),
-                hashlib.sha256(notification.state).hexdigest(),
+                state_sha256,
                 digest,
             )
         )

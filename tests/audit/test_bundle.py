@@ -14,7 +14,8 @@ import rfc8785
 from domain.timefmt import utcnow
 from audit.export import ExportError, NotCovered, export_bundle
 from signing import certificates
-from audit.bundle import FORMAT, content_digest, leaf_bytes, serialize, verify_bundle
+from audit.bundle import FORMAT, content_digest, serialize, verify_bundle
+from signing.leaf import event_leaf
 from signing.merkle import leaf_hash
 from tests.audit.conftest import World, make_services, run_cli, project, run_cli_full, settle
 from tests.audit.scenario import run_story, raise_check
@@ -136,7 +137,7 @@ def test_a_forger_who_recomputes_the_digest_is_caught_by_the_signatures(world: W
         event = b["events"][1]
         state = base64.b64decode(event["state_b64"])
         event["state_sha256"] = hashlib.sha256(state).hexdigest()
-        event["leaf_hash"] = leaf_hash(leaf_bytes(event["position"], event["stream_id"], event["version"], event["type"], state)).hex()
+        event["leaf_hash"] = leaf_hash(event_leaf(event["position"], event["stream_id"], event["version"], event["type"], state)).hex()
 
     assert any("not leaf 35" in r or "not leaf" in r for r in edited(edit_state_and_hashes))
 

@@ -1,4 +1,4 @@
-"""`projections.ledger.canonical_leaf` (the leaf bytes of API.md §7) is byte for byte what ``rfc8785.dumps``
+"""`signing.leaf.leaf_bytes` (the leaf bytes of API.md §7) is byte for byte what ``rfc8785.dumps``
 gives for the leaf's object, over many varied values: the shortcut may only ever be faster, never different.
 Where rfc8785 refuses a value (a lone surrogate, NaN, an integer beyond 2**53 - 1), so does the shortcut."""
 
@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import rfc8785
-from eventsourcing.persistence import Notification
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.ledger import canonical_leaf, leaf_bytes
+from signing.leaf import event_leaf, leaf_bytes
 
 SAFE = 2**53 - 1
 
@@ -35,7 +34,7 @@ def outcome(function: Any, *values: Any) -> bytes | str:
 
 
 def assert_same(*values: Any) -> None:
-    assert outcome(canonical_leaf, *values) == outcome(reference, *values), values
+    assert outcome(leaf_bytes, *values) == outcome(reference, *values), values
 
 
 INTEGERS = [0, 1, -1, 7, 10**6, 2**31, 2**32 + 5, SAFE, -SAFE, SAFE + 1, -SAFE - 1, 2**64, -(2**70)]
@@ -55,8 +54,8 @@ OTHERS = [None, True, False, [], {}, [1, "a"], {"k": 1}, uuid.UUID(int=5)]
 def test_fixed_examples_match() -> None:
     digest = hashlib.sha256(b"state").hexdigest()
     stream = str(uuid.uuid4())
-    assert canonical_leaf(1, stream, 1, "nocert:check:Raised", digest) == reference(1, stream, 1, "nocert:check:Raised", digest)
-    assert canonical_leaf(1, stream, 1, "t", digest).startswith(b'{"position":1,"state_sha256":"')
+    assert leaf_bytes(1, stream, 1, "nocert:check:Raised", digest) == reference(1, stream, 1, "nocert:check:Raised", digest)
+    assert leaf_bytes(1, stream, 1, "t", digest).startswith(b'{"position":1,"state_sha256":"')
 
 
 @pytest.mark.parametrize("value", INTEGERS + FLOATS + STRINGS + OTHERS, ids=repr)
@@ -100,10 +99,9 @@ def test_any_scalars(position: Any, stream_id: Any, version: Any, topic: Any, st
 
 @settings(max_examples=2000, deadline=None)
 @given(st.integers(min_value=1, max_value=2**40), st.uuids(), st.integers(min_value=1, max_value=10**6), st.text(), st.binary())
-def test_leaf_bytes_of_notifications(position: int, stream_id: uuid.UUID, version: int, topic: str, state: bytes) -> None:
-    notification = Notification(id=position, originator_id=stream_id, originator_version=version, topic=topic, state=state)
+def test_leaf_bytes_of_stored_states(position: int, stream_id: uuid.UUID, version: int, topic: str, state: bytes) -> None:
     expected = outcome(reference, position, str(stream_id), version, topic, hashlib.sha256(state).hexdigest())
-    assert outcome(leaf_bytes, notification) == expected
+    assert outcome(event_leaf, position, str(stream_id), version, topic, state) == expected
 
 
 def test_floats_render_as_rfc8785() -> None:

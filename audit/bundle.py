@@ -48,7 +48,7 @@ from signing import certificates, jws, merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
 from signing.proofs import verify_proof
-from signing.timefmt import parse_time
+from domain.timefmt import parse_time
 
 FORMAT = "nocert.evidence-bundle.v1"
 CHECK_TOPIC_PREFIX = "nocert:check:"

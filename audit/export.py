@@ -26,7 +26,7 @@ from signing import certificates, jws, merkle
 from audit.bundle import FORMAT, SUMMARY_NOTE
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
-from signing.timefmt import format_time
+from domain.timefmt import format_time
 
 
 class ExportError(Exception):

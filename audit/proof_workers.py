@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from cryptography import x509
 
 from audit.report import Problem
-from signing.timefmt import parse_time
+from domain.timefmt import parse_time
 from signing import certificates
 from signing.proofs import DepartmentTrust, verify_proof
 

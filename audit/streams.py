@@ -16,7 +16,7 @@ from audit.report import Findings
 from domain.check import TRANSITIONS
 from domain.department import Department
 from signing.proofs import DepartmentTrust, Trust
-from signing.timefmt import format_time
+from domain.timefmt import format_time
 
 CHECK_PREFIX = "nocert:check:"
 

@@ -11,7 +11,7 @@ from cryptography import x509
 from signing import jws
 from signing.certificates import is_issued_by, is_ledger_certificate, is_valid_at, kid_of
 from signing.signer import Signer
-from signing.timefmt import parse_time
+from domain.timefmt import parse_time
 
 CHECKPOINT_TYP = "nocert-checkpoint+jws"
 

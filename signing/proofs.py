@@ -13,7 +13,7 @@ from cryptography import x509
 from signing import jws
 from signing.certificates import department_id_of, is_issued_by, is_valid_at, kid_of
 from signing.signer import Signer
-from signing.timefmt import format_time, parse_time
+from domain.timefmt import format_time, parse_time
 
 PROOF_TYP = "nocert-proof+jws"
 PAYLOAD_TYPE = "nocert.proof.v1"

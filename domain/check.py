@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import DomainError, forbidden, invalid_transition
+from domain.errors import Forbidden, InvalidIssuer, InvalidTransition
 from domain.timefmt import format_time
 
 OPEN_UNANSWERED = frozenset({"raised", "accepted", "info_requested"})
@@ -266,12 +266,12 @@ class Check(Aggregate):
         if party == "sealer":
             expected = self.proof.sealer if self.proof else None
         if actor != expected:
-            raise forbidden(f"only the check's {party} may do this")
+            raise Forbidden(f"only the check's {party} may do this")
 
     def _require_status(self, event_type: str) -> None:
         _, allowed_from, _ = TRANSITIONS[event_type]
         if self.status not in allowed_from:
-            raise invalid_transition(f"not allowed from status {self.status!r}")
+            raise InvalidTransition(f"not allowed from status {self.status!r}")
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -291,7 +291,7 @@ class Check(Aggregate):
         # The target is checked (422) before the status (409), API.md §1.
         self._require_party("Forwarded", actor)
         if to == self.issuer:
-            raise DomainError("invalid_issuer", "a check is forwarded to another issuer")
+            raise InvalidIssuer("a check is forwarded to another issuer")
         self._require_status("Forwarded")
         self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
 
@@ -338,17 +338,17 @@ class Check(Aggregate):
         if outcome == "exempted" and not (
             self.status == "replied" and self.proof is not None and self.proof.conclusion == "confirmed" and proof_valid
         ):
-            raise invalid_transition("exempted needs a confirmed reply with a proof that is valid now")
+            raise InvalidTransition("exempted needs a confirmed reply with a proof that is valid now")
         if outcome == "commitment" and not commitment_allowed:
-            raise invalid_transition("the category does not allow a written commitment")
+            raise InvalidTransition("the category does not allow a written commitment")
         self.trigger_event(self.Closed, actor=actor, outcome=outcome)
 
     def revoke_proof(self, actor: str, reason: str) -> None:
         if self.proof is None:
-            raise invalid_transition("the check has no proof")
+            raise InvalidTransition("the check has no proof")
         self._require("ProofRevoked", actor)
         if self.proof.revoked_at is not None:
-            raise invalid_transition("the proof is already revoked")
+            raise InvalidTransition("the proof is already revoked")
         self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason)
 
     # -- views --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import DomainError, conflict, not_found
+from domain.errors import Conflict, NoSigningKey, NotFound
 
 ROLES = ("approver", "issuer", "auditor")
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
@@ -142,7 +142,7 @@ class Department(Aggregate):
     def revoke_api_key(self, key_id: str) -> None:
         key = self.api_keys.get(key_id)
         if key is None or key.revoked:
-            raise not_found("API key")
+            raise NotFound.of("API key")
         self.trigger_event(self.ApiKeyRevoked, key_id=key_id)
 
     def active_key_hash(self, key_id: str) -> str | None:
@@ -163,18 +163,18 @@ class Department(Aggregate):
         self._require_issuer()
         seal = self.seals.get(kid)
         if seal is None:
-            raise not_found("key")
+            raise NotFound.of("key")
         if seal.revoked_at is not None:
-            raise conflict("key is already revoked")
+            raise Conflict("key is already revoked")
         self.trigger_event(self.SealRevoked, kid=kid, reason=reason, effective_at=effective_at)
 
     def current_seal(self, now: datetime) -> Seal:
         """The seal a reply is signed with, or ``no_signing_key`` when it is missing or revoked."""
         seal = self.seals.get(self.current_kid) if self.current_kid else None
         if seal is None or seal.status(now) == "revoked":
-            raise DomainError("no_signing_key", "the department has no usable seal key; rotate its key first")
+            raise NoSigningKey("the department has no usable seal key; rotate its key first")
         return seal
 
     def _require_issuer(self) -> None:
         if not self.has_role("issuer"):
-            raise conflict("only departments with the issuer role hold seal keys")
+            raise Conflict("only departments with the issuer role hold seal keys")

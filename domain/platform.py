@@ -6,10 +6,7 @@ read their writes from asynchronously updated views.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,38 +17,18 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.category import MODES, Category
+from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check, check_id_of_proof, proof_id_of
 from domain.department import NAMESPACE, ROLES, Department, Seal
+from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.directory import Catalogue, Directory
-from domain.errors import DomainError, not_found
+from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, Sealer
 from domain.timefmt import format_time, utcnow
 
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
-API_KEY_PREFIX = "nck"
-MAX_SLA_HOURS = 24 * 365 * 10  # ten years: beyond that a due time is no SLA (and overflows datetimes)
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    """An API key as shown once to its holder; only its hash is recorded."""
-
-    api_key: str
-    api_key_id: str
-
-
-def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def new_api_key(department_id: str) -> tuple[IssuedKey, str]:
-    """A fresh key ``nck_<department>_<key id>_<32 random bytes>`` and its hash."""
-    key_id = secrets.token_hex(8)
-    api_key = f"{API_KEY_PREFIX}_{department_id}_{key_id}_{secrets.token_urlsafe(32)}"
-    return IssuedKey(api_key, key_id), hash_api_key(api_key)
 
 
 class Platform(Application[UUID]):
@@ -79,22 +56,22 @@ class Platform(Application[UUID]):
         try:
             recordings = self.save(*aggregates)
         except IntegrityError:
-            raise DomainError("concurrent_update", "another command changed this object first; retry") from None
+            raise ConcurrentUpdate("another command changed this object first; retry") from None
         return recordings[-1].notification.id if recordings else 0
 
     def _get(self, aggregate_id: UUID, what: str, version: int | None = None) -> Any:
         try:
             return self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
-            raise not_found(what) from None
+            raise NotFound.of(what) from None
 
     def _retrying(self, command: Callable[[], Any]) -> Any:
         """Runs an admin command again when a concurrent admin command moved an index first."""
         for attempt in range(self.retry_conflicts):
             try:
                 return command()
-            except DomainError as error:
-                if error.code != "concurrent_update" or attempt == self.retry_conflicts - 1:
+            except ConcurrentUpdate:
+                if attempt == self.retry_conflicts - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -114,16 +91,16 @@ class Platform(Application[UUID]):
 
     def department(self, department_id: str) -> Department:
         if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
-            raise not_found("department")
+            raise NotFound.of("department")
         return self._get(Department.stream_id(department_id), "department")
 
     def register_department(
         self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
     ) -> tuple[Department, IssuedKey, int]:
         if not DEPARTMENT_ID.fullmatch(department_id):
-            raise DomainError("validation_error", "id must be 3-64 characters of a-z, 0-9 and -")
+            raise InvalidInput("id must be 3-64 characters of a-z, 0-9 and -")
         if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
-            raise DomainError("validation_error", f"roles must be distinct values of {list(ROLES)}")
+            raise InvalidInput(f"roles must be distinct values of {list(ROLES)}")
         uscc = validate_uscc(uscc)
         validate_region(region)
 
@@ -159,22 +136,21 @@ class Platform(Application[UUID]):
 
     def authenticate(self, api_key: str) -> Department | None:
         """The department holding this live key, compared in constant time; None otherwise."""
-        parts = api_key.split("_", 3)
-        if len(parts) != 4 or parts[0] != API_KEY_PREFIX:
+        owner = key_owner(api_key)
+        if owner is None:
             return None
+        department_id, key_id = owner
         try:
-            department = self.department(parts[1])
-        except DomainError:
+            department = self.department(department_id)
+        except NotFound:
             return None
-        expected = department.active_key_hash(parts[2])
-        if expected is None or not hmac.compare_digest(expected, hash_api_key(api_key)):
-            return None
-        return department
+        expected = department.active_key_hash(key_id)
+        return department if expected is not None and key_matches(expected, api_key) else None
 
     def rotate_seal(self, department_id: str) -> tuple[Seal, int]:
         department = self.department(department_id)
         if not department.has_role("issuer"):
-            raise DomainError("conflict", "only departments with the issuer role hold seal keys")
+            raise Conflict("only departments with the issuer role hold seal keys")
         seal = self._register_new_seal(department)
         return seal, self._save(department)
 
@@ -189,18 +165,8 @@ class Platform(Application[UUID]):
 
     def category(self, code: str) -> Category:
         if not isinstance(code, str) or not code:
-            raise not_found("category")
+            raise NotFound.of("category")
         return self._get(Category.stream_id(code), "category")
-
-    def _validate_category_fields(self, fields: Mapping[str, Any]) -> None:
-        if "modes" in fields:
-            modes = fields["modes"]
-            if len(set(modes)) != len(modes) or not set(modes) <= set(MODES):
-                raise DomainError("validation_error", f"modes must be distinct values of {list(MODES)}")
-        if "sla_hours" in fields and not 0 < fields["sla_hours"] <= MAX_SLA_HOURS:
-            raise DomainError("validation_error", f"sla_hours must be a number greater than 0 and at most {MAX_SLA_HOURS}")
-        if fields.get("claims_schema") is not None:
-            self.claims.check_schema(fields["claims_schema"])
 
     def create_category(
         self,
@@ -211,7 +177,7 @@ class Platform(Application[UUID]):
         sla_hours: float,
         claims_schema: dict[str, Any] | None,
     ) -> tuple[Category, int]:
-        self._validate_category_fields({"modes": modes, "sla_hours": sla_hours, "claims_schema": claims_schema})
+        Category.validate({"modes": modes, "sla_hours": sla_hours, "claims_schema": claims_schema}, self.claims)
 
         def create() -> tuple[Category, int]:
             catalogue = self.catalogue()
@@ -223,9 +189,9 @@ class Platform(Application[UUID]):
 
     def change_category(self, code: str, changes: dict[str, Any], status: str | None) -> tuple[Category, int]:
         category = self.category(code)
-        self._validate_category_fields(changes)
-        if status not in (None, "active", "retired"):
-            raise DomainError("validation_error", "status must be active or retired")
+        Category.validate(changes, self.claims)
+        if status is not None:
+            Category.validate_status(status)
         category.change(changes)
         if status is not None:
             category.set_status(status)
@@ -236,10 +202,10 @@ class Platform(Application[UUID]):
     def check(self, check_id: UUID, version: int | None = None) -> Check:
         check = self._get(check_id, "check", version)
         if not isinstance(check, Check):
-            raise not_found("check")
+            raise NotFound.of("check")
         if version is not None and check.version != version:
             # The store answers a version beyond the last with the last one; the contract says 404.
-            raise not_found("check version")
+            raise NotFound.of("check version")
         return check
 
     def _current(self, check: CheckRef) -> Check:
@@ -255,19 +221,19 @@ class Platform(Application[UUID]):
                 break
             version = domain_event.originator_version
         if version is None:
-            raise not_found("check at that time")
+            raise NotFound.of("check at that time")
         return self.check(check_id, version)
 
     def check_events(self, check_id: UUID) -> list[Check.Event]:
         events = list(self.events.get(check_id))
         if not events or not isinstance(events[0], Check.Raised):
-            raise not_found("check")
+            raise NotFound.of("check")
         return events
 
     def check_of_proof(self, proof_id: UUID) -> Check:
         check = self.check(check_id_of_proof(proof_id))
         if check.proof is None or check.proof.id != proof_id:
-            raise not_found("proof")
+            raise NotFound.of("proof")
         return check
 
     @staticmethod
@@ -294,10 +260,10 @@ class Platform(Application[UUID]):
         same idempotency key had raised it already (that check is returned)."""
         try:
             chosen = self.category(category)
-        except DomainError:
-            raise DomainError("unknown_category", f"no category {category!r}") from None
+        except NotFound:
+            raise UnknownCategory(f"no category {category!r}") from None
         if not chosen.online:
-            raise DomainError("category_unavailable", f"category {category!r} is retired or not checkable online")
+            raise CategoryUnavailable(f"category {category!r} is retired or not checkable online")
         applicant = {**applicant, "id_number": validate_id_number(applicant.get("id_number"))}
         if chosen.claims_schema is not None:
             self.claims.validate(chosen.claims_schema, claims)
@@ -321,7 +287,7 @@ class Platform(Application[UUID]):
         )
         try:
             return check, self._save(check)
-        except DomainError:
+        except ConcurrentUpdate:
             if idempotency_key is None:
                 raise
             existing = self.check(check_id)
@@ -356,9 +322,9 @@ class Platform(Application[UUID]):
         self, check: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
     ) -> tuple[Check, int]:
         if conclusion not in CONCLUSIONS:
-            raise DomainError("validation_error", f"conclusion must be one of {list(CONCLUSIONS)}")
+            raise InvalidInput(f"conclusion must be one of {list(CONCLUSIONS)}")
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= 3650:
-            raise DomainError("validation_error", "valid_days must be an integer from 1 to 3650")
+            raise InvalidInput("valid_days must be an integer from 1 to 3650")
         check = self._current(check)
         check.require_reply(actor)
         issuer = self.department(actor)
@@ -398,7 +364,7 @@ class Platform(Application[UUID]):
 
     def decline(self, check: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
         if reason_code not in DECLINE_REASONS:
-            raise DomainError("validation_error", f"reason_code must be one of {list(DECLINE_REASONS)}")
+            raise InvalidInput(f"reason_code must be one of {list(DECLINE_REASONS)}")
         check = self._current(check)
         check.decline(actor, reason_code, note)
         return check, self._save(check)
@@ -410,7 +376,7 @@ class Platform(Application[UUID]):
 
     def close_check(self, check: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
         if outcome not in OUTCOMES:
-            raise DomainError("validation_error", f"outcome must be one of {list(OUTCOMES)}")
+            raise InvalidInput(f"outcome must be one of {list(OUTCOMES)}")
         check = self._current(check)
         check.close(
             actor,

@@ -31,9 +31,9 @@ class ClaimsValidator(Protocol):
     """JSON Schema checks for category claims schemas and the claims of checks."""
 
     def check_schema(self, schema: dict[str, Any]) -> None:
-        """Raises DomainError ``validation_error`` when ``schema`` is no valid JSON Schema."""
+        """Raises `InvalidInput` (``validation_error``) when ``schema`` is no valid JSON Schema."""
         ...
 
     def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
-        """Raises DomainError ``invalid_claims`` when ``claims`` does not validate."""
+        """Raises `InvalidClaims` when ``claims`` does not validate."""
         ...

@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
-from domain.errors import DomainError
+from domain.errors import InvalidClaims, InvalidInput
 from domain.ports import SealCertificate
 
 
@@ -67,10 +67,10 @@ class FakeClaims:
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except SchemaError as error:
-            raise DomainError("validation_error", f"claims_schema is no valid JSON Schema: {error.message}") from None
+            raise InvalidInput(f"claims_schema is no valid JSON Schema: {error.message}") from None
 
     def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
         validator = jsonschema.validators.validator_for(schema)(schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(claims))
         if error is not None:
-            raise DomainError("invalid_claims", f"claims do not validate: {error.message}")
+            raise InvalidClaims(f"claims do not validate: {error.message}")

@@ -7,10 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from api.principal import Principal
+from domain.category import Category
 from domain.check import Check
 from domain.department import Department
 from domain.privacy import mask_check, mask_claims
 from domain.timefmt import format_time
+from projections.checks import check_document as check_fields
 
 BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
 
@@ -37,7 +39,7 @@ def check_document(
     """The check for this reader. For a past version, ``current`` (the check as it is now) decides
     who sees personal data: the approver and the issuer addressed now."""
     rights = current or check
-    document = check.to_dict(now)
+    document = check_fields(check, now)
     if not sees_full_numbers(rights, principal):
         document = mask_check(document)
     if document["proof"] is not None and not sees_proof_jws(rights, principal):
@@ -106,3 +108,15 @@ def department_document(department: Department, now: datetime) -> dict[str, Any]
 
 def seal_entry(department: Department, kid: str, now: datetime) -> dict[str, Any]:
     return next(item for item in department_document(department, now)["certificates"] if item["kid"] == kid)
+
+
+def category_document(category: Category) -> dict[str, Any]:
+    return {
+        "code": category.code,
+        "name": category.name,
+        "issuer_kind": category.issuer_kind,
+        "modes": list(category.modes),
+        "sla_hours": category.sla_hours,
+        "claims_schema": category.claims_schema,
+        "status": category.status,
+    }

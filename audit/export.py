@@ -20,6 +20,7 @@ from cryptography import x509
 from domain.errors import DomainError
 from domain.privacy import mask_check
 from projections import ledger
+from projections.checks import check_document
 from store.database import Database
 from store.eventlog import EventLog
 from signing import certificates, jws, merkle
@@ -124,7 +125,7 @@ def export_bundle(
         "ledger_certificate_pem": certificates.to_pem(ledger_cert),
         "events": events,
         "proof": proof,
-        "summary": {"covered_by_proofs": False, "note": SUMMARY_NOTE, "check": mask_check(check.to_dict(now))},
+        "summary": {"covered_by_proofs": False, "note": SUMMARY_NOTE, "check": mask_check(check_document(check, now))},
     }
 
 

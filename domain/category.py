@@ -133,14 +133,3 @@ class Category(Aggregate):
     def online(self) -> bool:
         """Active and checkable online (the ``collaboration`` mode): new checks may be raised."""
         return self.status == "active" and "collaboration" in self.modes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "issuer_kind": self.issuer_kind,
-            "modes": list(self.modes),
-            "sla_hours": self.sla_hours,
-            "claims_schema": self.claims_schema,
-            "status": self.status,
-        }

@@ -19,7 +19,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.errors import Forbidden, InvalidIssuer, InvalidTransition
-from domain.timefmt import format_time
 
 OPEN_UNANSWERED = frozenset({"raised", "accepted", "info_requested"})
 ANSWERED = frozenset({"replied", "declined"})
@@ -355,46 +354,3 @@ class Check(Aggregate):
 
     def is_overdue(self, now: datetime) -> bool:
         return self.status in OPEN_UNANSWERED and now > self.due_at
-
-    def to_dict(self, now: datetime) -> dict[str, Any]:
-        """The check as the contract shows it, unmasked: callers mask it for the reader."""
-        proof = self.proof
-        return {
-            "id": str(self.id),
-            "status": self.status,
-            "category": self.category,
-            "matter": self.matter,
-            "approver": self.approver,
-            "issuer": self.issuer,
-            "applicant": self.applicant,
-            "claims": self.claims,
-            "purpose": self.purpose,
-            "consent": self.consent,
-            "raised_at": format_time(self.created_on),
-            "due_at": format_time(self.due_at),
-            "overdue": self.is_overdue(now),
-            "replied_at": format_time(self.replied_at) if self.replied_at else None,
-            "closed_at": format_time(self.closed_at) if self.closed_at else None,
-            "outcome": self.outcome,
-            "proof": None
-            if proof is None
-            else {
-                "id": str(proof.id),
-                "jws": proof.jws,
-                "kid": proof.kid,
-                "conclusion": proof.conclusion,
-                "status": proof.status,
-            },
-            "decline": self.declined,
-            "info_requests": [
-                {
-                    "question": item["question"],
-                    "answer": item["answer"],
-                    "asked_at": format_time(item["asked_at"]),
-                    "answered_at": format_time(item["answered_at"]) if item["answered_at"] else None,
-                }
-                for item in self.info_requests
-            ],
-            "forwarded_from": list(self.forwarded_from),
-            "version": self.version,
-        }

@@ -1,7 +1,7 @@
 """The checks view: one row per check, for the lists and the inbox (API.md §4).
 
 A row holds the columns lists filter and sort on, and the check's document as every list reader may
-see it: ``Check.to_dict`` with identity numbers masked and ``proof.jws`` null. ``overdue`` depends on
+see it: `check_document` with identity numbers masked and ``proof.jws`` null. ``overdue`` depends on
 the time of reading, so it is not stored: it is set when a row is read.
 
 Rows are derived from the domain's own ``Check`` aggregate (the projector applies each event with the
@@ -57,9 +57,54 @@ def answer_of(check: Check) -> str | None:
     return None
 
 
+def check_document(check: Check, now: datetime) -> dict[str, Any]:
+    """The check as the contract shows it (API.md §4), unmasked: callers mask it for the reader
+    (`api.presenters`), the view for every list reader (`list_document`)."""
+    proof = check.proof
+    return {
+        "id": str(check.id),
+        "status": check.status,
+        "category": check.category,
+        "matter": check.matter,
+        "approver": check.approver,
+        "issuer": check.issuer,
+        "applicant": check.applicant,
+        "claims": check.claims,
+        "purpose": check.purpose,
+        "consent": check.consent,
+        "raised_at": format_time(check.created_on),
+        "due_at": format_time(check.due_at),
+        "overdue": check.is_overdue(now),
+        "replied_at": format_time(check.replied_at) if check.replied_at else None,
+        "closed_at": format_time(check.closed_at) if check.closed_at else None,
+        "outcome": check.outcome,
+        "proof": None
+        if proof is None
+        else {
+            "id": str(proof.id),
+            "jws": proof.jws,
+            "kid": proof.kid,
+            "conclusion": proof.conclusion,
+            "status": proof.status,
+        },
+        "decline": check.declined,
+        "info_requests": [
+            {
+                "question": item["question"],
+                "answer": item["answer"],
+                "asked_at": format_time(item["asked_at"]),
+                "answered_at": format_time(item["answered_at"]) if item["answered_at"] else None,
+            }
+            for item in check.info_requests
+        ],
+        "forwarded_from": list(check.forwarded_from),
+        "version": check.version,
+    }
+
+
 def list_document(check: Check) -> dict[str, Any]:
     """The check as lists show it to every reader: masked, without the proof's JWS, without ``overdue``."""
-    document = mask_check(check.to_dict(check.created_on))
+    document = mask_check(check_document(check, check.created_on))
     if document["proof"] is not None:
         document["proof"] = {**document["proof"], "jws": None}
     del document["overdue"]

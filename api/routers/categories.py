@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from api.body import body_openapi, read_body
 from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
 from api.pagination import listing, page
+from api.presenters import category_document
 from api.problems import Problem, problem_responses
 from api.responses import created, ok
 from api.schemas import Category, CategoryCreate, CategoryPage, CategoryPatch
@@ -27,7 +28,7 @@ def create_category(request: Request, admin: Admin, services: ServicesDep) -> JS
     category, position = services.app.create_category(
         body.code, body.name, body.issuer_kind, list(body.modes), body.sla_hours, body.claims_schema
     )
-    return created(services, category.to_dict(), position)
+    return created(services, category_document(category), position)
 
 
 @router.get("", response_model=CategoryPage, responses=problem_responses("unauthenticated", "validation_error"))
@@ -38,7 +39,7 @@ def list_categories(
     wait_for_store(services, min_position)
     codes = services.app.catalogue().codes
     chosen, next_cursor = page(codes, str, limit, cursor, "categories")
-    return listing([services.app.category(code).to_dict() for code in chosen], next_cursor)
+    return listing([category_document(services.app.category(code)) for code in chosen], next_cursor)
 
 
 @router.patch(
@@ -59,4 +60,4 @@ def change_category(code: str, request: Request, admin: Admin, services: Service
     category, position = services.app.change_category(code, changes, status)
     if not position:  # nothing changed, nothing recorded: the category is as its last event left it
         position = max(services.log.stream_positions(category.id).values())
-    return ok(services, category.to_dict(), position)
+    return ok(services, category_document(category), position)

@@ -14,6 +14,7 @@ from domain.check import TRANSITIONS
 from domain.errors import DomainError
 from tests.audit.conftest import make_services
 from tests.audit.scenario import APPROVER, CITY_POLICE, GULOU_POLICE, build_province, raise_check
+from projections.checks import check_document
 
 
 @pytest.fixture
@@ -58,12 +59,12 @@ def test_every_version_is_its_events(long_check) -> None:
         past = app.check(check_id, version=version)
         assert past.version == version
         assert past.status == status
-        assert past.to_dict(now) == replay(events[:version]).to_dict(now)
+        assert check_document(past, now) == check_document(replay(events[:version]), now)
     with pytest.raises(DomainError):
         app.check(check_id, version=len(events) + 1)
     final = app.check(check_id)
     assert final.status == "closed" and final.proof.status == "revoked"
-    assert [item["answer"] for item in final.to_dict(now)["info_requests"]] == ["第1个回答", "第2个回答", "第3个回答", "已确认"]
+    assert [item["answer"] for item in check_document(final, now)["info_requests"]] == ["第1个回答", "第2个回答", "第3个回答", "已确认"]
     assert final.forwarded_from == [GULOU_POLICE]
 
 
@@ -80,7 +81,7 @@ def test_as_of_every_moment_between_events(long_check) -> None:
         for moment in moments:
             past = app.check_as_of(check_id, moment)
             assert past.version == version, (version, moment)
-            assert past.to_dict(moment) == replay(events[:version]).to_dict(moment)
+            assert check_document(past, moment) == check_document(replay(events[:version]), moment)
 
 
 def test_history_positions_are_the_ledger_order(long_check) -> None:

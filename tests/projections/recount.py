@@ -22,6 +22,7 @@ from domain.platform import Platform
 from domain.privacy import mask_check
 from store.database import Database
 from store.eventlog import EventLog
+from projections.checks import check_document
 
 OPEN_UNANSWERED = {"raised", "accepted", "info_requested"}
 
@@ -45,7 +46,7 @@ def all_checks(app: Platform, log: EventLog) -> list[Check]:
 
 def list_item(check: Check, now: datetime) -> dict[str, Any]:
     """A check as every list reader sees it: masked, no proof JWS (API.md §4)."""
-    document = mask_check(check.to_dict(now))
+    document = mask_check(check_document(check, now))
     if document["proof"] is not None:
         document["proof"] = {**document["proof"], "jws": None}
     return document

@@ -26,8 +26,8 @@ readable, i.e. not encrypted), and completeness (the ledger shows these events a
 check has no other). ``content_sha256`` detects corruption and careless edits of any member, not a forger,
 who could recompute it: only the signatures resist forgery.
 
-This module uses the stdlib, ``cryptography``, ``rfc8785`` and `signing` only, so that an auditor can run
-it far from the platform.
+The status machine is the domain's own (`domain.check.TRANSITIONS`). This module reads no store and no
+settings, so that an auditor can run it far from the platform.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from typing import Any
 import rfc8785
 from cryptography import x509
 
+from domain.check import TRANSITIONS
 from signing import certificates, jws, merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
@@ -56,21 +57,6 @@ SUMMARY_NOTE = (
     "A readable copy of the check for convenience (identity numbers masked as for auditors). It is not "
     "covered by the ledger or by any signature: rely on the events and the proof."
 )
-
-# The §4 status machine over event types: statuses each may follow, and the status it leads to (None: keeps).
-# A copy of the statuses in domain.check.TRANSITIONS, since this module does not import the domain; a test
-# keeps the two equal.
-STATUS_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
-    "Accepted": (frozenset({"raised"}), "accepted"),
-    "InfoRequested": (frozenset({"accepted"}), "info_requested"),
-    "InfoSupplied": (frozenset({"info_requested"}), "accepted"),
-    "Forwarded": (frozenset({"raised", "accepted"}), "raised"),
-    "Replied": (frozenset({"raised", "accepted"}), "replied"),
-    "Declined": (frozenset({"raised", "accepted", "info_requested"}), "declined"),
-    "Withdrawn": (frozenset({"raised", "accepted", "info_requested"}), "withdrawn"),
-    "Closed": (frozenset({"raised", "accepted", "info_requested", "replied", "declined"}), "closed"),
-    "ProofRevoked": (frozenset({"replied", "closed"}), None),
-}
 
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
@@ -277,10 +263,10 @@ class _Verifier:
                     self.fail(f"{where}: a check starts with Raised")
                 status = "raised"
                 continue
-            if name not in STATUS_TRANSITIONS:
+            if name not in TRANSITIONS:
                 self.fail(f"{where}: not a transition of a check")
                 continue
-            allowed, leads_to = STATUS_TRANSITIONS[name]
+            _, allowed, leads_to = TRANSITIONS[name]
             if status not in allowed:
                 self.fail(f"{where}: not allowed from status {status}")
             if name == "Replied":

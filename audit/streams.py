@@ -13,7 +13,8 @@ from eventsourcing.persistence import Notification
 
 from audit.proof_workers import ProofItem, ProofVerifier
 from audit.report import Findings
-from domain.check import TRANSITIONS
+from domain.check import TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
+from domain.proof import Proof
 from domain.department import Department
 from signing.proofs import DepartmentTrust, Trust
 from domain.timefmt import format_time
@@ -156,30 +157,39 @@ class StreamAudit:
             stream.status = leads_to
 
     def _check_event_facts(self, stream: Stream, label: str, position: int, name: str, party: str, event: Any) -> None:
-        """The §4 rules that need the decoded event: who recorded it, and what a proof allows."""
+        """The §4 rules that need the decoded event, the domain's own (`domain.check`): who recorded it, whom
+        a check is forwarded to, and what a proof allows."""
         expected = getattr(stream, party)  # the check's issuer, approver or sealer (TRANSITIONS' parties)
         if expected is not None and event.actor != expected:
             self.problem(position, "invalid_transition", f"{label}: {name} recorded by {event.actor}, not the check's {party} {expected}")
         if name == "Forwarded":
-            if event.to == stream.issuer:
+            if forward_refusal(stream.issuer, event.to) is not None:
                 self.problem(position, "invalid_transition", f"{label}: forwarded to its current issuer {event.to}")
             stream.issuer = event.to
         elif name == "Replied":
             stream.sealer, stream.conclusion, stream.valid_until = event.actor, event.conclusion, event.valid_until
             self._add_proof(event, position)
         elif name == "ProofRevoked":
-            if not stream.replied:
-                self.problem(position, "invalid_transition", f"{label}: ProofRevoked on a check without a proof")
-            elif stream.revoked:
-                self.problem(position, "invalid_transition", f"{label}: the proof is revoked a second time")
+            refusal = revocation_refusal(stream.replied, stream.revoked)
+            if refusal is not None:
+                self.problem(position, "invalid_transition", f"{label}: ProofRevoked: {refusal.detail}")
             stream.revoked = True
         elif name == "Closed" and event.outcome == "exempted":
-            if stream.status != "replied" or stream.conclusion != "confirmed":
+            # Key revocations are not the record's to judge (they come later, or from outside the log).
+            lapsed = Proof.lapses(
+                now=event.timestamp,
+                issued_at=None,
+                valid_until=stream.valid_until,
+                revoked=stream.revoked,
+                key_revoked_at=None,
+            )
+            if exemption_refusal(stream.status, stream.conclusion, proof_valid=True) is not None:
                 self.problem(position, "invalid_transition", f"{label}: closed exempted without a confirmed reply")
-            elif stream.revoked:
+            elif "proof_revoked" in lapsed:
                 self.problem(position, "invalid_transition", f"{label}: closed exempted after its proof was revoked")
-            elif stream.valid_until is not None and event.timestamp >= stream.valid_until:
-                self.problem(position, "invalid_transition", f"{label}: closed exempted after its proof expired ({format_time(stream.valid_until)})")
+            elif "proof_expired" in lapsed:
+                until = format_time(stream.valid_until) if stream.valid_until else "unknown"
+                self.problem(position, "invalid_transition", f"{label}: closed exempted after its proof expired ({until})")
 
     def _add_proof(self, event: Any, position: int) -> None:
         self.proofs.add(

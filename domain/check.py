@@ -11,14 +11,14 @@ Status machine (API.md §4)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import Forbidden, InvalidIssuer, InvalidTransition
+from domain.errors import DomainError, Forbidden, InvalidIssuer, InvalidTransition
+from domain.proof import Proof
 
 OPEN_UNANSWERED = frozenset({"raised", "accepted", "info_requested"})
 ANSWERED = frozenset({"replied", "declined"})
@@ -41,34 +41,30 @@ CONCLUSIONS = ("confirmed", "not_confirmed")
 DECLINE_REASONS = ("no_record", "out_of_jurisdiction", "insufficient_information", "other")
 OUTCOMES = ("exempted", "commitment", "applicant_submitted")
 
-# A check has at most one proof, so a proof id is its check id with these bits flipped (an
-# involution that keeps the UUID version and variant): a proof id leads to its stream without an index.
-_PROOF_MASK = 0x5A5A5A5A_5A5A_0A5A_3A5A_5A5A5A5A5A5A
+def forward_refusal(issuer: str | None, to: str) -> DomainError | None:
+    """A check is forwarded to another issuer than the one it is addressed to."""
+    return InvalidIssuer("a check is forwarded to another issuer") if to == issuer else None
 
 
-def proof_id_of(check_id: UUID) -> UUID:
-    return UUID(int=check_id.int ^ _PROOF_MASK)
+def revocation_refusal(has_proof: bool, revoked: bool) -> DomainError | None:
+    """A proof is revoked once, and only where there is one."""
+    if not has_proof:
+        return InvalidTransition("the check has no proof")
+    if revoked:
+        return InvalidTransition("the proof is already revoked")
+    return None
 
 
-def check_id_of_proof(proof_id: UUID) -> UUID:
-    return UUID(int=proof_id.int ^ _PROOF_MASK)
+def exemption_refusal(status: str | None, conclusion: str | None, proof_valid: bool) -> DomainError | None:
+    """A check closes ``exempted`` only after a confirmed reply whose proof is valid at closing (§4, §5)."""
+    if status == "replied" and conclusion == "confirmed" and proof_valid:
+        return None
+    return InvalidTransition("exempted needs a confirmed reply with a proof that is valid now")
 
 
-@dataclass
-class Proof:
-    id: UUID
-    jws: str
-    kid: str
-    sealer: str
-    conclusion: str
-    issued_at: datetime
-    valid_until: datetime
-    revoked_at: datetime | None = None
-    revocation_reason: str | None = None
-
-    @property
-    def status(self) -> str:
-        return "revoked" if self.revoked_at is not None else "valid"
+def _refuse(refusal: DomainError | None) -> None:
+    if refusal is not None:
+        raise refusal
 
 
 class Check(Aggregate):
@@ -289,8 +285,7 @@ class Check(Aggregate):
     def forward(self, actor: str, to: str, reason: str, sla_seconds: float) -> None:
         # The target is checked (422) before the status (409), API.md §1.
         self._require_party("Forwarded", actor)
-        if to == self.issuer:
-            raise InvalidIssuer("a check is forwarded to another issuer")
+        _refuse(forward_refusal(self.issuer, to))
         self._require_status("Forwarded")
         self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
 
@@ -334,20 +329,17 @@ class Check(Aggregate):
     def close(self, actor: str, outcome: str, *, proof_valid: bool, commitment_allowed: bool) -> None:
         """Closes the check. ``proof_valid``: the proof is valid now (§5); the caller knows the key history."""
         self._require("Closed", actor)
-        if outcome == "exempted" and not (
-            self.status == "replied" and self.proof is not None and self.proof.conclusion == "confirmed" and proof_valid
-        ):
-            raise InvalidTransition("exempted needs a confirmed reply with a proof that is valid now")
+        if outcome == "exempted":
+            _refuse(exemption_refusal(self.status, self.proof.conclusion if self.proof else None, proof_valid))
         if outcome == "commitment" and not commitment_allowed:
             raise InvalidTransition("the category does not allow a written commitment")
         self.trigger_event(self.Closed, actor=actor, outcome=outcome)
 
     def revoke_proof(self, actor: str, reason: str) -> None:
-        if self.proof is None:
-            raise InvalidTransition("the check has no proof")
+        _refuse(revocation_refusal(self.proof is not None, revoked=False))  # before its sealer is asked for
+        assert self.proof is not None
         self._require("ProofRevoked", actor)
-        if self.proof.revoked_at is not None:
-            raise InvalidTransition("the proof is already revoked")
+        _refuse(revocation_refusal(True, self.proof.revoked_at is not None))
         self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason)
 
     # -- views --------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.category import Category
-from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check, check_id_of_proof, proof_id_of
+from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
+from domain.proof import check_id_of_proof, proof_id_of
 from domain.department import NAMESPACE, ROLES, Department, Seal
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.directory import Catalogue, Directory
@@ -395,7 +396,7 @@ class Platform(Application[UUID]):
         """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
         at or before its issue, and not expired."""
         proof = check.proof
-        if proof is None or proof.revoked_at is not None or now >= proof.valid_until:
+        if proof is None:
             return False
         seal = self.department(proof.sealer).seals.get(proof.kid)
-        return seal is not None and not (seal.revoked_at is not None and seal.revoked_at <= proof.issued_at)
+        return seal is not None and proof.valid_at(now, seal.revoked_at)

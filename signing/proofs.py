@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 from cryptography import x509
 
+from domain.proof import Proof
 from signing import jws
 from signing.certificates import department_id_of, is_issued_by, is_valid_at, kid_of
 from signing.signer import Signer
@@ -135,6 +136,7 @@ def verify_proof(
     department = functools.cache(trust.department) if trust is not None else None
 
     failed: set[str] = set()
+    key_revoked_at = None
     cert = jws.certificate_of(parsed.header)
     if cert is None:
         failed.add("untrusted_certificate")
@@ -151,15 +153,16 @@ def verify_proof(
         if issued_at is None or not is_valid_at(cert, issued_at):
             failed.add("certificate_expired")
         if department is not None and cert_department is not None:
-            if _key_revoked(department(cert_department), cert_kid, issued_at):
-                failed.add("key_revoked")
-    if trust is not None:
-        if issuer_id is None or department(issuer_id) is None:
-            failed.add("unknown_issuer")
-        if trust.proof_revoked(payload):
-            failed.add("proof_revoked")
-    if valid_until is None or now >= valid_until:
-        failed.add("proof_expired")
+            key_revoked_at = _key_revoked_at(department(cert_department), cert_kid)
+    if trust is not None and (issuer_id is None or department(issuer_id) is None):
+        failed.add("unknown_issuer")
+    failed |= Proof.lapses(
+        now=now,
+        issued_at=issued_at,
+        valid_until=valid_until,
+        revoked=trust is not None and trust.proof_revoked(payload),
+        key_revoked_at=key_revoked_at,
+    )
 
     reasons = [reason for reason in REASONS if reason in failed]
     return ProofVerdict(not reasons, reasons, payload, kid, issuer_id)
@@ -173,12 +176,10 @@ def _facts_of(cert: x509.Certificate) -> tuple[str, str | None, Any]:
     return kid_of(cert), department_id_of(cert), cert.public_key()
 
 
-def _key_revoked(department: DepartmentTrust | None, kid: str, issued_at: datetime | None) -> bool:
-    """Whether the key `kid` was revoked at or before `issued_at` (or at all, when that is unknown)."""
+def _key_revoked_at(department: DepartmentTrust | None, kid: str) -> datetime | None:
+    """When the department's key `kid` was revoked, if it was."""
     record = department.certificates.get(kid) if department is not None else None
-    if record is None or record.revoked_at is None:
-        return False
-    return issued_at is None or record.revoked_at <= issued_at
+    return record.revoked_at if record is not None else None
 
 
 def _issuer_id(payload: dict[str, Any]) -> str | None:

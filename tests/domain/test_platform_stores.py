@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.check import proof_id_of
+from domain.proof import proof_id_of
 from domain.errors import DomainError
 from domain.platform import Platform
 from projections.checks import check_document

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from domain.check import proof_id_of
+from domain.proof import proof_id_of
 from domain.platform import Platform
 from domain.timefmt import utcnow
 from tests.domain.world import (

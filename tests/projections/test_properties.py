@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.check import proof_id_of
+from domain.proof import proof_id_of
 from domain.errors import DomainError
 from domain.timefmt import utcnow
 from signing import merkle

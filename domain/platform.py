@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
-from domain.proof import check_id_of_proof, proof_id_of
+from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
 from domain.department import NAMESPACE, ROLES, Department, Seal
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.directory import Catalogue, Directory
@@ -335,21 +335,20 @@ class Platform(Application[UUID]):
         issued_at = now
         valid_until = issued_at + timedelta(days=valid_days)
         proof_id = proof_id_of(check.id)
-        payload = {
-            "type": "nocert.proof.v1",
-            "id": str(proof_id),
-            "check_id": str(check.id),
-            "category": check.category,
-            "matter": check.matter,
-            "issuer": {"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
-            "requester": {"id": approver.department_id, "name": approver.name},
-            "subject": {"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
-            "claims": check.claims,
-            "conclusion": conclusion,
-            "statements": statements,
-            "issued_at": format_time(issued_at),
-            "valid_until": format_time(valid_until),
-        }
+        payload = build_proof_payload(
+            proof_id=str(proof_id),
+            check_id=str(check.id),
+            category=check.category,
+            matter=check.matter,
+            issuer={"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
+            requester={"id": approver.department_id, "name": approver.name},
+            subject={"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
+            claims=check.claims,
+            conclusion=conclusion,
+            statements=statements,
+            issued_at=issued_at,
+            valid_until=valid_until,
+        )
         jws = self.sealer.seal(seal.kid, payload)
         check.reply(
             actor,

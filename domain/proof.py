@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
+
+from domain.timefmt import format_time
+
+PAYLOAD_TYPE = "nocert.proof.v1"
 
 # A check has at most one proof, so a proof id is its check id with these bits flipped (an
 # involution that keeps the UUID version and variant): a proof id leads to its stream without an index.
@@ -68,3 +74,40 @@ class Proof:
             revoked=self.revoked_at is not None,
             key_revoked_at=key_revoked_at,
         )
+
+
+def build_proof_payload(
+    *,
+    proof_id: str,
+    check_id: str,
+    category: str,
+    matter: Mapping[str, Any],
+    issuer: Mapping[str, Any],
+    requester: Mapping[str, Any],
+    subject: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    conclusion: Literal["confirmed", "not_confirmed"],
+    statements: Mapping[str, Any],
+    issued_at: datetime,
+    valid_until: datetime,
+) -> dict[str, Any]:
+    """The payload of a proof, with its fields in the contract's order."""
+    if conclusion not in ("confirmed", "not_confirmed"):
+        raise ValueError(f"unknown conclusion {conclusion!r}")
+    if valid_until <= issued_at:
+        raise ValueError("a proof must be valid for some time after it is issued")
+    return {
+        "type": PAYLOAD_TYPE,
+        "id": proof_id,
+        "check_id": check_id,
+        "category": category,
+        "matter": dict(matter),
+        "issuer": dict(issuer),
+        "requester": dict(requester),
+        "subject": dict(subject),
+        "claims": dict(claims),
+        "conclusion": conclusion,
+        "statements": dict(statements),
+        "issued_at": format_time(issued_at),
+        "valid_until": format_time(valid_until),
+    }

@@ -1,4 +1,5 @@
-"""Sealed proofs: their payload, their sealing and the validity rules of API.md section 5."""
+"""Sealed proofs: their sealing and the validity rules of API.md section 5 (the payload is the domain's,
+`domain.proof.build_proof_payload`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from signing.signer import Signer
 from domain.timefmt import format_time, parse_time
 
 PROOF_TYP = "nocert-proof+jws"
-PAYLOAD_TYPE = "nocert.proof.v1"
 
 REASONS = (
     "malformed",
@@ -69,43 +69,6 @@ class ProofVerdict:
     payload: dict[str, Any] | None
     kid: str | None
     issuer: str | None
-
-
-def build_proof_payload(
-    *,
-    proof_id: str,
-    check_id: str,
-    category: str,
-    matter: Mapping[str, Any],
-    issuer: Mapping[str, Any],
-    requester: Mapping[str, Any],
-    subject: Mapping[str, Any],
-    claims: Mapping[str, Any],
-    conclusion: Literal["confirmed", "not_confirmed"],
-    statements: Mapping[str, Any],
-    issued_at: datetime,
-    valid_until: datetime,
-) -> dict[str, Any]:
-    """The payload of a proof, with its fields in the contract's order."""
-    if conclusion not in ("confirmed", "not_confirmed"):
-        raise ValueError(f"unknown conclusion {conclusion!r}")
-    if valid_until <= issued_at:
-        raise ValueError("a proof must be valid for some time after it is issued")
-    return {
-        "type": PAYLOAD_TYPE,
-        "id": proof_id,
-        "check_id": check_id,
-        "category": category,
-        "matter": dict(matter),
-        "issuer": dict(issuer),
-        "requester": dict(requester),
-        "subject": dict(subject),
-        "claims": dict(claims),
-        "conclusion": conclusion,
-        "statements": dict(statements),
-        "issued_at": format_time(issued_at),
-        "valid_until": format_time(valid_until),
-    }
 
 
 def seal_proof(signer: Signer, payload: dict[str, Any]) -> str:

@@ -12,12 +12,12 @@ from jwcrypto import jws as jwcrypto_jws
 
 from signing.certificates import create_root, to_der
 from signing.jws import sign_compact
+from domain.proof import build_proof_payload
 from signing.proofs import (
     REASONS,
     CertificateTrust,
     DepartmentTrust,
     ProofVerdict,
-    build_proof_payload,
     seal_proof,
     verify_proof,
 )

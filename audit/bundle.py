@@ -45,7 +45,7 @@ import rfc8785
 from cryptography import x509
 
 from domain.check import TRANSITIONS
-from signing import certificates, jws, merkle
+from signing import certificates, jws, merkle, strictjson
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
 from signing.proofs import verify_proof
@@ -358,9 +358,9 @@ class _Verifier:
 
 def _parse(data: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise _Invalid(f"not a JSON document: {error}") from None
+        value = strictjson.loads(data)
+    except strictjson.InvalidJSON as error:
+        raise _Invalid(f"not a JSON document this verifier accepts: {error}") from None
     if not isinstance(value, dict):
         raise _Invalid("not a JSON object")
     try:
@@ -368,17 +368,6 @@ def _parse(data: bytes) -> dict[str, Any]:
     except rfc8785.CanonicalizationError as error:
         raise _Invalid(f"not representable in RFC 8785 canonical JSON: {error}") from None
     return value
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("duplicate member name")
-    return members
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _is_count(value: object) -> bool:

@@ -65,7 +65,8 @@ def export_bundle(
             covered = checkpoint["tree_size"] if checkpoint else 0
             raise NotCovered(
                 f"no signed checkpoint covers the check's last event yet (it is leaf {last_index}; the latest "
-                f"checkpoint covers {covered} leaves): the service signs one within 10 s of any uncovered leaf; "
+                f"checkpoint covers {covered} leaves): the service signs one within "
+                f"{ledger.CHECKPOINT_WITHIN.total_seconds():.0f} s of any uncovered leaf; "
                 "retry (or use --wait)"
             )
         tree_size = checkpoint["tree_size"]

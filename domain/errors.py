@@ -19,8 +19,8 @@ class DomainError(Exception):
         return f"{type(self).__name__}({self.detail!r})"
 
 
-class InvalidInput(DomainError):
-    """A field of a command has no allowed value (422)."""
+class InvalidInput(DomainError, ValueError):
+    """A field of a command or a parameter of a read has no allowed value (422)."""
 
     code = "validation_error"
 

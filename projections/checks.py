@@ -10,15 +10,15 @@ aggregate's own ``mutate``), so no rule of the check is restated here.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime
 from typing import Any
 
 from domain.check import OPEN_UNANSWERED, Check
+from domain.errors import InvalidInput
 from domain.privacy import mask_check
 from domain.timefmt import format_time
+from projections.cursor import decode_cursor, encode_cursor
 
 STATUSES = ("raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed")
 MAX_LIMIT = 500
@@ -156,36 +156,9 @@ def read_document(document: str, now: datetime) -> dict[str, Any]:
     return item
 
 
-# -- cursors ----------------------------------------------------------------------------------
-
-
-def encode_cursor(kind: str, sort_key: str, check_id: str) -> str:
-    raw = json.dumps([kind, sort_key, check_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(kind: str, cursor: str) -> tuple[str, str]:
-    """The (sort key, id) after which a page continues; ValueError when it is no cursor of this list."""
-    try:
-        if not isinstance(cursor, str) or not cursor.isascii():
-            raise ValueError
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("malformed cursor") from None
-    if (
-        not isinstance(value, list)
-        or len(value) != 3
-        or value[0] != kind
-        or not all(isinstance(part, str) for part in value[1:])
-    ):
-        raise ValueError("malformed cursor")
-    return value[1], value[2]
-
-
 def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return limit
 
 
@@ -209,11 +182,11 @@ def list_checks(
     its current issuer (a department with both roles)."""
     limit = check_limit(limit)
     if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
+        raise InvalidInput(f"unknown status {status!r}")
     if category is not None and not cursor.execute(
         "SELECT 1 FROM view_categories WHERE code = ?", (category,)
     ).fetchone():
-        raise ValueError(f"unknown category {category!r}")
+        raise InvalidInput(f"unknown category {category!r}")
     conditions: list[str] = []
     params: list[Any] = []
     for column, value in (("approver", approver), ("issuer", issuer), ("status", status), ("category", category)):
@@ -229,7 +202,7 @@ def list_checks(
         conditions.append(clause if overdue else f"NOT ({clause})")
         params.extend([*sorted(OPEN_UNANSWERED), format_time(now)])
     if after is not None:
-        raised_at, check_id = decode_cursor("checks", after)
+        raised_at, check_id = decode_cursor("checks", after, width=2)
         conditions.append("(raised_at, id) < (?, ?)")  # a row value: the index's range bound
         params.extend([raised_at, check_id])
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -251,7 +224,7 @@ def inbox(
     conditions = ["inbox_issuer = ?"]
     params: list[Any] = [issuer]
     if after is not None:
-        due_at, check_id = decode_cursor("inbox", after)
+        due_at, check_id = decode_cursor("inbox", after, width=2)
         conditions.append("(due_at, id) > (?, ?)")
         params.extend([due_at, check_id])
     rows = cursor.execute(

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from domain.errors import InvalidInput
 from domain.check import OPEN_UNANSWERED, TERMINAL
-from domain.identifiers import region_prefix
+from domain.identifiers import region_prefix, validate_region
 from domain.timefmt import format_time
 from projections import medians as answer_medians
 from projections.schema import COUNTERS
@@ -95,9 +96,9 @@ def read_coverage(
     categories = cursor.execute("SELECT code, name, status, modes FROM view_categories ORDER BY code").fetchall()
     known = {code: (name, status, json.loads(modes)) for code, name, status, modes in categories}
     if category is not None and category not in known:
-        raise ValueError(f"unknown category {category!r}")
-    if region is not None and not (isinstance(region, str) and len(region) == 6 and region.isascii() and region.isdigit()):
-        raise ValueError("region must be a 6-digit GB/T 2260 code")
+        raise InvalidInput(f"unknown category {category!r}")
+    if region is not None:
+        validate_region(region)
 
     conditions: list[str] = []
     params: list[Any] = []

@@ -18,6 +18,7 @@ from typing import Any
 
 from eventsourcing.persistence import Notification
 
+from domain.errors import InvalidInput
 from domain.timefmt import format_time, parse_time
 from signing import merkle
 from signing.checkpoints import sign_checkpoint
@@ -25,8 +26,10 @@ from signing.leaf import leaf_bytes
 from signing.signer import Signer
 
 MAX_AUDIT_LIMIT = 1000
-# A checkpoint covers any leaf within this time (the contract allows 10 s; the follower checks each second).
-UNCOVERED_GRACE = timedelta(seconds=5)
+# API.md §7: a signed checkpoint covers every leaf within 10 s of its recording.
+CHECKPOINT_WITHIN = timedelta(seconds=10)
+# The follower signs one once the oldest uncovered leaf is this old (it looks once a second): half the bound.
+UNCOVERED_GRACE = CHECKPOINT_WITHIN / 2
 
 
 class NodesInDatabase:
@@ -207,7 +210,7 @@ def checkpoint(cursor: Any, tree_size: int) -> dict[str, Any] | None:
 
 def _count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer")
+        raise InvalidInput(f"{name} must be an integer")
     return value
 
 
@@ -215,9 +218,9 @@ def inclusion_proof(cursor: Any, index: int, tree_size: int) -> dict[str, Any]:
     index, tree_size = _count(index, "index"), _count(tree_size, "tree_size")
     size = read_size(cursor)
     if not 1 <= tree_size <= size:
-        raise ValueError(f"tree_size must be from 1 to the ledger's size {size}")
+        raise InvalidInput(f"tree_size must be from 1 to the ledger's size {size}")
     if not 0 <= index < tree_size:
-        raise ValueError("index must be from 0 to tree_size - 1")
+        raise InvalidInput("index must be from 0 to tree_size - 1")
     reader = NodesInDatabase(cursor)
     leaf = reader.get_nodes([(0, index)])[(0, index)]
     path = merkle.inclusion_proof(index, tree_size, reader)
@@ -228,7 +231,7 @@ def consistency_proof(cursor: Any, first: int, second: int) -> dict[str, Any]:
     first, second = _count(first, "first"), _count(second, "second")
     size = read_size(cursor)
     if not 1 <= first <= second <= size:
-        raise ValueError(f"consistency needs 1 <= first <= second <= the ledger's size {size}")
+        raise InvalidInput(f"consistency needs 1 <= first <= second <= the ledger's size {size}")
     path = merkle.consistency_proof(first, second, NodesInDatabase(cursor))
     return {"first": first, "second": second, "path": [node.hex() for node in path]}
 
@@ -236,9 +239,9 @@ def consistency_proof(cursor: Any, first: int, second: int) -> dict[str, Any]:
 def audit_leaves(cursor: Any, after: int, limit: int) -> list[tuple[Any, ...]]:
     after, limit = _count(after, "after"), _count(limit, "limit")
     if after < 0:
-        raise ValueError("after must be 0 or more")
+        raise InvalidInput("after must be 0 or more")
     if not 1 <= limit <= MAX_AUDIT_LIMIT:
-        raise ValueError(f"limit must be from 1 to {MAX_AUDIT_LIMIT}")
+        raise InvalidInput(f"limit must be from 1 to {MAX_AUDIT_LIMIT}")
     return cursor.execute(
         "SELECT idx, position, stream_id, version, type, at, state_sha256, leaf_hash FROM ledger_leaves "
         "WHERE position > ? ORDER BY position LIMIT ?",

@@ -120,12 +120,9 @@ def list_checks(
             scope = {"approver": principal.id}
         else:
             scope = {"issuer": principal.id}
-    try:
-        items, next_cursor = services.views.list_checks(
-            **scope, status=status, category=category, overdue=overdue, limit=limit, cursor=cursor
-        )
-    except ValueError as error:
-        raise Problem("validation_error", str(error)) from None
+    items, next_cursor = services.views.list_checks(
+        **scope, status=status, category=category, overdue=overdue, limit=limit, cursor=cursor
+    )
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -135,10 +132,7 @@ def inbox(
 ) -> dict[str, Any]:
     """Checks addressed to the caller in raised, accepted or info_requested, most urgent first."""
     wait_for_views(services, min_position)
-    try:
-        items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
-    except ValueError as error:
-        raise Problem("validation_error", str(error)) from None
+    items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -11,9 +11,10 @@ from eventsourcing.domain import Aggregate
 from domain.department import NAMESPACE
 from domain.errors import InvalidInput
 from domain.ports import ClaimsValidator
+from domain.vocabulary import CategoryStatus, Mode, values
 
-MODES = ("collaboration", "data_sharing", "commitment", "cancelled")
-STATUSES = ("active", "retired")
+MODES = values(Mode)
+STATUSES = values(CategoryStatus)
 CHANGEABLE = ("name", "modes", "sla_hours", "claims_schema")
 MAX_SLA_HOURS = 24 * 365 * 10  # ten years: beyond that a due time is no SLA (and overflows datetimes)
 

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.errors import DomainError, Forbidden, InvalidIssuer, InvalidTransition
 from domain.proof import Proof
+from domain.vocabulary import CheckStatus, Conclusion, DeclineReason, Outcome, values
 
 OPEN_UNANSWERED = frozenset({"raised", "accepted", "info_requested"})
 ANSWERED = frozenset({"replied", "declined"})
@@ -37,9 +38,10 @@ TRANSITIONS: dict[str, tuple[str, frozenset[str], str | None]] = {
     "ProofRevoked": ("sealer", frozenset({"replied", "closed"}), None),
 }
 EVENT_TYPES = ("Raised", *TRANSITIONS)
-CONCLUSIONS = ("confirmed", "not_confirmed")
-DECLINE_REASONS = ("no_record", "out_of_jurisdiction", "insufficient_information", "other")
-OUTCOMES = ("exempted", "commitment", "applicant_submitted")
+STATUSES = values(CheckStatus)
+CONCLUSIONS = values(Conclusion)
+DECLINE_REASONS = values(DeclineReason)
+OUTCOMES = values(Outcome)
 
 def forward_refusal(issuer: str | None, to: str) -> DomainError | None:
     """A check is forwarded to another issuer than the one it is addressed to."""

@@ -8,9 +8,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from domain.vocabulary import Role, values
 from domain.errors import Conflict, NoSigningKey, NotFound
 
-ROLES = ("approver", "issuer", "auditor")
+ROLES = values(Role)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
 
 

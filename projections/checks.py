@@ -14,13 +14,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from domain.check import OPEN_UNANSWERED, Check
+from domain.check import OPEN_UNANSWERED, STATUSES, Check
 from domain.errors import InvalidInput
 from domain.privacy import mask_check
 from domain.timefmt import format_time
 from projections.cursor import decode_cursor, encode_cursor
 
-STATUSES = ("raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed")
 MAX_LIMIT = 500
 
 COLUMNS = (

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.errors import InvalidInput
-from domain.check import OPEN_UNANSWERED, TERMINAL
+from domain.check import CONCLUSIONS, OPEN_UNANSWERED, OUTCOMES, TERMINAL
 from domain.identifiers import region_prefix, validate_region
 from domain.timefmt import format_time
 from projections import medians as answer_medians
@@ -43,13 +43,10 @@ def contribution(row: Mapping[str, Any] | None) -> Contribution:
     return (
         1,  # raised
         int(status not in TERMINAL),  # open
-        int(answer == "confirmed"),
-        int(answer == "not_confirmed"),
+        *(int(answer == conclusion) for conclusion in CONCLUSIONS),
         int(answer == "declined"),
         int(status == "withdrawn"),
-        int(closed and outcome == "exempted"),
-        int(closed and outcome == "commitment"),
-        int(closed and outcome == "applicant_submitted"),
+        *(int(closed and outcome == each) for each in OUTCOMES),
         int(row["answered_at"] is not None),  # answered
         int(row["on_time"] == 1),  # answered_on_time
     )

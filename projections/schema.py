@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from domain.check import CONCLUSIONS, OUTCOMES
 from store.database import Database
 
 logger = logging.getLogger(__name__)
@@ -61,16 +62,14 @@ SHADOW = "rebuild_"  # the prefix of the shadow's tables and indexes
 # PostgreSQL: how long the swap waits for readers of the live views before it lets go and tries again.
 SWAP_LOCK_WAIT = "250ms"
 
+# The coverage counters (API.md §6), one column each of ``view_coverage``.
 COUNTERS = (
     "raised",
     "open",
-    "replied_confirmed",
-    "replied_not_confirmed",
+    *(f"replied_{conclusion}" for conclusion in CONCLUSIONS),
     "declined",
     "withdrawn",
-    "closed_exempted",
-    "closed_commitment",
-    "closed_applicant_submitted",
+    *(f"closed_{outcome}" for outcome in OUTCOMES),
     "answered",
     "answered_on_time",
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -43,11 +43,11 @@ from api.schemas import (
 )
 from api.bootstrap import Services
 from domain.check import Check
+from domain.vocabulary import CheckStatus
 from domain.timefmt import parse_time
 
 router = APIRouter(tags=["checks"])
 
-Status = Literal["raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed"]
 COMMAND_ERRORS = problem_responses(
     "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
@@ -101,7 +101,7 @@ def raise_check(request: Request, approver: Approver, services: ServicesDep) -> 
 def list_checks(
     principal: CheckReader,
     services: ServicesDep,
-    status: Status | None = None,
+    status: CheckStatus | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool | None = None,
     limit: Limit = 50,
@@ -121,7 +121,12 @@ def list_checks(
         else:
             scope = {"issuer": principal.id}
     items, next_cursor = services.views.list_checks(
-        **scope, status=status, category=category, overdue=overdue, limit=limit, cursor=cursor
+        **scope,
+        status=status.value if status is not None else None,
+        category=category,
+        overdue=overdue,
+        limit=limit,
+        cursor=cursor,
     )
     return {"items": items, "next_cursor": next_cursor}
 

@@ -141,7 +141,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,
-        authenticator=build_authenticator(services.app, admin_key),
+        authenticator=build_authenticator(services.platform, admin_key),
         idempotency=IdempotencyStore(services.database),
         metrics=metrics,
         routes=[route for module in modules for route in module.router.routes],

@@ -68,11 +68,11 @@ def verify(args: argparse.Namespace) -> int:
         root = _root_certificate(args.root, services)
         with _ProgressBar("auditing the event store") as progress:
             report = verify_ledger(
-                services.app,
+                services.platform,
                 services.database,
                 services.log,
                 root,
-                trust=PlatformTrust(services.app),
+                trust=PlatformTrust(services.platform),
                 progress=progress,
                 workers=args.workers,
             )
@@ -104,7 +104,7 @@ def export(args: argparse.Namespace) -> int:
     try:
         root = services.keystore.root()[1]
         bundle = export_bundle_waiting(
-            services.app, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
+            services.platform, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
         )
     except ExportError as error:
         print(f"nocert audit export: {error}", file=sys.stderr)

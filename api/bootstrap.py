@@ -20,7 +20,7 @@ class Services:
 
     settings: Settings
     location: StoreLocation
-    app: Platform
+    platform: Platform
     database: Database
     log: EventLog
     keystore: KeyStore
@@ -29,7 +29,7 @@ class Services:
     def close(self) -> None:
         self.views.stop()
         self.database.close()
-        self.app.close()
+        self.platform.close()
 
 
 def _secret(value: object) -> str | None:
@@ -54,13 +54,13 @@ def _open_database(location: StoreLocation, settings: Settings) -> Database:
     raise ConfigurationError("NOCERT_DATABASE_URL: memory:// serves domain tests only; use sqlite:/// or postgresql://")
 
 
-def _check_cipher(app: Platform) -> None:
+def _check_cipher(platform: Platform) -> None:
     """Fails fast when the stored events cannot be read with the configured cipher key."""
-    first = app.recorder.select_notifications(start=1, limit=1)
+    first = platform.recorder.select_notifications(start=1, limit=1)
     if not first:
         return
     try:
-        app.mapper.to_domain_event(first[0])
+        platform.mapper.to_domain_event(first[0])
     except Exception:  # a wrong key or no key for encrypted data: any decoding failure means that
         raise ConfigurationError(
             "NOCERT_CIPHER_KEY: the stored events cannot be decrypted with this key (or need one)"
@@ -75,14 +75,14 @@ def build(settings: Settings | None = None) -> Services:
     keystore.root()
     database = _open_database(location, settings)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    app = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
-    _check_cipher(app)
-    log = EventLog(app, database)
+    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    _check_cipher(platform)
+    log = EventLog(platform, database)
     views = Views(
         database,
-        app,
+        platform,
         log,
         ledger_signer=keystore.ledger_signer(),
         checkpoint_every=settings.checkpoint_every,
     )
-    return Services(settings, location, app, database, log, keystore, views)
+    return Services(settings, location, platform, database, log, keystore, views)

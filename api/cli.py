@@ -58,7 +58,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("raising demo checks", total=args.checks)
-            departments = run_demo(services.app, args.checks, lambda done: progress.update(task, completed=done))
+            departments = run_demo(services.platform, args.checks, lambda done: progress.update(task, completed=done))
     except StoreNotEmpty:
         console.print(
             f"[red]nocert demo: the store at {services.settings.database_url} already holds events; "

@@ -1,4 +1,5 @@
-"""How checks, histories and departments look to each reader (masking rules of API.md §4)."""
+"""How checks, histories, departments and categories look to each reader (the masking of API.md §4, by
+the rules of `api.access`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from api.access import sees_full_numbers, sees_proof_jws
 from api.principal import Principal
 from domain.category import Category
 from domain.check import Check
@@ -15,22 +17,6 @@ from domain.timefmt import format_time
 from projections.checks import check_document as check_fields
 
 BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
-
-
-def can_read_check(check: Check, principal: Principal) -> bool:
-    """Approver, current issuer, former issuers and auditors read a check. Only a department is a
-    party: the operator's principal id (``admin``) is also a valid department id."""
-    return principal.has_role("auditor") or (principal.department is not None and check.is_party(principal.id))
-
-
-def sees_full_numbers(check: Check, principal: Principal) -> bool:
-    return principal.department is not None and check.sees_personal_data(principal.id)
-
-
-def sees_proof_jws(check: Check, principal: Principal) -> bool:
-    """The approver, the issuer that sealed the proof, and auditors."""
-    sealer = check.proof.sealer if check.proof else None
-    return principal.has_role("auditor") or (principal.department is not None and principal.id in (check.approver, sealer))
 
 
 def check_document(

@@ -35,7 +35,7 @@ GOAL_RATIO = 0.5
 
 
 def scan(services: Any, page: int, decode: bool) -> dict[str, Any]:
-    mapper = services.app.mapper
+    mapper = services.platform.mapper
     count = 0
     after = 0
     started = time.perf_counter()

@@ -64,7 +64,7 @@ def open_services(database_url: str, keys: Path) -> Any:
 
 def seed(services: Any) -> Province:
     """The province, through real commands on the real store (the store must be empty)."""
-    app = services.app
+    app = services.platform
     if services.log.max_position():
         raise RuntimeError("bulk.seed needs an empty store")
     api_keys = {}
@@ -203,7 +203,7 @@ def _insert(services: Any, events: list[StoredEvent], patience: float = 180.0) -
     retried = 0
     while True:
         try:
-            services.app.recorder.insert_events(events)
+            services.platform.recorder.insert_events(events)
             return retried
         except IntegrityError:
             if retried:

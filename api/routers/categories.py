@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/categories", tags=["categories"])
 )
 def create_category(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     body = read_body(request, CategoryCreate)
-    category, position = services.app.create_category(
+    category, position = services.platform.create_category(
         body.code, body.name, body.issuer_kind, list(body.modes), body.sla_hours, body.claims_schema
     )
     return created(services, category_document(category), position)
@@ -37,9 +37,9 @@ def list_categories(
     min_position: MinPosition = None,
 ) -> dict:
     wait_for_store(services, min_position)
-    codes = services.app.catalogue().codes
+    codes = services.platform.catalogue().codes
     chosen, next_cursor = page(codes, str, limit, cursor, "categories")
-    return listing([category_document(services.app.category(code)) for code in chosen], next_cursor)
+    return listing([category_document(services.platform.category(code)) for code in chosen], next_cursor)
 
 
 @router.patch(
@@ -50,14 +50,14 @@ def list_categories(
 )
 def change_category(code: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Changes name, modes, SLA, claims schema or status (``active`` | ``retired``)."""
-    services.app.category(code)
+    services.platform.category(code)
     body = read_body(request, CategoryPatch)
     changes = body.model_dump(exclude_unset=True)
     status = changes.pop("status", None)
     for field in ("name", "modes", "sla_hours", "status"):
         if field in body.model_fields_set and getattr(body, field) is None:
             raise Problem("validation_error", f"{field} cannot be null")
-    category, position = services.app.change_category(code, changes, status)
+    category, position = services.platform.change_category(code, changes, status)
     if not position:  # nothing changed, nothing recorded: the category is as its last event left it
         position = max(services.log.stream_positions(category.id).values())
     return ok(services, category_document(category), position)

@@ -22,7 +22,7 @@ def coverage(
     region: Annotated[str | None, Query(max_length=16, description="6-digit region code of the approvers")] = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    if category is not None and category not in services.app.catalogue().codes:
+    if category is not None and category not in services.platform.catalogue().codes:
         raise Problem("validation_error", f"unknown category {category!r}")
     if region is not None:
         validate_region(region)

@@ -203,7 +203,7 @@ def test_an_unreachable_store_is_503_unavailable(p: Province, monkeypatch: pytes
     def unreachable(*args: Any, **kwargs: Any) -> Any:
         raise DatabaseUnavailable("connection refused")
 
-    monkeypatch.setattr(p.services.app, "check", unreachable)
+    monkeypatch.setattr(p.services.platform, "check", unreachable)
     for response in (
         p.as_("approver").get(f"/v1/checks/{check['id']}"),
         p.as_("gulou").post(f"/v1/checks/{check['id']}/accept", json={}),

@@ -221,10 +221,10 @@ def test_a_bundle_of_an_encrypted_store(sqlite_url: str, tmp_path: Path) -> None
     cipher_key = base64.b64encode(b"k" * 32).decode()
     services = make_services(sqlite_url, tmp_path / "keys", cipher_key=cipher_key)
     try:
-        story = run_story(services.app)
+        story = run_story(services.platform)
         settle(services)
         root = services.keystore.root()[1]
-        bundle = export_bundle(services.app, services.database, services.log, root, story.checks["exempted"], utcnow())
+        bundle = export_bundle(services.platform, services.database, services.log, root, story.checks["exempted"], utcnow())
         assert b"fz-gulou-police" not in base64.b64decode(bundle["events"][1]["state_b64"])
         data = serialize(bundle)
         verdict = verify_bundle(data, root, utcnow())

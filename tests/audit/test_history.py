@@ -20,7 +20,7 @@ from projections.checks import check_document
 @pytest.fixture
 def long_check(durable_database_url: str, tmp_path: Path) -> Iterator[tuple]:
     services = make_services(durable_database_url, tmp_path / "keys")
-    app = services.app
+    app = services.platform
     try:
         build_province(app)
         check_id = raise_check(app)
@@ -47,7 +47,7 @@ def replay(events):
 
 def test_every_version_is_its_events(long_check) -> None:
     services, check_id = long_check
-    app = services.app
+    app = services.platform
     events = app.check_events(check_id)
     assert len(events) == 15
     now = events[-1].timestamp + timedelta(seconds=1)
@@ -70,7 +70,7 @@ def test_every_version_is_its_events(long_check) -> None:
 
 def test_as_of_every_moment_between_events(long_check) -> None:
     services, check_id = long_check
-    app = services.app
+    app = services.platform
     events = app.check_events(check_id)
     with pytest.raises(DomainError):
         app.check_as_of(check_id, events[0].timestamp - timedelta(microseconds=1))

@@ -18,7 +18,8 @@ class SealCertificate:
 
 
 class Sealer(Protocol):
-    """Creates department seal keys and seals proof payloads (file keys today, an HSM later)."""
+    """Creates department seal keys and seals proof payloads with them (`api.sealing.KeyStoreSealer` over
+    the key directory's `signing.key.SigningKey`s today, an HSM later)."""
 
     def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate: ...
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from projections import ledger
 from projections.projector import Projector, positions
-from signing.signer import Signer
+from signing.key import SigningKey
 from store.database import Database, LeaderLock
 from store.eventlog import EventLog
 
@@ -42,7 +42,7 @@ class Follower:
         log: EventLog,
         projector: Projector,
         *,
-        ledger_signer: Signer,
+        ledger_signer: SigningKey,
         clock: Callable[[], datetime],
         batch_size: int,
         ready: Callable[[], None],

@@ -23,7 +23,7 @@ from domain.timefmt import format_time, parse_time
 from signing import merkle
 from signing.checkpoints import sign_checkpoint
 from signing.leaf import leaf_bytes
-from signing.signer import Signer
+from signing.key import SigningKey
 
 MAX_AUDIT_LIMIT = 1000
 # API.md §7: a signed checkpoint covers every leaf within 10 s of its recording.
@@ -70,7 +70,7 @@ class LedgerBatch:
 
     frontier: merkle.Frontier
     checkpointed: int
-    signer: Signer
+    signer: SigningKey
     checkpoint_every: int
     clock: Callable[[], datetime]
     leaves: list[tuple[Any, ...]] = field(default_factory=list)
@@ -78,7 +78,7 @@ class LedgerBatch:
     checkpoints: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, cursor: Any, signer: Signer, checkpoint_every: int, clock: Callable[[], datetime]) -> LedgerBatch:
+    def start(cls, cursor: Any, signer: SigningKey, checkpoint_every: int, clock: Callable[[], datetime]) -> LedgerBatch:
         return cls(read_state(cursor), last_checkpoint_size(cursor), signer, checkpoint_every, clock)
 
     def append(self, notification: Notification, at: datetime) -> None:
@@ -123,7 +123,7 @@ def write_state(cursor: Any, frontier: merkle.Frontier) -> None:
     )
 
 
-def sign(signer: Signer, frontier: merkle.Frontier, now: datetime) -> tuple[int, str, str, str]:
+def sign(signer: SigningKey, frontier: merkle.Frontier, now: datetime) -> tuple[int, str, str, str]:
     """A checkpoint row for the frontier's current size and root."""
     root = frontier.root().hex()
     issued_at = format_time(now)
@@ -149,7 +149,7 @@ def uncovered_since(cursor: Any) -> datetime | None:
     return parse_time(row[0]) if row else None
 
 
-def checkpoint_uncovered(cursor: Any, signer: Signer, now: datetime) -> bool:
+def checkpoint_uncovered(cursor: Any, signer: SigningKey, now: datetime) -> bool:
     """Signs a checkpoint at the current size when leaves older than the grace period are uncovered."""
     since = uncovered_since(cursor)
     if since is None or now - since < UNCOVERED_GRACE:

@@ -31,7 +31,7 @@ from domain.department import Department
 from projections import checks, coverage, ledger, medians
 from store.eventlog import EventLog
 from projections.schema import COUNTERS, VIEWS
-from signing.signer import Signer
+from signing.key import SigningKey
 
 BATCH_SIZE = 500
 ANSWERED = COUNTERS.index("answered")
@@ -91,7 +91,7 @@ class Projector:
         app: Application,
         log: EventLog,
         *,
-        signer: Signer,
+        signer: SigningKey,
         checkpoint_every: int,
         clock: Callable[[], datetime],
         cache_size: int = 10_000,

@@ -16,7 +16,7 @@ from projections import checks, coverage, ledger, schema
 from projections.follower import Follower
 from projections.projector import BATCH_SIZE, Projector, positions
 from projections.rebuild import Progress, Rebuild
-from signing.signer import Signer
+from signing.key import SigningKey
 from store.database import Database, LeaderLock
 from store.eventlog import EventLog
 
@@ -36,7 +36,7 @@ class Views:
         app: Application,
         log: EventLog,
         *,
-        ledger_signer: Signer,
+        ledger_signer: SigningKey,
         checkpoint_every: int = 1000,
         clock: Callable[[], datetime] = domain.timefmt.utcnow,
         batch_size: int = BATCH_SIZE,

@@ -10,7 +10,7 @@ from cryptography import x509
 
 from signing import jws
 from signing.certificates import is_issued_by, is_ledger_certificate, is_valid_at, kid_of
-from signing.signer import Signer
+from signing.key import SigningKey
 from domain.timefmt import parse_time
 
 CHECKPOINT_TYP = "nocert-checkpoint+jws"
@@ -22,7 +22,7 @@ class InvalidCheckpoint(ValueError):
     """A checkpoint that does not verify; the message says why."""
 
 
-def sign_checkpoint(signer: Signer, tree_size: int, root_hash_hex: str, issued_at: str) -> str:
+def sign_checkpoint(signer: SigningKey, tree_size: int, root_hash_hex: str, issued_at: str) -> str:
     """The compact JWS of the checkpoint ``{"tree_size", "root_hash", "issued_at"}``."""
     payload = {"tree_size": tree_size, "root_hash": root_hash_hex, "issued_at": issued_at}
     _checked_issued_at(payload)

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from signing import certificates, strictjson
-from signing.signer import Signer
+from signing.key import SigningKey
 
 ALG = "EdDSA"
 
@@ -40,7 +40,7 @@ class Parsed:
     signature: bytes
 
 
-def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: Signer) -> str:
+def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: SigningKey) -> str:
     """Sign `payload` under the protected `header`, to which ``"alg": "EdDSA"`` is added."""
     if header.get("alg", ALG) != ALG:
         raise ValueError(f"only {ALG} is supported")
@@ -48,7 +48,7 @@ def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: Signer
     return f"{signing_input}.{_b64encode(signer.sign(signing_input.encode('ascii')))}"
 
 
-def seal(signer: Signer, typ: str, payload: dict[str, Any]) -> str:
+def seal(signer: SigningKey, typ: str, payload: dict[str, Any]) -> str:
     """Sign `payload` under a header naming the signer's certificate, as proofs and checkpoints are.
 
     The header is ``{"alg": "EdDSA", "typ": typ, "kid": <kid>, "x5c": [<DER in standard base64>]}``.

@@ -14,7 +14,7 @@ from cryptography import x509
 from domain.proof import Proof
 from signing import jws
 from signing.certificates import department_id_of, is_issued_by, is_valid_at, kid_of
-from signing.signer import Signer
+from signing.key import SigningKey
 from domain.timefmt import format_time, parse_time
 
 PROOF_TYP = "nocert-proof+jws"
@@ -71,7 +71,7 @@ class ProofVerdict:
     issuer: str | None
 
 
-def seal_proof(signer: Signer, payload: dict[str, Any]) -> str:
+def seal_proof(signer: SigningKey, payload: dict[str, Any]) -> str:
     """The proof as a compact JWS sealed by `signer`, which must be the seal of the payload's issuer."""
     if department_id_of(signer.certificate) != _issuer_id(payload):
         raise ValueError("the seal's certificate names another department than the payload's issuer")

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from signing.certificates import create_root, issue_ledger_certificate
 from signing.checkpoints import InvalidCheckpoint, sign_checkpoint, verify_checkpoint
 from signing.jws import parse_compact, seal, sign_compact
-from signing.signer import FileSigner
+from signing.key import FileKey
 from domain.timefmt import format_time
 from .conftest import EPOCH
 
@@ -18,7 +18,7 @@ ISSUED_AT = format_time(datetime.now(UTC))
 
 def ledger_signer(root):
     key = Ed25519PrivateKey.generate()
-    return FileSigner(key, issue_ledger_certificate(*root, key.public_key(), not_before=EPOCH))
+    return FileKey(key, issue_ledger_certificate(*root, key.public_key(), not_before=EPOCH))
 
 
 @pytest.fixture(scope="module")

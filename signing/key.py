@@ -1,4 +1,6 @@
-"""The seal interface: whatever holds a private key and its certificate, file or hardware module."""
+"""Signing keys: whatever holds an Ed25519 private key and its certificate (a file today, a hardware module
+later) and signs bytes with it. The domain's `domain.ports.Sealer` seals proofs with a department's key;
+the ledger's key signs checkpoints."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from signing.certificates import kid_of
 
 
-class Signer(Protocol):
+class SigningKey(Protocol):
     """Signs with an Ed25519 key whose certificate is `certificate` and fingerprint `kid`."""
 
     @property
@@ -24,8 +26,8 @@ class Signer(Protocol):
         ...
 
 
-class FileSigner:
-    """A `Signer` over an Ed25519 private key held in memory (loaded from a key file)."""
+class FileKey:
+    """A `SigningKey` over an Ed25519 private key held in memory (loaded from a key file)."""
 
     def __init__(self, private_key: Ed25519PrivateKey, certificate: x509.Certificate) -> None:
         if private_key.public_key() != certificate.public_key():
@@ -46,4 +48,4 @@ class FileSigner:
         return self._private_key.sign(data)
 
     def __repr__(self) -> str:
-        return f"FileSigner(kid={self._kid!r})"
+        return f"FileKey(kid={self._kid!r})"

@@ -93,7 +93,7 @@ def export(args: argparse.Namespace) -> int:
     from api.bootstrap import build
     from domain.timefmt import utcnow
     from audit.export import ExportError, export_bundle_waiting
-    from audit.bundle import serialize
+    from audit.evidence import serialize
 
     try:
         check_id = UUID(args.check_id)

@@ -1,4 +1,4 @@
-"""``nocert audit export``: one check's evidence bundle (format and verification: `audit.bundle`).
+"""``nocert audit export``: one check's evidence bundle (its format: `audit.evidence`).
 
 The events and their stored bytes come from the event store, their leaf indexes, inclusion paths and the
 signed checkpoint from the ledger view. Before anything is written, each event's leaf is recomputed and
@@ -24,7 +24,7 @@ from projections.checks import check_document
 from store.database import Database
 from store.eventlog import EventLog
 from signing import certificates, jws, merkle
-from audit.bundle import FORMAT, SUMMARY_NOTE
+from audit.evidence import FORMAT, SUMMARY_NOTE
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
 from domain.timefmt import format_time
@@ -42,7 +42,7 @@ def export_bundle(
     app: Any, database: Database, log: EventLog, root_cert: x509.Certificate, check_id: UUID, now: datetime
 ) -> dict[str, Any]:
     """The evidence bundle of the check (a `domain.platform.Platform` check), without its digest:
-    write it with `audit.bundle.serialize`. Raises ExportError (NotCovered when waiting may help)."""
+    write it with `audit.evidence.serialize`. Raises ExportError (NotCovered when waiting may help)."""
     try:
         check = app.check(check_id)
     except DomainError:

@@ -14,7 +14,8 @@ import rfc8785
 from domain.timefmt import utcnow
 from audit.export import ExportError, NotCovered, export_bundle
 from signing import certificates
-from audit.bundle import FORMAT, content_digest, serialize, verify_bundle
+from audit.bundle import verify_bundle
+from audit.evidence import FORMAT, content_digest, serialize
 from signing.leaf import event_leaf
 from signing.merkle import leaf_hash
 from tests.audit.conftest import World, make_services, run_cli, project, run_cli_full, settle

@@ -91,9 +91,9 @@ def export(args: argparse.Namespace) -> int:
     from uuid import UUID
 
     from api.bootstrap import build
-    from domain.timefmt import utcnow
-    from audit.export import ExportError, export_bundle_waiting
     from audit.evidence import serialize
+    from audit.export import ExportError, export_bundle_waiting
+    from domain.timefmt import utcnow
 
     try:
         check_id = UUID(args.check_id)
@@ -122,8 +122,8 @@ def export(args: argparse.Namespace) -> int:
 
 def verify_bundle(args: argparse.Namespace) -> int:
     from api.settings import ConfigurationError
-    from domain.timefmt import utcnow
     from audit.bundle import verify_bundle as judge
+    from domain.timefmt import utcnow
 
     root = _root_certificate(args.root)
     try:

@@ -8,10 +8,10 @@ from api.claims import JsonSchemaClaims
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
-from store.database import Database, PostgresDatabase, SQLiteDatabase
-from store.eventlog import EventLog
 from projections.views import Views
 from signing.keystore import KeyStore
+from store.database import Database, PostgresDatabase, SQLiteDatabase
+from store.eventlog import EventLog
 
 
 @dataclass

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 
 from api.logs import configure_logging
@@ -98,19 +99,19 @@ def views_rebuild(args: argparse.Namespace) -> int:
 
 
 def proof_verify(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from signing.certificates import load_pem
     from signing.proofs import verify_proof
 
     text = Path(args.file).read_text().strip() if args.file != "-" else sys.stdin.read().strip()
     root = load_pem(Path(args.root).read_bytes())
-    verdict = verify_proof(text, root, None, datetime.now(timezone.utc))
+    verdict = verify_proof(text, root, None, datetime.now(UTC))
     if args.json:
         print(json.dumps({"valid": verdict.valid, "reasons": verdict.reasons, "kid": verdict.kid,
                           "issuer": verdict.issuer, "payload": verdict.payload, "offline": True}, ensure_ascii=False))
     else:
-        print(("VALID" if verdict.valid else "INVALID: " + ", ".join(verdict.reasons)))
+        print("VALID" if verdict.valid else "INVALID: " + ", ".join(verdict.reasons))
         print("note: offline verification cannot know revocations of keys or proofs; ask the platform (POST /v1/proofs/verify).")
     return EXIT_OK if verdict.valid else EXIT_PROBLEMS
 

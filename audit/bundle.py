@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,12 +22,11 @@ from cryptography import x509
 
 from audit.evidence import CHECK_TOPIC_PREFIX, FORMAT, content_digest
 from domain.check import TRANSITIONS
+from domain.timefmt import parse_time
 from signing import certificates, jws, merkle, strictjson
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
 from signing.proofs import verify_proof
-from domain.timefmt import parse_time
-
 
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
@@ -200,7 +200,7 @@ class _Verifier:
                 self.fail(f"{label} (position {event['position']}): at {event['at']} is not the time in its state")
 
     def order(self, events: list[dict[str, Any]]) -> None:
-        for earlier, later in zip(events, events[1:]):
+        for earlier, later in itertools.pairwise(events):
             if later["position"] <= earlier["position"] or later["index"] <= earlier["index"]:
                 self.fail(f"events are not in log order at position {later['position']}")
         versions = [event["version"] for event in events]

@@ -17,17 +17,17 @@ from uuid import UUID
 
 from cryptography import x509
 
+from audit.evidence import FORMAT, SUMMARY_NOTE
 from domain.errors import DomainError
 from domain.privacy import mask_check
+from domain.timefmt import format_time
 from projections import ledger
 from projections.checks import check_document
-from store.database import Database
-from store.eventlog import EventLog
 from signing import certificates, jws, merkle
-from audit.evidence import FORMAT, SUMMARY_NOTE
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
-from domain.timefmt import format_time
+from store.database import Database
+from store.eventlog import EventLog
 
 
 class ExportError(Exception):

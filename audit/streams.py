@@ -14,10 +14,10 @@ from eventsourcing.persistence import Notification
 from audit.proof_workers import ProofItem, ProofVerifier
 from audit.report import Findings
 from domain.check import TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
-from domain.proof import Proof
 from domain.department import Department
-from signing.proofs import DepartmentTrust, Trust
+from domain.proof import Proof
 from domain.timefmt import format_time
+from signing.proofs import DepartmentTrust, Trust
 
 CHECK_PREFIX = "nocert:check:"
 

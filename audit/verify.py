@@ -16,8 +16,6 @@ Problems carry a stable ``kind`` (`KINDS`) and the global position they concern 
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 from hashlib import sha256
 from typing import Any
 

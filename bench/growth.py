@@ -119,7 +119,7 @@ def build_store(size: int, args: argparse.Namespace, stack: contextlib.ExitStack
 def measure_store(entry: dict[str, Any], args: argparse.Namespace) -> None:
     """One measurement of one store through a fresh server; redone (up to 3 times) when PostgreSQL restarted
     under it (other test suites on this machine stop it now and then)."""
-    for attempt in range(3):
+    for _attempt in range(3):
         started_at = common.postgres_started_at()
         with common.nocert_server(entry["url"], entry["keys"], args.workers) as server:
             samples, errors = measure(server, entry["province"], args.samples, args.coverage_samples, entry["serial"])

@@ -116,7 +116,7 @@ def floor_flow() -> common.Flow:
 
 
 def metric(base_url: str, name: str) -> float | None:
-    for attempt in range(3):
+    for _attempt in range(3):
         try:
             text = httpx.get(f"{base_url}/metrics", timeout=30).text
             break

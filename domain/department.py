@@ -8,8 +8,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.vocabulary import Role, values
 from domain.errors import Conflict, NoSigningKey, NotFound
+from domain.vocabulary import Role, values
 
 ROLES = values(Role)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")

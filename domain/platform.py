@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -19,14 +18,14 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
-from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
-from domain.department import NAMESPACE, ROLES, Department, Seal
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
+from domain.department import NAMESPACE, ROLES, Department, Seal
 from domain.directory import Catalogue, Directory
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, Sealer
-from domain.timefmt import format_time, utcnow
+from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
+from domain.timefmt import utcnow
 
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read

@@ -22,8 +22,8 @@ from domain.errors import InvalidInput
 from domain.timefmt import format_time, parse_time
 from signing import merkle
 from signing.checkpoints import sign_checkpoint
-from signing.leaf import leaf_bytes
 from signing.key import SigningKey
+from signing.leaf import leaf_bytes
 
 MAX_AUDIT_LIMIT = 1000
 # API.md §7: a signed checkpoint covers every leaf within 10 s of its recording.

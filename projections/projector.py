@@ -29,9 +29,9 @@ from domain.category import Category
 from domain.check import Check
 from domain.department import Department
 from projections import checks, coverage, ledger, medians
-from store.eventlog import EventLog
 from projections.schema import COUNTERS, VIEWS
 from signing.key import SigningKey
+from store.eventlog import EventLog
 
 BATCH_SIZE = 500
 ANSWERED = COUNTERS.index("answered")

@@ -8,10 +8,10 @@ from typing import Any
 
 from cryptography import x509
 
+from domain.timefmt import parse_time
 from signing import jws
 from signing.certificates import is_issued_by, is_ledger_certificate, is_valid_at, kid_of
 from signing.key import SigningKey
-from domain.timefmt import parse_time
 
 CHECKPOINT_TYP = "nocert-checkpoint+jws"
 

@@ -24,7 +24,7 @@ def leaf_bytes(position: Any, stream_id: Any, version: Any, topic: Any, state_sh
     return (
         f'{{"position":{_value(position)},"state_sha256":{_value(state_sha256)},"stream_id":{_value(stream_id)},'
         f'"type":{_topic(topic)},"version":{_value(version)}}}'
-    ).encode("utf-8")
+    ).encode()
 
 
 _PLAIN = re.compile(r'[ !#-\[\]-~]*', re.ASCII)  # printable ASCII but " and \

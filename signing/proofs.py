@@ -7,15 +7,15 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 
 from domain.proof import Proof
+from domain.timefmt import parse_time
 from signing import jws
 from signing.certificates import department_id_of, is_issued_by, is_valid_at, kid_of
 from signing.key import SigningKey
-from domain.timefmt import format_time, parse_time
 
 PROOF_TYP = "nocert-proof+jws"
 

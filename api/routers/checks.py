@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.access import can_read_check, list_scope
 from api.body import body_openapi, read_body
+from api.bootstrap import Services
 from api.deps import (
     Approver,
     CheckReader,
@@ -21,7 +23,6 @@ from api.deps import (
     wait_for_store,
     wait_for_views,
 )
-from api.access import can_read_check, list_scope
 from api.presenters import check_document, history_document
 from api.principal import Principal
 from api.problems import Problem, problem_responses
@@ -42,10 +43,9 @@ from api.schemas import (
     Reply,
     Withdraw,
 )
-from api.bootstrap import Services
 from domain.check import Check
-from domain.vocabulary import CheckStatus
 from domain.timefmt import parse_time
+from domain.vocabulary import CheckStatus
 
 router = APIRouter(tags=["checks"])
 

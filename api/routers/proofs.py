@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.access import sees_proof_jws
 from api.body import body_openapi, read_body
 from api.deps import Issuer, MinPosition, PrincipalDep, ServicesDep, parse_uuid, wait_for_store
-from api.access import sees_proof_jws
 from api.principal import Principal
 from api.problems import Problem, problem_responses
 from api.responses import ok

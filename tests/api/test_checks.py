@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from domain.timefmt import format_time, parse_time
-from tests.bodies import APPLICANT, CATEGORY, OTHER_NUMBER
 from tests.api.conftest import APPLICANT_CITY, APPLICANT_XIAMEN, Province, masked
+from tests.bodies import APPLICANT, CATEGORY, OTHER_NUMBER
 from tests.conftest import make_id_number
 
 CHECK_FIELDS = {

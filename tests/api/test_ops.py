@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from store.database import DatabaseUnavailable
-from tests.bodies import APPLICANT, OTHER_NUMBER
 from tests.api.conftest import Province
+from tests.bodies import APPLICANT, OTHER_NUMBER
 
 # Every operation of the contract (API.md §3-§8), as OpenAPI names its paths.
 CONTRACT: set[tuple[str, str]] = {

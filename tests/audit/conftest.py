@@ -14,9 +14,9 @@ import pytest
 from api.bootstrap import Services, build
 from api.settings import Settings
 from api.trust import PlatformTrust
-from projections import ledger
 from audit.report import AuditReport
 from audit.verify import verify_ledger
+from projections import ledger
 from projections.views import Views
 from tests.audit.scenario import Story, run_story
 

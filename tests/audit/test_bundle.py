@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import rfc8785
 
-from domain.timefmt import utcnow
-from audit.export import ExportError, NotCovered, export_bundle
-from signing import certificates
 from audit.bundle import verify_bundle
 from audit.evidence import FORMAT, content_digest, serialize
+from audit.export import ExportError, NotCovered, export_bundle
+from domain.timefmt import utcnow
+from signing import certificates
 from signing.leaf import event_leaf
 from signing.merkle import leaf_hash
-from tests.audit.conftest import World, make_services, run_cli, project, run_cli_full, settle
-from tests.audit.scenario import run_story, raise_check
+from tests.audit.conftest import World, make_services, project, run_cli, run_cli_full, settle
+from tests.audit.scenario import raise_check, run_story
 
 
 def bundle_of(world: World, check: str) -> dict:

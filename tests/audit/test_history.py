@@ -12,9 +12,9 @@ import pytest
 
 from domain.check import TRANSITIONS
 from domain.errors import DomainError
+from projections.checks import check_document
 from tests.audit.conftest import make_services
 from tests.audit.scenario import APPROVER, CITY_POLICE, GULOU_POLICE, build_province, raise_check
-from projections.checks import check_document
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -43,7 +43,7 @@ class FakeSealer:
     def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate:
         kid = hashlib.sha256(f"{department_id}:{next(self._counter)}".encode()).hexdigest()
         self.created.append((kid, department_id, name, uscc))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return SealCertificate(
             kid=kid,
             certificate_pem=f"-----BEGIN CERTIFICATE-----\n{kid}\n-----END CERTIFICATE-----\n",

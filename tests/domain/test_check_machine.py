@@ -13,12 +13,12 @@ from uuid import UUID
 
 import pytest
 
-from domain.proof import proof_id_of
-from domain.errors import DomainError
 from api.settings import parse_database_url, store_env
+from domain.errors import DomainError
 from domain.platform import Platform
-from tests.domain.fakes import FakeClaims, FakeSealer
+from domain.proof import proof_id_of
 from projections.checks import check_document
+from tests.domain.fakes import FakeClaims, FakeSealer
 from tests.domain.world import (
     APPROVER,
     AUDITOR,

@@ -13,9 +13,9 @@ from uuid import UUID
 
 import pytest
 
-from domain.proof import proof_id_of
 from domain.errors import DomainError
 from domain.platform import Platform
+from domain.proof import proof_id_of
 from projections.checks import check_document
 from tests.domain.world import (
     APPLICANT_ID,

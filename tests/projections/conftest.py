@@ -15,11 +15,11 @@ import pytest
 from api.bootstrap import _open_database
 from api.settings import Settings, parse_database_url, store_env
 from domain.platform import Platform
+from projections.views import Views
+from signing.key import SigningKey
+from signing.keystore import KeyStore
 from store.database import Database
 from store.eventlog import EventLog
-from projections.views import Views
-from signing.keystore import KeyStore
-from signing.key import SigningKey
 from tests.domain.fakes import FakeClaims, FakeSealer
 
 

@@ -20,9 +20,9 @@ from domain.check import Check
 from domain.identifiers import region_prefix
 from domain.platform import Platform
 from domain.privacy import mask_check
+from projections.checks import check_document
 from store.database import Database
 from store.eventlog import EventLog
-from projections.checks import check_document
 
 OPEN_UNANSWERED = {"raised", "accepted", "info_requested"}
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from projections import ledger as ledger_module
 from domain.timefmt import utcnow
-from store.database import DatabaseUnavailable
+from projections import ledger as ledger_module
 from projections.projector import Projector
+from store.database import DatabaseUnavailable
 from tests.domain.world import APPROVER, GULOU_POLICE, OTHER_APPROVER, XIAMEN_POLICE, build_province, raise_check
 from tests.projections import recount
 from tests.projections.conftest import Clock

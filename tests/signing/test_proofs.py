@@ -10,9 +10,9 @@ import pytest
 from jwcrypto import jwk
 from jwcrypto import jws as jwcrypto_jws
 
+from domain.proof import build_proof_payload
 from signing.certificates import create_root, to_der
 from signing.jws import sign_compact
-from domain.proof import build_proof_payload
 from signing.proofs import (
     REASONS,
     CertificateTrust,

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean
+.PHONY: install run test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,5 +21,11 @@ run: install
 test: install
 	$(BIN)/pytest -q
 
+# The linter and the type checker, as CI runs them (settings in pyproject.toml).
+LINTED := domain signing store projections audit api bench
+lint: install
+	$(BIN)/ruff check $(LINTED) tests
+	$(BIN)/mypy --strict $(LINTED)
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from api.bootstrap import Services, build
@@ -47,7 +48,8 @@ def _problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     def on_http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 405:
-            return problem_response("method_not_allowed", "this method is not allowed here", headers=error.headers)
+            headers = dict(error.headers) if error.headers else None
+            return problem_response("method_not_allowed", "this method is not allowed here", headers=headers)
         if error.status_code == 404:
             return problem_response("not_found", "no such resource")
         if error.status_code == 400:
@@ -74,7 +76,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (*BODY_MODELS, ProblemModel):
+    models: tuple[type[BaseModel], ...] = (*BODY_MODELS, ProblemModel)
+    for model in models:
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(definition.pop("$defs", {}))
         components[model.__name__] = definition
@@ -137,7 +140,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     modules = (departments, categories, checks, proofs, trust, coverage, audit, health)
     for module in modules:
         app.include_router(module.router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

@@ -15,7 +15,7 @@ from typing import Any
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
-def add_audit_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="audit the ledger, export and verify evidence bundles")
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 

@@ -9,14 +9,18 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.logs import configure_logging
 from api.settings import ConfigurationError
 
+if TYPE_CHECKING:
+    from api.bootstrap import Services
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services() -> Services:
     from api.bootstrap import build
 
     return build()
@@ -155,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # the database and key files hold citizens' data and secrets: owner only
     configure_logging()
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except ConfigurationError as error:
         print(f"nocert: {error}", file=sys.stderr)
         return EXIT_REFUSED

@@ -148,7 +148,9 @@ def _life(app: Platform, rng: random.Random, approver: str, category: str, modes
     confirmed = fate < 0.88
     app.reply(check.id, issuer, "confirmed" if confirmed else "not_confirmed", {"note": "经核查"}, 90)
     if 0.55 < fate < 0.60:
-        app.revoke_proof(app.check(check.id).proof.id, issuer, "复核发现信息有误")  # type: ignore[union-attr]
+        proof = app.check(check.id).proof
+        assert proof is not None  # just replied
+        app.revoke_proof(proof.id, issuer, "复核发现信息有误")
         app.close_check(check.id, approver, "applicant_submitted")
         return
     if fate < 0.80:

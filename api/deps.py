@@ -17,11 +17,13 @@ WAIT_SECONDS = 5.0
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 def get_principal(request: Request) -> Principal:
-    return request.scope["nocert.principal"]
+    principal: Principal = request.scope["nocert.principal"]
+    return principal
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -352,9 +352,12 @@ def _state_time(state: dict[str, Any]) -> datetime | None:
     stamp = state.get("timestamp")
     if not isinstance(stamp, dict) or stamp.get("_type_") != "datetime_iso":
         return None
+    data = stamp.get("_data_")
     try:
-        moment = datetime.fromisoformat(stamp.get("_data_"))
-    except (TypeError, ValueError):
+        moment = datetime.fromisoformat(data) if isinstance(data, str) else None
+    except ValueError:
+        return None
+    if moment is None:
         return None
     return moment if moment.tzinfo is not None else None
 

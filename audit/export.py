@@ -51,7 +51,7 @@ def export_bundle(
     notifications = [_notification(log, positions[version]) for version in sorted(positions)]
     if [n.originator_version for n in notifications] != list(range(1, check.version + 1)):
         raise ExportError(f"the event store holds versions {sorted(positions)} of check {check_id}, not 1..{check.version}")
-    with database.reading() as cursor:  # type: ignore[attr-defined]
+    with database.reading() as cursor:
         leaves = _leaves(cursor, [n.id for n in notifications])
         missing = [n.id for n in notifications if n.id not in leaves]
         if missing:

@@ -27,7 +27,7 @@ from store.eventlog import EventLog
 
 
 def _table_exists(database: Database, table: str) -> bool:
-    with database.reading() as cursor:  # type: ignore[attr-defined]
+    with database.reading() as cursor:
         if database.dialect == "sqlite":
             row = cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
         else:
@@ -65,7 +65,7 @@ def _view_leaves(database: Database, stop: int, page_size: int) -> Iterator[_Vie
     0.5), so leaves past `stop` are left out here."""
     after = 0
     while True:
-        with database.reading() as cursor:  # type: ignore[attr-defined]
+        with database.reading() as cursor:
             rows = cursor.execute(
                 "SELECT idx, position, stream_id, version, type, state_sha256, leaf_hash FROM ledger_leaves "
                 "WHERE position > ? ORDER BY position LIMIT ?",
@@ -89,7 +89,7 @@ class _Checkpoint:
 
 
 def _checkpoints(database: Database) -> list[_Checkpoint]:
-    with database.reading() as cursor:  # type: ignore[attr-defined]
+    with database.reading() as cursor:
         rows = cursor.execute(
             "SELECT tree_size, root_hash, issued_at, jws FROM ledger_checkpoints ORDER BY tree_size"
         ).fetchall()
@@ -280,7 +280,7 @@ class LedgerScan:
             return
         after = stop
         while True:
-            with self.database.reading() as cursor:  # type: ignore[attr-defined]
+            with self.database.reading() as cursor:
                 rows = cursor.execute(
                     "SELECT idx, position, stream_id, version, type FROM ledger_leaves WHERE position > ? "
                     "ORDER BY position LIMIT ?",

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         result["views_rebuild"]["discarded_runs_postgres_restarted"] = discarded
         if audit_available():
-            verify = [common.NOCERT, "audit", "verify", "--json"]
+            verify = [common.NOCERT or "nocert", "audit", "verify", "--json"]
             result["audit_verify"], discarded = common.undisturbed(
                 lambda: _succeeded(run_command("verify", verify, env, events, None)), "audit verify"
             )
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             if "skipped" not in result["audit_verify"]:
                 result["profiles"]["audit_verify"] = run_command(
-                    "verify", [common.NOCERT, "audit", "verify", "--json"], env, events, directory / "audit-verify.raw"
+                    "verify", [common.NOCERT or "nocert", "audit", "verify", "--json"], env, events, directory / "audit-verify.raw"
                 )["hot_spots"]
     decode = result["scan_decode"]["events_per_s"]
     raw = result["raw_scan"]["events_per_s"]

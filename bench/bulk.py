@@ -56,10 +56,12 @@ class Province:
 
 
 def open_services(database_url: str, keys: Path) -> Any:
+    from pydantic import SecretStr
+
     from api.bootstrap import build
     from api.settings import Settings
 
-    return build(Settings(database_url=database_url, key_dir=keys, admin_key=common.ADMIN_KEY))
+    return build(Settings(database_url=database_url, key_dir=keys, admin_key=SecretStr(common.ADMIN_KEY)))
 
 
 def seed(services: Any) -> Province:

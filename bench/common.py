@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -253,7 +253,8 @@ def nocert_env(database_url: str, keys: Path, **extra: str) -> dict[str, str]:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class Server:
@@ -462,7 +463,7 @@ class CpuMeter:
 
         def delta(kind: str) -> float:
             before = self._start[kind]
-            return sum(ticks - before.get(pid, 0) for pid, ticks in end[kind].items()) / CLK_TCK
+            return float(sum(ticks - before.get(pid, 0) for pid, ticks in end[kind].items()) / CLK_TCK)
 
         busy = (end["machine"][0] - self._start["machine"][0]) / CLK_TCK
         cores = os.cpu_count() or 1
@@ -651,13 +652,12 @@ async def closed_loop(
     return tally
 
 
-def run_async(coroutine: Awaitable[Any]) -> Any:
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
-
-        return uvloop.run(coroutine)  # type: ignore[arg-type]
     except ImportError:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 # -- output --------------------------------------------------------------------------------------

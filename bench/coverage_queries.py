@@ -26,10 +26,12 @@ class _TimingCursor:
         return self
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.cursor.fetchall()
+        rows: list[tuple[Any, ...]] = self.cursor.fetchall()
+        return rows
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self.cursor.fetchone()
+        row: tuple[Any, ...] | None = self.cursor.fetchone()
+        return row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,7 +173,7 @@ def measure(
             on_window_end=window_end,
         )
     )
-    summary = tally.summary(args.seconds)
+    summary: dict[str, Any] = tally.summary(args.seconds)
     summary["cpu"] = cpu
     if spy:
         spy[0].wait(timeout=args.seconds + 60)
@@ -234,9 +234,9 @@ def run_store(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     for number in range(args.rounds):
         if number:
             args.profile = None  # profile the first round only
-        result, discarded = common.undisturbed(lambda: run_round(kind, args), f"lifecycle round {number + 1}")
-        result["discarded_runs_postgres_restarted"] = discarded
-        rounds.append(result)
+        round_result, discarded = common.undisturbed(lambda: run_round(kind, args), f"lifecycle round {number + 1}")
+        round_result["discarded_runs_postgres_restarted"] = discarded
+        rounds.append(round_result)
     # The round with the median requests/s ratio stands for the run (all rounds are kept).
     chosen = sorted(rounds, key=lambda r: r["ratios"]["requests_per_s"] or 0)[(len(rounds) - 1) // 2]
     result: dict[str, Any] = {"store": kind, **chosen}

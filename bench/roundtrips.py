@@ -45,7 +45,7 @@ def _kind(query: Any, cursor: Any) -> str:
             text = type(query).__name__
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
-    words = text.strip().split()
+    words: list[str] = text.strip().split()
     if not words:
         return "pre-ping (empty query)"
     first = words[0].upper()
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             by_kind[_kind(query, self) + " (executemany)"] += 1
         return original_executemany(self, query, params_seq, **kwargs)
 
-    psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]
+    psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]  # counting psycopg's statements in place
     with common.key_dir() as keys, common.store("postgres", "bench_rt") as url:
         services = bulk.open_services(url, keys)
         try:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     one(serial)
                 counting[0] = False
         finally:
-            psycopg.Cursor.execute, psycopg.Cursor.executemany = original_execute, original_executemany  # type: ignore[method-assign]
+            psycopg.Cursor.execute, psycopg.Cursor.executemany = original_execute, original_executemany  # type: ignore[method-assign]  # counting psycopg's statements in place
             services.close()
     n = args.lifecycles
     summary = {

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_summary["server_log"] = lifecycle.server_log_problems(server)
     totals = [s["workers_total_rss_kib"] for s in samples]
     half = len(totals) // 2
-    result = {
+    result: dict[str, Any] = {
         "samples": samples,
         "load": load_summary,
         "first_total_rss_mib": round(totals[0] / 1024, 1) if totals else None,
@@ -107,14 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
     args = parser.parse_args(argv)
-    summary = {
+    summary: dict[str, Any] = {
         "benchmark": "soak",
         "command": "python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": common.machine(),
         "settings": {"minutes": args.minutes, "interval": args.interval, "clients": args.clients, "store": args.store},
     }
     result, discarded = common.undisturbed(lambda: run(args), "soak", attempts=2)
-    summary.update(result, discarded_runs_postgres_restarted=discarded)
+    summary.update(result)
+    summary["discarded_runs_postgres_restarted"] = discarded
     common.emit(summary, human(summary), args.json_out)
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -29,6 +29,8 @@ from domain.timefmt import utcnow
 
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
+Found = TypeVar("Found", bound=Aggregate)
+Result = TypeVar("Result")
 
 
 class Platform(Application[UUID]):
@@ -59,13 +61,16 @@ class Platform(Application[UUID]):
             raise ConcurrentUpdate("another command changed this object first; retry") from None
         return recordings[-1].notification.id if recordings else 0
 
-    def _get(self, aggregate_id: UUID, what: str, version: int | None = None) -> Any:
+    def _get(self, aggregate_id: UUID, kind: type[Found], what: str, version: int | None = None) -> Found:
         try:
-            return self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound.of(what) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound.of(what)
+        return aggregate
 
-    def _retrying(self, command: Callable[[], Any]) -> Any:
+    def _retrying(self, command: Callable[[], Result]) -> Result:
         """Runs an admin command again when a concurrent admin command moved an index first."""
         for attempt in range(self.retry_conflicts):
             try:
@@ -92,7 +97,7 @@ class Platform(Application[UUID]):
     def department(self, department_id: str) -> Department:
         if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
             raise NotFound.of("department")
-        return self._get(Department.stream_id(department_id), "department")
+        return self._get(Department.stream_id(department_id), Department, "department")
 
     def register_department(
         self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
@@ -166,7 +171,7 @@ class Platform(Application[UUID]):
     def category(self, code: str) -> Category:
         if not isinstance(code, str) or not code:
             raise NotFound.of("category")
-        return self._get(Category.stream_id(code), "category")
+        return self._get(Category.stream_id(code), Category, "category")
 
     def create_category(
         self,
@@ -200,9 +205,7 @@ class Platform(Application[UUID]):
     # -- checks -------------------------------------------------------------------------------
 
     def check(self, check_id: UUID, version: int | None = None) -> Check:
-        check = self._get(check_id, "check", version)
-        if not isinstance(check, Check):
-            raise NotFound.of("check")
+        check = self._get(check_id, Check, "check", version)
         if version is not None and check.version != version:
             # The store answers a version beyond the last with the last one; the contract says 404.
             raise NotFound.of("check version")
@@ -216,7 +219,7 @@ class Platform(Application[UUID]):
     def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
         """The check as it was at ``moment``: after its last event recorded at or before then."""
         version = None
-        for domain_event in self.events.get(check_id):
+        for domain_event in self.check_events(check_id):
             if domain_event.timestamp > moment:
                 break
             version = domain_event.originator_version
@@ -225,7 +228,7 @@ class Platform(Application[UUID]):
         return self.check(check_id, version)
 
     def check_events(self, check_id: UUID) -> list[Check.Event]:
-        events = list(self.events.get(check_id))
+        events = [event for event in self.events.get(check_id) if isinstance(event, Check.Event)]
         if not events or not isinstance(events[0], Check.Raised):
             raise NotFound.of("check")
         return events

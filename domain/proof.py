@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from domain.timefmt import format_time
+from domain.vocabulary import Conclusion, values
 
 PAYLOAD_TYPE = "nocert.proof.v1"
 
@@ -86,13 +87,13 @@ def build_proof_payload(
     requester: Mapping[str, Any],
     subject: Mapping[str, Any],
     claims: Mapping[str, Any],
-    conclusion: Literal["confirmed", "not_confirmed"],
+    conclusion: str,
     statements: Mapping[str, Any],
     issued_at: datetime,
     valid_until: datetime,
 ) -> dict[str, Any]:
     """The payload of a proof, with its fields in the contract's order."""
-    if conclusion not in ("confirmed", "not_confirmed"):
+    if conclusion not in values(Conclusion):
         raise ValueError(f"unknown conclusion {conclusion!r}")
     if valid_until <= issued_at:
         raise ValueError("a proof must be valid for some time after it is issued")

@@ -150,7 +150,7 @@ def row_values(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def read_document(document: str, now: datetime) -> dict[str, Any]:
     """A stored document as the reader gets it, ``overdue`` computed for ``now``."""
-    item = json.loads(document)
+    item: dict[str, Any] = json.loads(document)
     item["overdue"] = item["status"] in OPEN_UNANSWERED and format_time(now) > item["due_at"]
     return item
 

@@ -242,11 +242,12 @@ def audit_leaves(cursor: Any, after: int, limit: int) -> list[tuple[Any, ...]]:
         raise InvalidInput("after must be 0 or more")
     if not 1 <= limit <= MAX_AUDIT_LIMIT:
         raise InvalidInput(f"limit must be from 1 to {MAX_AUDIT_LIMIT}")
-    return cursor.execute(
+    rows: list[tuple[Any, ...]] = cursor.execute(
         "SELECT idx, position, stream_id, version, type, at, state_sha256, leaf_hash FROM ledger_leaves "
         "WHERE position > ? ORDER BY position LIMIT ?",
         (after, limit),
     ).fetchall()
+    return rows
 
 
 def audit_item(leaf: Sequence[Any], state: bytes) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -88,7 +88,7 @@ class Projector:
 
     def __init__(
         self,
-        app: Application,
+        app: Application[UUID],
         log: EventLog,
         *,
         signer: SigningKey,
@@ -154,7 +154,8 @@ class Projector:
             raise
 
     def _apply(self, cursor: Any, batch: _Batch, notification: Notification) -> None:
-        event = self.app.mapper.to_domain_event(notification)
+        # Every event of the platform is an aggregate's (the mapper's protocol type says less).
+        event = cast(Aggregate.Event, self.app.mapper.to_domain_event(notification))
         if batch.ledger is not None and batch.wants("ledger", notification):
             batch.ledger.append(notification, event.timestamp)
         if isinstance(event, Check.Event):
@@ -199,6 +200,8 @@ class Projector:
     def _advance(self, event: Aggregate.Event, before: Any = ...) -> Any:
         aggregate = self._predecessor(event) if before is ... else before
         aggregate = event.mutate(aggregate)
+        if aggregate is None:  # no nocert event discards its aggregate
+            raise RuntimeError(f"event {type(event).__name__} left no aggregate")
         self.aggregates.put(aggregate)
         return aggregate
 

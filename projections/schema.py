@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import Any
 
 from domain.check import CONCLUSIONS, OUTCOMES
-from store.database import Database
+from store.database import Cursor, Database
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def _names(dialect: str) -> set[str]:
     return {_name(statement) for statement in _statements(dialect)}
 
 
-def _existing(cursor: object, dialect: str) -> set[str]:
+def _existing(cursor: Cursor, dialect: str) -> set[str]:
     if dialect == "postgres":
         sql = (
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
@@ -200,15 +200,15 @@ def _existing(cursor: object, dialect: str) -> set[str]:
         )
     else:
         sql = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
-    return {row[0] for row in cursor.execute(sql).fetchall()}  # type: ignore[attr-defined]
+    return {row[0] for row in cursor.execute(sql).fetchall()}
 
 
-def _complete(cursor: object, dialect: str) -> bool:
+def _complete(cursor: Cursor, dialect: str) -> bool:
     existing = _existing(cursor, dialect)
     if not _names(dialect) <= existing or _version(cursor, existing) != VERSION:
         return False
-    tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}  # type: ignore[attr-defined]
-    state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()  # type: ignore[attr-defined]
+    tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}
+    state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()
     return set(VIEWS) <= tracked and state is not None
 
 
@@ -282,14 +282,14 @@ def shadow_sql(sql: str) -> str:
 class ShadowCursor:
     """A cursor that runs the views' SQL on the shadow tables (checkpoints stay the live ones)."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> ShadowCursor:
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> ShadowCursor:
         self.cursor.execute(shadow_sql(sql), params)
         return self
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> None:
         self.cursor.executemany(shadow_sql(sql), rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
 
@@ -33,7 +34,7 @@ class Views:
     def __init__(
         self,
         database: Database,
-        app: Application,
+        app: Application[UUID],
         log: EventLog,
         *,
         ledger_signer: SigningKey,

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.timefmt import parse_time
 from signing import jws
@@ -49,7 +50,8 @@ def verify_checkpoint(text: str, root_cert: x509.Certificate) -> dict[str, Any]:
         raise InvalidCheckpoint("the certificate is not the ledger's")
     if parsed.header.get("kid") != kid_of(cert):
         raise InvalidCheckpoint("kid is not the certificate's fingerprint")
-    if not jws.verify_signature(parsed, cert.public_key()):
+    public_key = cert.public_key()
+    if not isinstance(public_key, Ed25519PublicKey) or not jws.verify_signature(parsed, public_key):
         raise InvalidCheckpoint("bad signature")
     if not is_valid_at(cert, _checked_issued_at(parsed.payload)):
         raise InvalidCheckpoint("issued_at lies outside the certificate's validity")

@@ -117,7 +117,7 @@ def verify_proof(
             failed.add("certificate_expired")
         if department is not None and cert_department is not None:
             key_revoked_at = _key_revoked_at(department(cert_department), cert_kid)
-    if trust is not None and (issuer_id is None or department(issuer_id) is None):
+    if department is not None and (issuer_id is None or department(issuer_id) is None):
         failed.add("unknown_issuer")
     failed |= Proof.lapses(
         now=now,

@@ -12,13 +12,15 @@ import os
 import queue
 import re
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class DatabaseUnavailable(Exception):
@@ -26,9 +28,11 @@ class DatabaseUnavailable(Exception):
 
 
 class Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    """A cursor of either store, with ``?`` placeholders (sqlite3's own, and `_PostgresCursor`)."""
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> object: ...
 
     def fetchone(self) -> tuple[Any, ...] | None: ...
 
@@ -51,10 +55,19 @@ class LeaderLock(Protocol):
 
 
 class Database(Protocol):
-    dialect: str
+    """The views' and idempotency records' database: `SQLiteDatabase` or `PostgresDatabase`."""
 
-    def transaction(self) -> Any:
-        """Context manager: a cursor in one transaction, committed on success."""
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgres``."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """A cursor in one write transaction, committed on success, rolled back on any error."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Cursor]:
+        """A cursor on one consistent snapshot, for reads only."""
         ...
 
     def leader_lock(self, name: str) -> LeaderLock: ...
@@ -70,13 +83,10 @@ class SQLiteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path, pool_size: int = 8, busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 10.0) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._created = 0
-        self._pool_size = pool_size
-        self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -189,7 +199,7 @@ def _numbered_rows(width: int, count: int) -> str:
 class _PostgresCursor:
     """Translates ``?`` placeholders to psycopg's ``%s``."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
         self._cursor = cursor
 
     @staticmethod
@@ -340,7 +350,7 @@ class AdvisoryLeaderLock:
                 self._connection = None
 
 
-def _store_errors() -> tuple[type[BaseException], ...]:
+def _store_errors() -> tuple[type[Exception], ...]:
     from eventsourcing.persistence import InterfaceError, OperationalError
 
     return (DatabaseUnavailable, OperationalError, InterfaceError, sqlite3.OperationalError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -11,10 +12,14 @@ from eventsourcing.persistence import Notification
 from store.database import Database
 
 
+class _EventsTable(Protocol):
+    events_table_name: str
+
+
 class EventLog:
     """The application's recorder seen as one ordered log of positions (notification ids)."""
 
-    def __init__(self, app: Application, database: Database | None) -> None:
+    def __init__(self, app: Application[UUID], database: Database | None) -> None:
         self.app = app
         self.recorder = app.recorder
         self.database = database
@@ -30,7 +35,8 @@ class EventLog:
 
     def stream_positions(self, stream_id: UUID) -> dict[int, int]:
         """Version → global position for one stream, read from the event store's own table."""
-        table = self.recorder.events_table_name
+        # Both stores' recorders (SQLite's and PostgreSQL's) name their table; the in-memory one has none.
+        table = cast(_EventsTable, self.recorder).events_table_name
         if self.database is None:  # in-memory store: scan (tests only)
             positions: dict[int, int] = {}
             after = 0

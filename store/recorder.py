@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -98,7 +98,7 @@ def bounded(method: Method) -> Method:
             self.breaker.succeeded()
             return result
 
-    return call  # type: ignore[return-value]
+    return cast(Method, call)  # `wraps` keeps the wrapped method's signature
 
 
 class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -35,7 +37,7 @@ def create_category(request: Request, admin: Admin, services: ServicesDep) -> JS
 def list_categories(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
     min_position: MinPosition = None,
-) -> dict:
+) -> dict[str, Any]:
     wait_for_store(services, min_position)
     codes = services.platform.catalogue().codes
     chosen, next_cursor = page(codes, str, limit, cursor, "categories")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -48,6 +49,7 @@ from domain.timefmt import parse_time
 from domain.vocabulary import CheckStatus
 
 router = APIRouter(tags=["checks"])
+Handler = Callable[..., JSONResponse]
 
 COMMAND_ERRORS = problem_responses(
     "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
@@ -180,7 +182,7 @@ def check_history(check_id: str, principal: CheckReader, services: ServicesDep, 
     return history_document(check, events, positions, principal)
 
 
-def _command(path: str, model: type[BaseModel], summary: str) -> Any:
+def _command(path: str, model: type[BaseModel], summary: str) -> Callable[[Handler], Handler]:
     return router.post(
         path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=COMMAND_ERRORS, summary=summary
     )

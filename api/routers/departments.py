@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -58,7 +60,7 @@ def create_department(request: Request, admin: Admin, services: ServicesDep) -> 
 def list_departments(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
     min_position: MinPosition = None,
-) -> dict:
+) -> dict[str, Any]:
     """Public data of every department, with its certificates (never API keys)."""
     wait_for_store(services, min_position)
     now = services.platform.clock()

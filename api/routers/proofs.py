@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.access import sees_proof_jws
 from api.body import body_openapi, read_body
+from api.bootstrap import Services
 from api.deps import Issuer, MinPosition, PrincipalDep, ServicesDep, parse_uuid, wait_for_store
 from api.principal import Principal
 from api.problems import Problem, problem_responses
@@ -36,7 +37,7 @@ def proof_record(check: Check) -> dict[str, Any]:
     }
 
 
-def visible_proof(services: Any, proof_id: str, principal: Principal) -> Check:
+def visible_proof(services: Services, proof_id: str, principal: Principal) -> Check:
     """The proof's check if the caller is its approver, its sealing issuer or an auditor; else 404."""
     check = services.platform.check_of_proof(parse_uuid(proof_id, "proof"))
     if not sees_proof_jws(check, principal):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from api.bootstrap import Services
 from api.principal import Principal
@@ -66,11 +66,14 @@ def wait_for_store(services: Services, position: int | None) -> None:
     """Read-your-writes for reads straight from the event store: the position must be recorded."""
     if position is None:
         return
-    deadline = time.monotonic() + WAIT_SECONDS
-    while services.log.max_position() < position:
-        if time.monotonic() >= deadline:
-            raise Problem("not_caught_up", f"position {position} has not been recorded; retry")
-        time.sleep(0.02)
+    recorded = Retrying(
+        retry=retry_if_result(lambda head: head < position),
+        stop=stop_after_delay(WAIT_SECONDS),
+        wait=wait_fixed(0.02),
+        retry_error_callback=lambda state: None,
+    )(services.log.max_position)
+    if recorded is None:
+        raise Problem("not_caught_up", f"position {position} has not been recorded; retry")
 
 
 def parse_uuid(value: str, what: str) -> UUID:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from cryptography import x509
+from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_fixed
 
 from audit.evidence import FORMAT, SUMMARY_NOTE
 from domain.errors import DomainError
@@ -141,14 +141,13 @@ def export_bundle_waiting(
     poll_seconds: float = 0.5,
 ) -> dict[str, Any]:
     """`export_bundle`, retried for up to `wait_seconds` while the ledger has not covered the check yet."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            return export_bundle(app, database, log, root_cert, check_id, clock())
-        except NotCovered:
-            if time.monotonic() + poll_seconds > deadline:
-                raise
-            time.sleep(poll_seconds)
+    retrying = Retrying(
+        retry=retry_if_exception_type(NotCovered),
+        stop=stop_before_delay(wait_seconds),
+        wait=wait_fixed(poll_seconds),
+        reraise=True,
+    )
+    return retrying(lambda: export_bundle(app, database, log, root_cert, check_id, clock()))
 
 
 def _notification(log: EventLog, position: int) -> Any:

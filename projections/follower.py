@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+
 from projections import ledger
 from projections.projector import Projector, positions
 from signing.key import SigningKey
@@ -91,25 +93,10 @@ class Follower:
 
     def _follow(self) -> None:
         lock = self.database.leader_lock(LEADER_LOCK)
-        backoff = 0.0
-        failures = 0
         try:
             while not self._stopping.is_set():
-                try:
-                    self._ready()
-                    self.follow_once(lock)
-                except Exception as error:
-                    failures += 1
-                    backoff = min(max(POLL_SECONDS, backoff * 2), MAX_BACKOFF_SECONDS)
-                    if failures == 1:  # the whole story once, then one line per retry
-                        logger.exception("views follower failed; retrying in %.1f s", backoff)
-                    else:
-                        logger.error("views follower failed again (%d times): %s; retrying in %.1f s", failures, error, backoff)
-                    self._stopping.wait(backoff)
-                    continue
-                if failures:
-                    logger.warning("views follower recovered after %d failures", failures)
-                    backoff, failures = 0.0, 0
+                if not self._step(lock):
+                    return  # stopped while failing
                 if self._wake.wait(POLL_SECONDS) and not self._urgent.is_set():
                     # Woken by a command: let the commands of the next few milliseconds join it, so
                     # that one batch (and one round of tracking, lock and ledger statements) takes
@@ -125,6 +112,37 @@ class Follower:
             if self._intent is not None:
                 self._intent.close()
                 self._intent = None
+
+    def _pause(self, seconds: float) -> None:
+        """Waits out a back-off, or less when the follower is stopped."""
+        self._stopping.wait(seconds)
+
+    def _step(self, lock: LeaderLock) -> bool:
+        """One `follow_once`, retried after a failure with a growing back-off (`POLL_SECONDS` doubling up
+        to `MAX_BACKOFF_SECONDS`) until it succeeds; False when the follower was stopped meanwhile."""
+
+        def step() -> None:
+            self._ready()
+            self.follow_once(lock)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Exception),
+            stop=lambda state: self._stopping.is_set(),
+            wait=wait_exponential(multiplier=POLL_SECONDS, min=POLL_SECONDS, max=MAX_BACKOFF_SECONDS),
+            sleep=self._pause,
+            before_sleep=_log_failure,
+            reraise=True,
+        )
+        try:
+            retrying(step)
+        except Exception:
+            if self._stopping.is_set():
+                return False
+            raise
+        failures = retrying.statistics.get("attempt_number", 1) - 1
+        if failures:
+            logger.warning("views follower recovered after %d failures", failures)
+        return True
 
     def follow_once(self, lock: LeaderLock) -> int:
         """One wake-up of the follower: if the views are behind the log (or a checkpoint is due), takes the
@@ -213,3 +231,15 @@ class Follower:
         return max(0, self.log.max_position() - self.position())
 
     # -- lists --------------------------------------------------------------------------------
+
+
+def _log_failure(state: RetryCallState) -> None:
+    """The whole story of the first failure, then one line per retry."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    backoff = state.next_action.sleep if state.next_action is not None else 0.0
+    if state.attempt_number == 1:
+        logger.error("views follower failed; retrying in %.1f s", backoff, exc_info=error)
+    else:
+        logger.error(
+            "views follower failed again (%d times): %s; retrying in %.1f s", state.attempt_number, error, backoff
+        )

@@ -8,8 +8,9 @@ starve it), then the leader lock. One rebuild runs at a time (the ``views-shadow
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+
+from tenacity import Retrying, retry_if_result, wait_fixed
 
 from projections import ledger, schema
 from projections.follower import LEADER_LOCK, REBUILD_LOCK
@@ -115,5 +116,5 @@ class Rebuild:
 
 
 def _acquire(lock: LeaderLock) -> None:
-    while not lock.try_acquire():
-        time.sleep(0.02)
+    """Waits for the lock, however long its holder keeps it."""
+    Retrying(retry=retry_if_result(lambda acquired: not acquired), wait=wait_fixed(0.02))(lock.try_acquire)

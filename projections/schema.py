@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
+
+from tenacity import Retrying, retry_if_exception, wait_fixed
 
 from domain.check import CONCLUSIONS, OUTCOMES
 from store.database import Cursor, Database
@@ -348,16 +349,19 @@ def _lock_live(cursor: Any) -> None:
     than PostgreSQL's default deadlock_timeout of 1 s), lets the readers queued behind it through, and
     tries again; so it is never a reader that fails."""
     cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_WAIT}'")
-    while True:
+
+    def lock() -> None:
         cursor.execute("SAVEPOINT swap")
         try:
             cursor.execute(f"LOCK TABLE {', '.join(SWAPPED)} IN ACCESS EXCLUSIVE MODE")
-        except Exception as error:
-            if getattr(error, "sqlstate", None) != "55P03":  # lock_not_available
-                raise
+        except Exception:
             cursor.execute("ROLLBACK TO SAVEPOINT swap")
-            time.sleep(0.05)
-            continue
+            raise
         cursor.execute("RELEASE SAVEPOINT swap")
-        cursor.execute("SET LOCAL lock_timeout = 0")
-        return
+
+    Retrying(retry=retry_if_exception(_lock_not_available), wait=wait_fixed(0.05), reraise=True)(lock)
+    cursor.execute("SET LOCAL lock_timeout = 0")
+
+
+def _lock_not_available(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == "55P03"

@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 QUICK_FAILURE_SECONDS = 0.5
 RETRY_BUDGET_SECONDS = 1.0
@@ -81,22 +82,36 @@ def bounded(method: Method) -> Method:
 
     @wraps(inner)
     def call(self: BoundedPostgresApplicationRecorder, *args: Any, **kwargs: Any) -> Any:
-        started = time.monotonic()
-        while True:
-            probe = self.breaker.admit()
-            attempt = time.monotonic()
+        quick: list[bool] = []  # whether the last attempt failed quickly (only those are retried)
+
+        def attempt() -> Any:
+            quick.clear()
+            probe = self.breaker.admit()  # raises at once while the breaker is open
+            began = time.monotonic()
             try:
                 result = inner(self, *args, **kwargs)
             except (InterfaceError, OperationalError):
-                now = time.monotonic()
-                slow = now - attempt > QUICK_FAILURE_SECONDS
+                slow = time.monotonic() - began > QUICK_FAILURE_SECONDS
                 self.breaker.failed(slow, probe)
-                if slow or now - started > RETRY_BUDGET_SECONDS:
-                    raise
-                time.sleep(RETRY_WAIT_SECONDS)
-                continue
+                quick.append(not slow)
+                raise
             self.breaker.succeeded()
             return result
+
+        started = time.monotonic()
+        try:
+            return attempt()  # the common case, without building a retry policy
+        except (InterfaceError, OperationalError):
+            if quick != [True]:
+                raise
+        time.sleep(RETRY_WAIT_SECONDS)
+        retrying = Retrying(
+            retry=retry_if_exception(lambda error: isinstance(error, InterfaceError | OperationalError) and quick == [True]),
+            stop=stop_after_delay(max(0.0, RETRY_BUDGET_SECONDS - (time.monotonic() - started))),
+            wait=wait_fixed(RETRY_WAIT_SECONDS),
+            reraise=True,
+        )
+        return retrying(attempt)
 
     return cast(Method, call)  # `wraps` keeps the wrapped method's signature
 

@@ -60,13 +60,14 @@ def _root_certificate(path: str | None, services: Any = None) -> Any:
 
 def verify(args: argparse.Namespace) -> int:
     from api.bootstrap import build
+    from api.progress import progress_bar
     from api.trust import PlatformTrust
     from audit.verify import verify_ledger
 
     services = build()
     try:
         root = _root_certificate(args.root, services)
-        with _ProgressBar("auditing the event store") as progress:
+        with progress_bar("auditing the event store", terminal_only=True) as progress:
             report = verify_ledger(
                 services.platform,
                 services.database,
@@ -149,30 +150,3 @@ def verify_bundle(args: argparse.Namespace) -> int:
         for note in verdict.notes:
             print(f"note: {note}")
     return EXIT_OK if verdict.valid else EXIT_PROBLEMS
-
-
-class _ProgressBar:
-    """A transient progress bar on standard error while it is a terminal; otherwise nothing."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self._progress: Any = None
-
-    def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        task = self._progress.add_task(self.description, total=None)
-
-        def report(done: int, total: int) -> None:
-            self._progress.update(task, completed=done, total=total or None)
-
-        return report
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

@@ -54,16 +54,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import Progress
 
     from api.demo import StoreNotEmpty, run_demo
+    from api.progress import progress_bar
 
     services = _services()
     console = Console()
     try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("raising demo checks", total=args.checks)
-            departments = run_demo(services.platform, args.checks, lambda done: progress.update(task, completed=done))
+        with progress_bar("raising demo checks", total=args.checks, console=console) as report:
+            departments = run_demo(services.platform, args.checks, lambda done: report(done, args.checks))
     except StoreNotEmpty:
         console.print(
             f"[red]nocert demo: the store at {services.settings.database_url} already holds events; "
@@ -85,16 +84,13 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def views_rebuild(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    from rich.console import Console
+
+    from api.progress import progress_bar
 
     services = _services()
     try:
-        with Progress(transient=False) as progress:
-            task = progress.add_task("rebuilding views", total=None)
-
-            def report(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
+        with progress_bar("rebuilding views", console=Console(), transient=False) as report:
             replayed = services.views.rebuild(report)
     finally:
         services.close()

@@ -42,7 +42,6 @@ def require_role(*roles: str) -> Callable[[Principal], Principal]:
 
 
 Admin = Annotated[Principal, Depends(require_role("admin"))]
-AnyDepartment = Annotated[Principal, Depends(require_role("approver", "issuer", "auditor"))]
 Approver = Annotated[Principal, Depends(require_role("approver"))]
 Issuer = Annotated[Principal, Depends(require_role("issuer"))]
 Auditor = Annotated[Principal, Depends(require_role("auditor"))]

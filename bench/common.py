@@ -211,7 +211,7 @@ def store(kind: str, prefix: str = "bench") -> Iterator[str]:
 def _drop_on_signal() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C, so `finally` blocks (schema drop, server stop) run."""
 
-    def interrupt(signum: int, frame: Any) -> None:
+    def interrupt(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.getsignal(signal.SIGTERM)

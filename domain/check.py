@@ -37,7 +37,6 @@ TRANSITIONS: dict[str, tuple[str, frozenset[str], str | None]] = {
     "Closed": ("approver", OPEN_UNANSWERED | ANSWERED, "closed"),
     "ProofRevoked": ("sealer", frozenset({"replied", "closed"}), None),
 }
-EVENT_TYPES = ("Raised", *TRANSITIONS)
 STATUSES = values(CheckStatus)
 CONCLUSIONS = values(Conclusion)
 DECLINE_REASONS = values(DeclineReason)
@@ -157,7 +156,6 @@ class Check(Aggregate):
         def apply(self, check: Check) -> None:
             check.status = "withdrawn"
             check.closed_at = self.timestamp
-            check.withdraw_reason = self.reason
 
     class Closed(Event):
         TOPIC = "nocert:check:Closed"
@@ -209,7 +207,6 @@ class Check(Aggregate):
         self.outcome: str | None = None
         self.proof: Proof | None = None
         self.declined: dict[str, str] | None = None
-        self.withdraw_reason: str | None = None
         self.info_requests: list[dict[str, Any]] = []
         self.forwarded_from: list[str] = []
 

@@ -265,9 +265,3 @@ class Projector:
 def positions(cursor: Any) -> dict[str, int]:
     rows = dict(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
     return {view: int(rows.get(view, 0)) for view in VIEWS}
-
-
-def lowest_position(cursor: Any) -> int:
-    tracked = positions(cursor)
-    return min(tracked.values())
-

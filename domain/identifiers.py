@@ -51,9 +51,32 @@ def validate_id_number(value: object, today: date | None = None) -> str:
     return number
 
 
+def make_id_number(first17: str) -> str:
+    """A valid identity number from its first 17 digits (region, birth date, sequence): its check character
+    appended."""
+    return first17 + id_number_check_char(first17)
+
+
+def sample_id_number(serial: int, region: str = "350102") -> str:
+    """A valid identity number of `region`, a fresh one for every `serial` below 20 million: the one
+    generator of the demo, the tests and the benchmarks."""
+    birth = date(1950, 1, 1) + timedelta(days=(serial // 1000) % (365 * 55))
+    return make_id_number(f"{region}{birth:%Y%m%d}{serial % 1000:03d}")
+
+
 def uscc_check_char(first17: str) -> str:
     total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
     return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def make_uscc(first17: str) -> str:
+    """A valid unified social credit code from its first 17 characters."""
+    return first17 + uscc_check_char(first17)
+
+
+def sample_uscc(serial: int, prefix: str = "11350100MB") -> str:
+    """A valid unified social credit code, a fresh one for every `serial` (`prefix`: its first characters)."""
+    return make_uscc(f"{prefix}{serial:0{17 - len(prefix)}d}")
 
 
 def validate_uscc(value: object) -> str:

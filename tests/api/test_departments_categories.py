@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from domain.identifiers import make_uscc
 from domain.timefmt import format_time, parse_time
 from tests.api.conftest import Province, build_services, new_uscc
 from tests.bodies import CATEGORY
-from tests.conftest import make_uscc
 
 
 def kid_of_pem(pem: str) -> str:

@@ -11,11 +11,11 @@ import pytest
 
 from api.presenters import category_document
 from domain.errors import DomainError
+from domain.identifiers import make_id_number
 from domain.platform import Platform
 from domain.privacy import mask_check, mask_claims
 from domain.proof import proof_id_of
 from projections.checks import check_document
-from tests.conftest import make_id_number
 from tests.domain.world import (
     APPLICANT_ID,
     APPLICANT_NAME,

@@ -24,8 +24,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from api.ratelimit import FAILURE_LIMIT
+from domain.identifiers import make_id_number
 from tests.bodies import APPLICANT, OTHER_NUMBER, check_body
-from tests.conftest import make_id_number
 from tests.reliability.support import ADMIN_KEY, Province, Server, server_env
 
 SECURITY_HEADERS = {

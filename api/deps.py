@@ -75,6 +75,12 @@ def wait_for_store(services: Services, position: int | None) -> None:
         raise Problem("not_caught_up", f"position {position} has not been recorded; retry")
 
 
+def require_known_category(services: Services, category: str | None) -> None:
+    """A list filtered by a category that does not exist is a bad filter (422), not an empty list."""
+    if category is not None and category not in services.platform.catalogue().codes:
+        raise Problem("validation_error", f"unknown category {category!r}")
+
+
 def parse_uuid(value: str, what: str) -> UUID:
     """Ids that are no UUID name nothing that exists: 404, never 422."""
     try:

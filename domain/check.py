@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from domain.department import NAMESPACE
 from domain.errors import DomainError, Forbidden, InvalidIssuer, InvalidTransition
 from domain.proof import Proof
 from domain.vocabulary import CheckStatus, Conclusion, DeclineReason, Outcome, values
@@ -209,6 +210,13 @@ class Check(Aggregate):
         self.declined: dict[str, str] | None = None
         self.info_requests: list[dict[str, Any]] = []
         self.forwarded_from: list[str] = []
+
+    @staticmethod
+    def stream_id(approver: str, idempotency_key: str | None) -> UUID:
+        """Deterministic for an idempotency key, so a repeat can never create a second check."""
+        if idempotency_key is None:
+            return uuid4()
+        return uuid5(NAMESPACE, f"check:{approver}:{idempotency_key}")
 
     @classmethod
     def raise_check(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import Conflict, NoSigningKey, NotFound
+from domain.errors import Conflict, InvalidInput, NoSigningKey, NotFound
 from domain.vocabulary import Role, values
 
 ROLES = values(Role)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
+DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 
 
 @dataclass
@@ -114,6 +116,18 @@ class Department(Aggregate):
         self.api_keys: dict[str, ApiKey] = {}
         self.seals: dict[str, Seal] = {}
         self.current_kid: str | None = None
+
+    @staticmethod
+    def is_valid_id(department_id: object) -> bool:
+        return isinstance(department_id, str) and DEPARTMENT_ID.fullmatch(department_id) is not None
+
+    @staticmethod
+    def validate(department_id: str, roles: list[str]) -> None:
+        """Refuses (``validation_error``) an id or roles a department cannot have."""
+        if not Department.is_valid_id(department_id):
+            raise InvalidInput("id must be 3-64 characters of a-z, 0-9 and -")
+        if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
+            raise InvalidInput(f"roles must be distinct values of {list(ROLES)}")
 
     @staticmethod
     def stream_id(department_id: str) -> UUID:

@@ -6,11 +6,10 @@ read their writes from asynchronously updated views.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
@@ -19,7 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
-from domain.department import NAMESPACE, ROLES, Department, Seal
+from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
@@ -27,7 +26,6 @@ from domain.ports import ClaimsValidator, Sealer
 from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
 from domain.timefmt import utcnow
 
-DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
 Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
@@ -95,17 +93,14 @@ class Platform(Application[UUID]):
     # -- departments --------------------------------------------------------------------------
 
     def department(self, department_id: str) -> Department:
-        if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
+        if not Department.is_valid_id(department_id):
             raise NotFound.of("department")
         return self._get(Department.stream_id(department_id), Department, "department")
 
     def register_department(
         self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
     ) -> tuple[Department, IssuedKey, int]:
-        if not DEPARTMENT_ID.fullmatch(department_id):
-            raise InvalidInput("id must be 3-64 characters of a-z, 0-9 and -")
-        if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
-            raise InvalidInput(f"roles must be distinct values of {list(ROLES)}")
+        Department.validate(department_id, roles)
         uscc = validate_uscc(uscc)
         validate_region(region)
 
@@ -239,13 +234,6 @@ class Platform(Application[UUID]):
             raise NotFound.of("proof")
         return check
 
-    @staticmethod
-    def check_stream_id(approver: str, idempotency_key: str | None) -> UUID:
-        """Deterministic for an idempotency key, so a repeat can never create a second check."""
-        if idempotency_key is None:
-            return uuid4()
-        return uuid5(NAMESPACE, f"check:{approver}:{idempotency_key}")
-
     def raise_check(
         self,
         approver: str,
@@ -275,7 +263,7 @@ class Platform(Application[UUID]):
             issuer = directory.route(chosen.issuer_kind, applicant["id_number"][:6])
         else:
             directory.require_issuer(issuer, chosen.issuer_kind)
-        check_id = self.check_stream_id(approver, idempotency_key)
+        check_id = Check.stream_id(approver, idempotency_key)
         check = Check.raise_check(
             check_id,
             category=category,

@@ -21,6 +21,7 @@ from api.deps import (
     MinPosition,
     ServicesDep,
     parse_uuid,
+    require_known_category,
     wait_for_store,
     wait_for_views,
 )
@@ -112,8 +113,7 @@ def list_checks(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """Approvers see the checks they raised, issuers those addressed to them now, auditors all."""
-    if category is not None and category not in services.platform.catalogue().codes:
-        raise Problem("validation_error", f"unknown category {category!r}")
+    require_known_category(services, category)
     wait_for_views(services, min_position)
     items, next_cursor = services.views.list_checks(
         **list_scope(principal),

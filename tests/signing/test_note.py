@@ -330,3 +330,20 @@ def test_go_verifies_what_we_sign(go_verifier: Path) -> None:
     assert code == 0 and out.split("\n")[:3] == ["verified nocert.localhost/ledger", "verified witness.example/w1", "verified witness.example/w2"]
     code, out = go_open(go_verifier, cosigned.replace("\n123456\n", "\n123457\n"), log.vkey)
     assert code == 1 and "invalid signature" in out
+
+
+def test_cosignatures_of_the_wrong_length_or_time_are_rejected() -> None:
+    private = Ed25519PrivateKey.generate()
+    witness = note.NoteSigner.cosigner("witness.example/w1", private)
+    text = note.Checkpoint("example.com/log", 1, ROOT).text()
+    key = note.parse_vkey(witness.vkey)
+
+    def cosigned(raw: bytes) -> str:
+        return note.Note(text, (note.Signature(key.name, key.key_id, raw),)).render()
+
+    assert note.open_note(cosigned(witness.signature(text).signature), [key]).verified
+    beyond = 2**63  # the specification caps timestamps at 2**63 - 1: even a valid signature over it fails
+    forged = beyond.to_bytes(8, "big") + private.sign(note.cosigned_message(text.encode(), beyond))
+    for raw in (forged, witness.signature(text).signature[:-1], witness.signature(text).signature[8:]):
+        with pytest.raises(note.InvalidNoteSignature):
+            note.open_note(cosigned(raw), [key])

@@ -10,14 +10,15 @@ import pytest
 from tests.domain.test_purity import imported_modules
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("domain", "signing", "store", "projections", "audit", "api", "bench", "tests")
+OURS = ("domain", "signing", "store", "projections", "witness", "audit", "api", "bench", "tests")
 ALLOWED = {
     "domain": {"domain"},
     "signing": {"signing", "domain"},
     "store": {"store", "domain"},
     "projections": {"projections", "store", "signing", "domain"},
-    "audit": {"audit", "projections", "store", "signing", "domain"},
-    "api": {"api", "audit", "projections", "store", "signing", "domain"},
+    "witness": {"witness", "signing", "domain"},
+    "audit": {"audit", "witness", "projections", "store", "signing", "domain"},
+    "api": {"api", "audit", "witness", "projections", "store", "signing", "domain"},
 }
 
 

@@ -13,6 +13,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api import docs
+from api.assets import STATIC_PATH, Assets
 from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
 from api.idempotency import IdempotencyStore
@@ -130,6 +132,8 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
         version="1.0.0",
         description="No-certificate province: online checks (协查) answered with sealed, offline-verifiable proofs.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs from the vendored assets
+        redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = metrics
@@ -138,6 +142,8 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     for module in modules:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
+    app.mount(STATIC_PATH, Assets(), name="static")
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from api import docs
+from api import docs, workbench
 from api.assets import STATIC_PATH, Assets
 from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
@@ -144,6 +144,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
     app.mount(STATIC_PATH, Assets(), name="static")
+    workbench.mount(app, workbench.build(services.database))
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

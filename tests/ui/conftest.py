@@ -3,7 +3,7 @@ driven by Playwright, and the checks every page gets.
 
 - ``ui_server`` (one per store and session): the console script on a free 127.0.0.1 port
   (tests/reliability/support.py), with `UiServer.database` open on its store for what a test arranges
-  there.
+  there (officers' accounts, a session's age).
 - ``page``: a fresh browser context (no cookies) whose every request is logged; a request to any other
   origin is aborted, and at the end of the test any such request, any Content-Security-Policy violation
   and any uncaught script error fails it.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from api.settings import parse_database_url
-from projections.database import Database, PostgresDatabase, SQLiteDatabase
+from api.bootstrap import _open_database
+from api.settings import Settings, parse_database_url
+from api.workbench.accounts import Accounts
+from api.workbench.credentials import Passwords
+from api.workbench.sessions import Officer
+from projections.database import Database
 from tests.conftest import postgres_schema_url
 from tests.reliability.support import Server, server_env
 
@@ -58,11 +63,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 def open_database(url: str) -> Database:
     """The store's database as the server opens it (few connections: the server holds its own)."""
-    location = parse_database_url(url)
-    if location.kind == "sqlite":
-        assert location.sqlite_path is not None
-        return SQLiteDatabase(location.sqlite_path, pool_size=2)
-    return PostgresDatabase(location.conninfo(), location.schema, pool_size=2)
+    return _open_database(parse_database_url(url), Settings(database_url=url, db_pool_size=2))
 
 
 @dataclass
@@ -76,6 +77,19 @@ class UiServer:
     @property
     def base_url(self) -> str:
         return self.server.base_url
+
+    def officer(self, password: str = "correct horse battery", *, department: str = "fz-gulou-police") -> Officer:
+        """A new officer (a login of its own) with an enrolled account, as the lead's officer events
+        will create one; until then straight into the account table."""
+        officer = Officer(department, f"officer-{uuid.uuid4().hex[:8]}")
+        accounts = Accounts(self.database, Passwords())
+        accounts.enrol(officer, accounts.create(officer), password)
+        return officer
+
+    def enrolment(self, *, department: str = "fz-gulou-police") -> tuple[Officer, str]:
+        """A new officer awaiting enrolment, and its enrolment code."""
+        officer = Officer(department, f"officer-{uuid.uuid4().hex[:8]}")
+        return officer, Accounts(self.database, Passwords()).create(officer)
 
 
 @pytest.fixture(scope="session")

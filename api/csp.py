@@ -13,7 +13,7 @@ import hashlib
 from html.parser import HTMLParser
 
 #: Directives every page shares: nothing by default, no <base>, no framing, forms post only here.
-_BASE = {
+_BASE: dict[str, tuple[str, ...]] = {
     "default-src": ("'none'",),
     "base-uri": ("'none'",),
     "form-action": ("'self'",),

@@ -126,10 +126,11 @@ class Accounts:
 
     def _row(self, officer: Officer, *columns: str) -> tuple[str | None, ...] | None:
         with self.database.transaction() as cursor:
-            return cursor.execute(
+            row: tuple[str | None, ...] | None = cursor.execute(
                 f"SELECT {', '.join(columns)} FROM ui_accounts WHERE department = ? AND login = ?",
                 (officer.department, officer.login),
             ).fetchone()
+        return row
 
     def enable_totp(self, officer: Officer, secret: str, code: str) -> None:
         """Turns the second factor on with ``secret``, once the officer proved its app has it (``code``)."""

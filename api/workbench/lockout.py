@@ -1,12 +1,14 @@
 """Lock-out after repeated failed sign-ins, counted per officer (department and login) in the table
 ``ui_sign_in_failures``.
 
-``limit`` failures in a row lock the login for ``duration`` seconds; while locked, a sign-in is refused
-before its password is even looked at, and failures are not counted. When the lock has run out, the next
-failure starts a new count; a successful sign-in clears it. Logins that do not exist are counted and locked
-alike, so that the answers tell nobody which logins exist.
+``limit`` failures in a row, none more than ``duration`` seconds after the one before, lock the login for
+``duration`` seconds; while locked, a sign-in is refused before its password is even looked at, and failures
+are not counted. A successful sign-in clears the count; a count left alone for ``duration``, and a lock
+that has run out, are forgotten (their rows deleted), so the table holds only recent failures, however
+many made-up logins are tried. Logins that do not exist are counted and locked alike, so that the answers
+tell nobody which logins exist.
 
-Each update is one upsert, so that concurrent failures from several workers are all counted (the row is
+Each failure is one upsert, so that concurrent failures from several workers are all counted (the row is
 locked by the statement on PostgreSQL; SQLite writes one transaction at a time).
 """
 
@@ -35,8 +37,10 @@ class Lockout:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {_TABLE} ("
                 " department TEXT NOT NULL, login TEXT NOT NULL, failures INTEGER NOT NULL,"
-                " locked_until DOUBLE PRECISION, PRIMARY KEY (department, login))"
+                " failed_at DOUBLE PRECISION NOT NULL, locked_until DOUBLE PRECISION,"
+                " PRIMARY KEY (department, login))"
             )
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_failed_at ON {_TABLE} (failed_at)")
 
     def locked_until(self, officer: Officer) -> float | None:
         """When the lock on ``officer`` ends, or None when it may sign in now."""
@@ -51,23 +55,24 @@ class Lockout:
     def record_failure(self, officer: Officer) -> float | None:
         """Counts a failed sign-in; returns when the lock it caused (or that was already on) ends."""
         now = self.clock()
-        expired = f"{_TABLE}.locked_until IS NOT NULL AND {_TABLE}.locked_until <= ?"
+        old = f"{_TABLE}.locked_until"  # in an upsert's SET, every column reads the row as it was
         with self.database.transaction() as cursor:
             cursor.execute(
-                f"INSERT INTO {_TABLE} (department, login, failures, locked_until) VALUES (?, ?, 1, ?)"
+                f"DELETE FROM {_TABLE} WHERE failed_at <= ? AND (locked_until IS NULL OR locked_until <= ?)",
+                (now - self.duration, now),
+            )
+            cursor.execute(
+                f"INSERT INTO {_TABLE} (department, login, failures, failed_at, locked_until) VALUES (?, ?, 1, ?, ?)"
                 " ON CONFLICT (department, login) DO UPDATE SET"
-                f" failures = CASE WHEN {expired} THEN 1"
-                f"  WHEN {_TABLE}.locked_until IS NOT NULL THEN {_TABLE}.failures"
-                f"  ELSE {_TABLE}.failures + 1 END,"
-                f" locked_until = CASE WHEN {expired} THEN excluded.locked_until"
-                f"  WHEN {_TABLE}.locked_until IS NOT NULL THEN {_TABLE}.locked_until"
+                f" failures = CASE WHEN {old} IS NULL THEN {_TABLE}.failures + 1 ELSE {_TABLE}.failures END,"
+                f" failed_at = CASE WHEN {old} IS NULL THEN excluded.failed_at ELSE {_TABLE}.failed_at END,"
+                f" locked_until = CASE WHEN {old} IS NOT NULL THEN {old}"
                 f"  WHEN {_TABLE}.failures + 1 >= ? THEN ? ELSE NULL END",
                 (
                     officer.department,
                     officer.login,
+                    now,
                     now + self.duration if self.limit == 1 else None,
-                    now,
-                    now,
                     self.limit,
                     now + self.duration,
                 ),
@@ -77,7 +82,7 @@ class Lockout:
                 (officer.department, officer.login),
             ).fetchone()
         assert row is not None
-        return row[0]
+        return None if row[0] is None else float(row[0])
 
     def clear(self, officer: Officer) -> None:
         with self.database.transaction() as cursor:

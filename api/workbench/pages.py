@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected
 from api.workbench.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -62,7 +63,7 @@ async def read_form(request: Request) -> dict[str, str]:
     """The posted fields that are text; an unreadable body counts as no fields (then a 403, not a 500)."""
     try:
         form = await request.form()
-    except Exception:  # any malformed body: the CSRF check refuses the empty form
+    except (HTTPException, ValueError):  # a malformed body (Starlette answers 400): the CSRF check refuses it
         return {}
     return {name: value for name, value in form.items() if isinstance(value, str)}
 

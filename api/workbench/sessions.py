@@ -117,4 +117,4 @@ class Sessions:
             cursor.execute(
                 "DELETE FROM ui_sessions WHERE department = ? AND login = ?", (officer.department, officer.login)
             )
-            return cursor.rowcount
+            return int(cursor.rowcount)

@@ -49,6 +49,25 @@ def test_after_the_lock_a_new_count_starts(lockout: Lockout, clock: Clock) -> No
     assert lockout.record_failure(WANG) == clock.now + DURATION
 
 
+def test_failures_further_apart_than_the_duration_never_lock(lockout: Lockout, clock: Clock) -> None:
+    for _ in range(3 * LIMIT):
+        assert lockout.record_failure(WANG) is None
+        clock.advance(DURATION + 1)
+
+
+def test_only_recent_failures_are_kept(lockout: Lockout, clock: Clock, database: Database) -> None:
+    """A flood of made-up logins leaves rows for one duration only."""
+    for n in range(20):
+        lockout.record_failure(Officer("fz-gulou-police", f"made-up-{n}"))
+    for _ in range(LIMIT):
+        lockout.record_failure(WANG)
+    clock.advance(DURATION)
+    lockout.record_failure(Officer("fz-gulou-police", "zhang.wei"))
+    with database.transaction() as cursor:
+        logins = [row[0] for row in cursor.execute("SELECT login FROM ui_sign_in_failures").fetchall()]
+    assert logins == ["zhang.wei"]
+
+
 def test_a_success_clears_the_count(lockout: Lockout) -> None:
     for _ in range(LIMIT - 1):
         lockout.record_failure(WANG)

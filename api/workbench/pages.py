@@ -23,6 +23,7 @@ from api.workbench.i18n import language, translator
 from api.workbench.lockout import Lockout
 from api.workbench.sessions import Officer, Session, Sessions
 from api.workbench.settings import WorkbenchSettings
+from api.workbench.sign_in import SignIn
 from api.workbench.templating import render
 
 PREFIX = "/ui"
@@ -83,6 +84,7 @@ class Workbench:
         self.accounts = accounts
         self.lockout = lockout
         self.settings = settings
+        self.sign_in_service = SignIn(accounts, lockout, sessions)
 
     # -- request context ------------------------------------------------------------------------
 
@@ -159,19 +161,17 @@ class Workbench:
         lang = self.lang(request)
         values = {name: form.get(name, "").strip() for name in ("department", "login", "totp")}
         errors = self._required(form, SIGN_IN_REQUIRED, lang)
-        if not errors:
-            officer = Officer(values["department"], values["login"])
-            until = self.lockout.locked_until(officer)
-            if until is None and self.accounts.check(officer, form["password"], values["totp"]):
-                self.lockout.clear(officer)
-                self.sessions.end(session)
-                return self.keep(RedirectResponse(f"{PREFIX}/home", status_code=303), self.sessions.start(officer))
-            until = until or self.lockout.record_failure(officer)
-            errors.add("password", self._message(lang, "error.locked", until=_utc(until)) if until else
-                       self._message(lang, "error.sign_in_failed"))
-            status = 429 if until else 401
+        if errors:
+            return self.page(request, "sign_in.html", session, status=400, errors=errors, values=values)
+        officer = Officer(values["department"], values["login"])
+        outcome = self.sign_in_service.attempt(officer, form["password"], values["totp"], replacing=session)
+        if isinstance(outcome, Session):
+            return self.keep(RedirectResponse(f"{PREFIX}/home", status_code=303), outcome)
+        if outcome.locked_until is not None:
+            errors.add("password", self._message(lang, "error.locked", until=_utc(outcome.locked_until)))
         else:
-            status = 400
+            errors.add("password", self._message(lang, "error.sign_in_failed"))
+        status = 429 if outcome.locked_until is not None else 401
         return self.page(request, "sign_in.html", session, status=status, errors=errors, values=values)
 
     def enrol_form(self, request: Request) -> Response:
@@ -227,9 +227,7 @@ class Workbench:
     def _message(lang: str, key: str, **fields: object) -> str:
         return translator(lang)(key, **fields)
 
-    def _required(
-        self, form: Mapping[str, str], labels: Mapping[str, str], lang: str
-    ) -> FormErrors:
+    def _required(self, form: Mapping[str, str], labels: Mapping[str, str], lang: str) -> FormErrors:
         """An error for each field of ``labels`` (name → its label's message key) left empty."""
         errors = FormErrors()
         for name, label in labels.items():

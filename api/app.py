@@ -144,7 +144,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
     app.mount(STATIC_PATH, Assets(), name="static")
-    workbench.mount(app, workbench.build(services.database))
+    workbench.mount(app, workbench.build(services.database, services.settings))
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

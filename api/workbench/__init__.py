@@ -8,22 +8,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.settings import Settings
 from api.workbench.accounts import Accounts
 from api.workbench.credentials import Passwords
 from api.workbench.lockout import Lockout
 from api.workbench.pages import CsrfRejected, Workbench
 from api.workbench.sessions import Sessions
-from api.workbench.settings import WorkbenchSettings
 from projections.database import Database
 
 
-def build(database: Database, settings: WorkbenchSettings | None = None) -> Workbench:
-    """The workbench over ``database``, with settings from the environment unless given."""
-    settings = settings or WorkbenchSettings()
+def build(database: Database, settings: Settings) -> Workbench:
+    """The workbench over ``database`` with the ``NOCERT_UI_*`` settings."""
     return Workbench(
-        Sessions(database, idle=settings.idle_minutes * 60, absolute=settings.absolute_hours * 3600),
+        Sessions(database, idle=settings.ui_idle_minutes * 60, absolute=settings.ui_absolute_hours * 3600),
         Accounts(database, Passwords()),
-        Lockout(database, limit=settings.lockout_failures, duration=settings.lockout_minutes * 60),
+        Lockout(database, limit=settings.ui_lockout_failures, duration=settings.ui_lockout_minutes * 60),
         settings,
     )
 

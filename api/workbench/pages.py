@@ -17,12 +17,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from api.settings import Settings
 from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected
 from api.workbench.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from api.workbench.i18n import language, translator
 from api.workbench.lockout import Lockout
 from api.workbench.sessions import Officer, Session, Sessions
-from api.workbench.settings import WorkbenchSettings
 from api.workbench.sign_in import SignIn
 from api.workbench.templating import render
 
@@ -79,7 +79,7 @@ def _utc(moment: float) -> str:
 class Workbench:
     """The pages, over the workbench's stores."""
 
-    def __init__(self, sessions: Sessions, accounts: Accounts, lockout: Lockout, settings: WorkbenchSettings) -> None:
+    def __init__(self, sessions: Sessions, accounts: Accounts, lockout: Lockout, settings: Settings) -> None:
         self.sessions = sessions
         self.accounts = accounts
         self.lockout = lockout
@@ -210,8 +210,8 @@ class Workbench:
             "home.html",
             session,
             started=_utc(session.created_at),
-            idle_minutes=f"{self.settings.idle_minutes:g}",
-            absolute_hours=f"{self.settings.absolute_hours:g}",
+            idle_minutes=f"{self.settings.ui_idle_minutes:g}",
+            absolute_hours=f"{self.settings.ui_absolute_hours:g}",
         )
 
     def sign_out(self, request: Request, form: Form) -> Response:

@@ -153,7 +153,7 @@ def test_missing_fields_are_each_named_and_linked(browser: TestClient) -> None:
 
 def test_the_fifth_failure_locks_the_login_even_for_the_right_password(browser: TestClient, workbench: Workbench) -> None:
     officer = new_officer(workbench)
-    limit = workbench.settings.lockout_failures
+    limit = workbench.settings.ui_lockout_failures
     statuses = [sign_in(browser, officer, f"wrong password {n}").status_code for n in range(limit)]
     assert statuses == [401] * (limit - 1) + [429]
     locked = sign_in(browser, officer)

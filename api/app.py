@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from api import docs, workbench
+from api.assets import STATIC_PATH, Assets
 from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
 from api.metrics import Metrics
@@ -133,6 +135,8 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
         version="1.0.0",
         description="No-certificate province: online checks (协查) answered with sealed, offline-verifiable proofs.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs from the vendored assets
+        redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = metrics
@@ -141,6 +145,9 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     for module in modules:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
+    app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
+    app.mount(STATIC_PATH, Assets(), name="static")
+    workbench.mount(app, workbench.build(services.database, services.settings))
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

@@ -11,18 +11,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from api import docs, workbench
+from api.assets import STATIC_PATH, Assets
 from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
-from api.idempotency import IdempotencyStore
 from api.metrics import Metrics
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, problem_responses
 from api.routers import audit, categories, checks, coverage, departments, health, proofs, trust
 from api.schemas import BODY_MODELS
 from api.schemas import Problem as ProblemModel
 from domain.errors import DomainError
-from projections.database import STORE_ERRORS
+from store.database import STORE_ERRORS
+from store.idempotency import IdempotencyStore
 
 LOG = logging.getLogger("nocert.api")
 
@@ -47,7 +50,8 @@ def _problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     def on_http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 405:
-            return problem_response("method_not_allowed", "this method is not allowed here", headers=error.headers)
+            headers = dict(error.headers) if error.headers else None
+            return problem_response("method_not_allowed", "this method is not allowed here", headers=headers)
         if error.status_code == 404:
             return problem_response("not_found", "no such resource")
         if error.status_code == 400:
@@ -74,7 +78,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (*BODY_MODELS, ProblemModel):
+    models: tuple[type[BaseModel], ...] = (*BODY_MODELS, ProblemModel)
+    for model in models:
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(definition.pop("$defs", {}))
         components[model.__name__] = definition
@@ -130,6 +135,8 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
         version="1.0.0",
         description="No-certificate province: online checks (协查) answered with sealed, offline-verifiable proofs.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs from the vendored assets
+        redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = metrics
@@ -137,11 +144,14 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     modules = (departments, categories, checks, proofs, trust, coverage, audit, health)
     for module in modules:
         app.include_router(module.router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
+    app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
+    app.mount(STATIC_PATH, Assets(), name="static")
+    workbench.mount(app, workbench.build(services.database, services.settings))
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,
-        authenticator=build_authenticator(services.app, admin_key),
+        authenticator=build_authenticator(services.platform, admin_key),
         idempotency=IdempotencyStore(services.database),
         metrics=metrics,
         routes=[route for module in modules for route in module.router.routes],

@@ -15,7 +15,7 @@ from typing import Any
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
-def add_audit_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="audit the ledger, export and verify evidence bundles")
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
@@ -60,19 +60,20 @@ def _root_certificate(path: str | None, services: Any = None) -> Any:
 
 def verify(args: argparse.Namespace) -> int:
     from api.bootstrap import build
+    from api.progress import progress_bar
     from api.trust import PlatformTrust
-    from projections.audit import verify_ledger
+    from audit.verify import verify_ledger
 
     services = build()
     try:
         root = _root_certificate(args.root, services)
-        with _ProgressBar("auditing the event store") as progress:
+        with progress_bar("auditing the event store", terminal_only=True) as progress:
             report = verify_ledger(
-                services.app,
+                services.platform,
                 services.database,
                 services.log,
                 root,
-                trust=PlatformTrust(services.app),
+                trust=PlatformTrust(services.platform),
                 progress=progress,
                 workers=args.workers,
             )
@@ -91,9 +92,9 @@ def export(args: argparse.Namespace) -> int:
     from uuid import UUID
 
     from api.bootstrap import build
+    from audit.evidence import serialize
+    from audit.export import ExportError, export_bundle_waiting
     from domain.timefmt import utcnow
-    from projections.bundle import ExportError, export_bundle_waiting
-    from signing.bundle import serialize
 
     try:
         check_id = UUID(args.check_id)
@@ -104,7 +105,7 @@ def export(args: argparse.Namespace) -> int:
     try:
         root = services.keystore.root()[1]
         bundle = export_bundle_waiting(
-            services.app, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
+            services.platform, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
         )
     except ExportError as error:
         print(f"nocert audit export: {error}", file=sys.stderr)
@@ -122,8 +123,8 @@ def export(args: argparse.Namespace) -> int:
 
 def verify_bundle(args: argparse.Namespace) -> int:
     from api.settings import ConfigurationError
+    from audit.bundle import verify_bundle as judge
     from domain.timefmt import utcnow
-    from signing.bundle import verify_bundle as judge
 
     root = _root_certificate(args.root)
     try:
@@ -149,30 +150,3 @@ def verify_bundle(args: argparse.Namespace) -> int:
         for note in verdict.notes:
             print(f"note: {note}")
     return EXIT_OK if verdict.valid else EXIT_PROBLEMS
-
-
-class _ProgressBar:
-    """A transient progress bar on standard error while it is a terminal; otherwise nothing."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self._progress: Any = None
-
-    def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        task = self._progress.add_task(self.description, total=None)
-
-        def report(done: int, total: int) -> None:
-            self._progress.update(task, completed=done, total=total or None)
-
-        return report
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from api.problems import Problem
+from signing import strictjson
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    """A JSON number as a float; one beyond the double range (``1e309``) would become infinity, which
-    no JSON document (a sealed proof's payload included) can carry."""
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
 
 
 def parse_json(raw: bytes, content_type: str | None) -> Any:
@@ -44,20 +21,9 @@ def parse_json(raw: bytes, content_type: str | None) -> Any:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise Problem("unsupported_media_type", "request bodies must be application/json")
     try:
-        text = raw.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant, parse_float=_finite_float
-        )
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # an escaped lone surrogate ("\\ud800") fails here
-        return value
-    except UnicodeEncodeError:
-        raise Problem("malformed_json", "the body holds a string that is no Unicode text (a lone surrogate)") from None
-    except UnicodeDecodeError:
-        raise Problem("malformed_json", "the body is not valid UTF-8") from None
-    except RecursionError:
-        raise Problem("malformed_json", "the body nests too deeply") from None
-    except ValueError as error:
-        raise Problem("malformed_json", f"the body is not valid JSON: {error}") from None
+        return strictjson.loads(raw)
+    except strictjson.InvalidJSON as error:
+        raise Problem("malformed_json", f"the body is not accepted: {error}") from None
 
 
 def read_body(request: Request, model: type[Model]) -> Model:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from api.claims import JsonSchemaClaims
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
-from projections.database import Database, PostgresDatabase, SQLiteDatabase
-from projections.eventlog import EventLog
 from projections.views import Views
 from signing.keystore import KeyStore
+from store.database import Database, PostgresDatabase, SQLiteDatabase
+from store.eventlog import EventLog
 
 
 @dataclass
@@ -20,7 +22,7 @@ class Services:
 
     settings: Settings
     location: StoreLocation
-    app: Platform
+    platform: Platform
     database: Database
     log: EventLog
     keystore: KeyStore
@@ -29,11 +31,11 @@ class Services:
     def close(self) -> None:
         self.views.stop()
         self.database.close()
-        self.app.close()
+        self.platform.close()
 
 
-def _secret(value: object) -> str | None:
-    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _open_database(location: StoreLocation, settings: Settings) -> Database:
@@ -54,13 +56,13 @@ def _open_database(location: StoreLocation, settings: Settings) -> Database:
     raise ConfigurationError("NOCERT_DATABASE_URL: memory:// serves domain tests only; use sqlite:/// or postgresql://")
 
 
-def _check_cipher(app: Platform) -> None:
+def _check_cipher(platform: Platform) -> None:
     """Fails fast when the stored events cannot be read with the configured cipher key."""
-    first = app.recorder.select_notifications(start=1, limit=1)
+    first = platform.recorder.select_notifications(start=1, limit=1)
     if not first:
         return
     try:
-        app.mapper.to_domain_event(first[0])
+        platform.mapper.to_domain_event(first[0])
     except Exception:  # a wrong key or no key for encrypted data: any decoding failure means that
         raise ConfigurationError(
             "NOCERT_CIPHER_KEY: the stored events cannot be decrypted with this key (or need one)"
@@ -75,14 +77,14 @@ def build(settings: Settings | None = None) -> Services:
     keystore.root()
     database = _open_database(location, settings)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    app = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
-    _check_cipher(app)
-    log = EventLog(app, database)
+    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    _check_cipher(platform)
+    log = EventLog(platform, database)
     views = Views(
         database,
-        app,
+        platform,
         log,
         ledger_signer=keystore.ledger_signer(),
         checkpoint_every=settings.checkpoint_every,
     )
-    return Services(settings, location, app, database, log, keystore, views)
+    return Services(settings, location, platform, database, log, keystore, views)

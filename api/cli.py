@@ -7,15 +7,20 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.logs import configure_logging
 from api.settings import ConfigurationError
 
+if TYPE_CHECKING:
+    from api.bootstrap import Services
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services() -> Services:
     from api.bootstrap import build
 
     return build()
@@ -49,16 +54,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import Progress
 
     from api.demo import StoreNotEmpty, run_demo
+    from api.progress import progress_bar
 
     services = _services()
     console = Console()
     try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("raising demo checks", total=args.checks)
-            departments = run_demo(services.app, args.checks, lambda done: progress.update(task, completed=done))
+        with progress_bar("raising demo checks", total=args.checks, console=console) as report:
+            departments = run_demo(services.platform, args.checks, lambda done: report(done, args.checks))
     except StoreNotEmpty:
         console.print(
             f"[red]nocert demo: the store at {services.settings.database_url} already holds events; "
@@ -80,16 +84,13 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def views_rebuild(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    from rich.console import Console
+
+    from api.progress import progress_bar
 
     services = _services()
     try:
-        with Progress(transient=False) as progress:
-            task = progress.add_task("rebuilding views", total=None)
-
-            def report(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
+        with progress_bar("rebuilding views", console=Console(), transient=False) as report:
             replayed = services.views.rebuild(report)
     finally:
         services.close()
@@ -98,19 +99,19 @@ def views_rebuild(args: argparse.Namespace) -> int:
 
 
 def proof_verify(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from signing.certificates import load_pem
     from signing.proofs import verify_proof
 
     text = Path(args.file).read_text().strip() if args.file != "-" else sys.stdin.read().strip()
     root = load_pem(Path(args.root).read_bytes())
-    verdict = verify_proof(text, root, None, datetime.now(timezone.utc))
+    verdict = verify_proof(text, root, None, datetime.now(UTC))
     if args.json:
         print(json.dumps({"valid": verdict.valid, "reasons": verdict.reasons, "kid": verdict.kid,
                           "issuer": verdict.issuer, "payload": verdict.payload, "offline": True}, ensure_ascii=False))
     else:
-        print(("VALID" if verdict.valid else "INVALID: " + ", ".join(verdict.reasons)))
+        print("VALID" if verdict.valid else "INVALID: " + ", ".join(verdict.reasons))
         print("note: offline verification cannot know revocations of keys or proofs; ask the platform (POST /v1/proofs/verify).")
     return EXIT_OK if verdict.valid else EXIT_PROBLEMS
 
@@ -154,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # the database and key files hold citizens' data and secrets: owner only
     configure_logging()
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except ConfigurationError as error:
         print(f"nocert: {error}", file=sys.stderr)
         return EXIT_REFUSED

@@ -4,16 +4,20 @@ categories and N checks taken through varied lives, so that every view has data.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from typing import Any
 
 from domain.errors import DomainError
-from domain.identifiers import id_number_check_char, uscc_check_char
+from domain.identifiers import sample_id_number, sample_uscc
 from domain.platform import Platform
 
-# (id, name, roles, kind, region)
-DEPARTMENTS: list[tuple[str, str, list[str], str, str]] = [
+DepartmentRow = tuple[str, str, list[str], str, str]
+"""(id, name, roles, kind, region)"""
+CategoryRow = tuple[str, str, str, list[str], float] | tuple[str, str, str, list[str], float, dict[str, Any] | None]
+"""(code, name, issuer_kind, modes, sla_hours[, claims_schema])"""
+
+DEPARTMENTS: list[DepartmentRow] = [
     ("fz-real-estate", "福州市不动产登记中心", ["approver", "issuer"], "real-estate", "350100"),
     ("fz-admin-service", "福州市行政服务中心", ["approver"], "service-center", "350100"),
     ("qz-admin-service", "泉州市行政服务中心", ["approver"], "service-center", "350500"),
@@ -39,8 +43,7 @@ DEPARTMENTS: list[tuple[str, str, list[str], str, str]] = [
 ]
 
 BOTH = ["collaboration", "commitment"]
-# (code, name, issuer_kind, modes, sla_hours)
-CATEGORIES: list[tuple[str, str, str, list[str], float]] = [
+CATEGORIES: list[CategoryRow] = [
     ("household-registration", "户籍证明", "police", BOTH, 24),
     ("kinship", "亲属关系证明", "police", BOTH, 48),
     ("criminal-record", "有无犯罪记录证明", "police", ["collaboration"], 72),
@@ -92,25 +95,21 @@ class StoreNotEmpty(Exception):
     pass
 
 
-def _uscc(index: int, region: str) -> str:
-    first17 = f"11{region}{index:09d}"
-    return first17 + uscc_check_char(first17)
-
-
-def _id_number(rng: random.Random) -> str:
-    birth = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
-    first17 = f"{rng.choice(APPLICANT_REGIONS)}{birth:%Y%m%d}{rng.randrange(1000):03d}"
-    return first17 + id_number_check_char(first17)
-
-
-def create_province(app: Platform) -> list[DemoDepartment]:
-    departments = []
-    for index, (dept_id, name, roles, kind, region) in enumerate(DEPARTMENTS, start=1):
-        _, issued, _ = app.register_department(dept_id, name, _uscc(index, region), roles, kind, region)
-        departments.append(DemoDepartment(dept_id, roles, issued.api_key))
-    for code, name, kind, modes, sla in CATEGORIES:
-        app.create_category(code, name, kind, modes, sla, None)
-    return departments
+def create_province(
+    app: Platform,
+    departments: Sequence[DepartmentRow] = DEPARTMENTS,
+    categories: Sequence[CategoryRow] = CATEGORIES,
+) -> list[DemoDepartment]:
+    """Registers `departments` and creates `categories` through the Platform's own commands, each
+    department with a generated valid USCC: the demo's province, and the tests' and benchmarks' own
+    (with their tables). Returns every department with its API key."""
+    created = []
+    for index, (dept_id, name, roles, kind, region) in enumerate(departments, start=1):
+        _, issued, _ = app.register_department(dept_id, name, sample_uscc(index, f"11{region}"), roles, kind, region)
+        created.append(DemoDepartment(dept_id, roles, issued.api_key))
+    for code, name, kind, modes, sla, *schema in categories:
+        app.create_category(code, name, kind, modes, sla, schema[0] if schema else None)
+    return created
 
 
 def _life(app: Platform, rng: random.Random, approver: str, category: str, modes: list[str]) -> None:
@@ -119,7 +118,10 @@ def _life(app: Platform, rng: random.Random, approver: str, category: str, modes
         approver,
         category=category,
         matter=dict(zip(("code", "name"), rng.choice(MATTERS), strict=True)),
-        applicant={"name": rng.choice(SURNAMES) + rng.choice(GIVEN), "id_number": _id_number(rng)},
+        applicant={
+            "name": rng.choice(SURNAMES) + rng.choice(GIVEN),
+            "id_number": sample_id_number(rng.randrange(365 * 55 * 1000), rng.choice(APPLICANT_REGIONS)),
+        },
         claims={"question": "申请人所述信息是否属实"},
         purpose="办理事项所需证明的在线协查",
         consent={"method": rng.choice(["face", "signature", "app"]), "reference": f"CONSENT-{rng.randrange(10**8):08d}"},
@@ -148,7 +150,9 @@ def _life(app: Platform, rng: random.Random, approver: str, category: str, modes
     confirmed = fate < 0.88
     app.reply(check.id, issuer, "confirmed" if confirmed else "not_confirmed", {"note": "经核查"}, 90)
     if 0.55 < fate < 0.60:
-        app.revoke_proof(app.check(check.id).proof.id, issuer, "复核发现信息有误")  # type: ignore[union-attr]
+        proof = app.check(check.id).proof
+        assert proof is not None  # just replied
+        app.revoke_proof(proof.id, issuer, "复核发现信息有误")
         app.close_check(check.id, approver, "applicant_submitted")
         return
     if fate < 0.80:
@@ -162,7 +166,7 @@ def run_demo(app: Platform, checks: int, progress: Callable[[int], None] = lambd
     rng = random.Random(seed)
     departments = create_province(app)
     approvers = [d.id for d in departments if "approver" in d.roles]
-    online = [(code, modes) for code, _, _, modes, _ in CATEGORIES if "collaboration" in modes]
+    online = [(row[0], row[3]) for row in CATEGORIES if "collaboration" in row[3]]
     for done in range(1, checks + 1):
         category, modes = rng.choice(online)
         try:

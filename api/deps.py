@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from api.bootstrap import Services
 from api.principal import Principal
@@ -17,11 +17,13 @@ WAIT_SECONDS = 5.0
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 def get_principal(request: Request) -> Principal:
-    return request.scope["nocert.principal"]
+    principal: Principal = request.scope["nocert.principal"]
+    return principal
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -40,7 +42,6 @@ def require_role(*roles: str) -> Callable[[Principal], Principal]:
 
 
 Admin = Annotated[Principal, Depends(require_role("admin"))]
-AnyDepartment = Annotated[Principal, Depends(require_role("approver", "issuer", "auditor"))]
 Approver = Annotated[Principal, Depends(require_role("approver"))]
 Issuer = Annotated[Principal, Depends(require_role("issuer"))]
 Auditor = Annotated[Principal, Depends(require_role("auditor"))]
@@ -64,11 +65,20 @@ def wait_for_store(services: Services, position: int | None) -> None:
     """Read-your-writes for reads straight from the event store: the position must be recorded."""
     if position is None:
         return
-    deadline = time.monotonic() + WAIT_SECONDS
-    while services.log.max_position() < position:
-        if time.monotonic() >= deadline:
-            raise Problem("not_caught_up", f"position {position} has not been recorded; retry")
-        time.sleep(0.02)
+    recorded = Retrying(
+        retry=retry_if_result(lambda head: head < position),
+        stop=stop_after_delay(WAIT_SECONDS),
+        wait=wait_fixed(0.02),
+        retry_error_callback=lambda state: None,
+    )(services.log.max_position)
+    if recorded is None:
+        raise Problem("not_caught_up", f"position {position} has not been recorded; retry")
+
+
+def require_known_category(services: Services, category: str | None) -> None:
+    """A list filtered by a category that does not exist is a bad filter (422), not an empty list."""
+    if category is not None and category not in services.platform.catalogue().codes:
+        raise Problem("validation_error", f"unknown category {category!r}")
 
 
 def parse_uuid(value: str, what: str) -> UUID:

@@ -18,12 +18,13 @@ from anyio import to_thread
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.idempotency import IdempotencyStore, StoredResponse, request_fingerprint, valid_key
+from api.idempotency import request_fingerprint, valid_key
 from api.metrics import Metrics
 from api.principal import Principal, authenticate, bearer_token
 from api.problems import problem_response
 from api.ratelimit import AuthFailureLimiter
-from projections.database import STORE_ERRORS
+from store.database import STORE_ERRORS
+from store.idempotency import IdempotencyStore, StoredResponse
 
 BODY_LIMIT = 64 * 1024
 UNSETTLED_LIMIT = 10_000
@@ -48,7 +49,8 @@ Authenticator = Callable[[str], Principal | None]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
+_configured: list[bool] = []
+
 
 def configure_logging() -> None:
-    if getattr(configure_logging, "done", False):
+    if _configured:
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     access = logging.getLogger("nocert.access")
@@ -15,4 +17,4 @@ def configure_logging() -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
-    configure_logging.done = True  # type: ignore[attr-defined]
+    _configured.append(True)

@@ -1,4 +1,5 @@
-"""How checks, histories and departments look to each reader (masking rules of API.md §4)."""
+"""How checks, histories, departments and categories look to each reader (the masking of API.md §4, by
+the rules of `api.access`)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from api.access import sees_full_numbers, sees_proof_jws
 from api.principal import Principal
+from domain.category import Category
 from domain.check import Check
 from domain.department import Department
 from domain.privacy import mask_check, mask_claims
 from domain.timefmt import format_time
+from projections.checks import check_document as check_fields
 
 BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
-
-
-def can_read_check(check: Check, principal: Principal) -> bool:
-    """Approver, current issuer, former issuers and auditors read a check. Only a department is a
-    party: the operator's principal id (``admin``) is also a valid department id."""
-    return principal.has_role("auditor") or (principal.department is not None and check.is_party(principal.id))
-
-
-def sees_full_numbers(check: Check, principal: Principal) -> bool:
-    return principal.department is not None and check.sees_personal_data(principal.id)
-
-
-def sees_proof_jws(check: Check, principal: Principal) -> bool:
-    """The approver, the issuer that sealed the proof, and auditors."""
-    sealer = check.proof.sealer if check.proof else None
-    return principal.has_role("auditor") or (principal.department is not None and principal.id in (check.approver, sealer))
 
 
 def check_document(
@@ -37,7 +25,7 @@ def check_document(
     """The check for this reader. For a past version, ``current`` (the check as it is now) decides
     who sees personal data: the approver and the issuer addressed now."""
     rights = current or check
-    document = check.to_dict(now)
+    document = check_fields(check, now)
     if not sees_full_numbers(rights, principal):
         document = mask_check(document)
     if document["proof"] is not None and not sees_proof_jws(rights, principal):
@@ -106,3 +94,15 @@ def department_document(department: Department, now: datetime) -> dict[str, Any]
 
 def seal_entry(department: Department, kid: str, now: datetime) -> dict[str, Any]:
     return next(item for item in department_document(department, now)["certificates"] if item["kid"] == kid)
+
+
+def category_document(category: Category) -> dict[str, Any]:
+    return {
+        "code": category.code,
+        "name": category.name,
+        "issuer_kind": category.issuer_kind,
+        "modes": list(category.modes),
+        "sla_hours": category.sla_hours,
+        "claims_schema": category.claims_schema,
+        "status": category.status,
+    }

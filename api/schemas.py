@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-Role = Literal["approver", "issuer", "auditor"]
-Mode = Literal["collaboration", "data_sharing", "commitment", "cancelled"]
+from domain.vocabulary import (
+    CategoryStatus,
+    CheckStatus,
+    Conclusion,
+    ConsentMethod,
+    DeclineReason,
+    Mode,
+    Outcome,
+    ProofStatus,
+    Role,
+    SealStatus,
+)
+
 Text = Field(min_length=1, max_length=2000)
 # NUL is no text, and PostgreSQL cannot store it in the views' TEXT columns (a category's name is one).
 NO_NUL = r"^[^\x00]*$"
@@ -15,7 +26,7 @@ Name = Field(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
 
 # -- requests -----------------------------------------------------------------------------------
@@ -49,7 +60,7 @@ class CategoryPatch(Strict):
     modes: list[Mode] | None = Field(default=None, min_length=1, max_length=4)
     sla_hours: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=24 * 365 * 10)
     claims_schema: dict[str, Any] | None = None
-    status: Literal["active", "retired"] | None = None
+    status: CategoryStatus | None = None
 
 
 class Matter(Strict):
@@ -63,7 +74,7 @@ class Applicant(Strict):
 
 
 class Consent(Strict):
-    method: Literal["face", "signature", "app"]
+    method: ConsentMethod
     reference: StrictStr = Field(min_length=1, max_length=256)
 
 
@@ -91,13 +102,13 @@ class Forward(Strict):
 
 
 class Reply(Strict):
-    conclusion: Literal["confirmed", "not_confirmed"]
+    conclusion: Conclusion
     statements: dict[str, Any] = Field(default_factory=dict)
     valid_days: StrictInt = Field(default=90, ge=1, le=3650)
 
 
 class Decline(Strict):
-    reason_code: Literal["no_record", "out_of_jurisdiction", "insufficient_information", "other"]
+    reason_code: DeclineReason
     note: StrictStr = Field(default="", max_length=2000)
 
 
@@ -106,7 +117,7 @@ class Withdraw(Strict):
 
 
 class Close(Strict):
-    outcome: Literal["exempted", "commitment", "applicant_submitted"]
+    outcome: Outcome
 
 
 class Empty(Strict):
@@ -140,7 +151,7 @@ class Problem(BaseModel):
 class Certificate(BaseModel):
     kid: str
     certificate_pem: str
-    status: Literal["active", "retired", "revoked"]
+    status: SealStatus
     revoked_at: str | None
 
 
@@ -183,15 +194,15 @@ class Category(BaseModel):
     modes: list[Mode]
     sla_hours: float
     claims_schema: dict[str, Any] | None
-    status: Literal["active", "retired"]
+    status: CategoryStatus
 
 
 class CheckProof(BaseModel):
     id: str
     jws: str | None
     kid: str
-    conclusion: Literal["confirmed", "not_confirmed"]
-    status: Literal["valid", "revoked"]
+    conclusion: Conclusion
+    status: ProofStatus
 
 
 class InfoRequestItem(BaseModel):
@@ -208,7 +219,7 @@ class CheckDecline(BaseModel):
 
 class Check(BaseModel):
     id: str
-    status: Literal["raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed"]
+    status: CheckStatus
     category: str
     matter: dict[str, Any]
     approver: str
@@ -222,7 +233,7 @@ class Check(BaseModel):
     overdue: bool
     replied_at: str | None
     closed_at: str | None
-    outcome: Literal["exempted", "commitment", "applicant_submitted"] | None
+    outcome: Outcome | None
     proof: CheckProof | None
     decline: CheckDecline | None
     info_requests: list[InfoRequestItem]
@@ -264,7 +275,7 @@ class ProofRecord(BaseModel):
     id: str
     check_id: str
     jws: str
-    status: Literal["valid", "revoked"]
+    status: ProofStatus
     revoked_at: str | None
     revocation_reason: str | None
 

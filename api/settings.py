@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1)
     cipher_key: SecretStr | None = None
     db_pool_size: int = Field(default=20, ge=1)
+    # The workbench (api.workbench): a session ends after ui_idle_minutes without a request or ui_absolute_hours
+    # after sign-in; ui_lockout_failures failed sign-ins in a row lock a login for ui_lockout_minutes.
+    ui_idle_minutes: float = Field(default=30, gt=0)
+    ui_absolute_hours: float = Field(default=12, gt=0)
+    ui_lockout_failures: int = Field(default=5, ge=1)
+    ui_lockout_minutes: float = Field(default=15, gt=0)
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,9 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_MAX_OVERFLOW="5",
             POSTGRES_CONNECT_TIMEOUT="3",
             POSTGRES_LOCK_TIMEOUT="5",
-            POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (projections.pgrecorder)
+            POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (store.recorder)
             # eventsourcing's own retries would hold a request for a minute while the database is down.
-            APPLICATION_RECORDER_TOPIC="projections.pgrecorder:BoundedPostgresApplicationRecorder",
+            APPLICATION_RECORDER_TOPIC="store.recorder:BoundedPostgresApplicationRecorder",
         )
     env.update(cipher_env(cipher_key))
     # eventsourcing requires POSTGRES_PASSWORD to be set, empty included (a server that trusts the user).

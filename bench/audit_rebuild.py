@@ -6,7 +6,7 @@ On a fresh store bulk-loaded with ``--events`` valid events (`bench.bulk`, no HT
   projector's batch size by default), events/s;
 - scan + decode: the same plus ``app.mapper.to_domain_event`` for each, events/s;
 - ``nocert views rebuild`` as a subprocess (the command operators run), wall time and events/s;
-- ``nocert audit verify --json`` as a subprocess (when ``projections/audit.py`` exists), wall time and
+- ``nocert audit verify --json`` as a subprocess (when ``audit/verify.py`` exists), wall time and
   events/s, with its verdict;
 
 and the ratios of the two commands to scan + decode (goal, issue 7: >= 0.5). The commands' wall times
@@ -28,14 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, common
-from bench.common import log, ratio
+from bench import bulk, report, servers, stores
+from bench.report import REPO, log, ratio
 
 GOAL_RATIO = 0.5
 
 
 def scan(services: Any, page: int, decode: bool) -> dict[str, Any]:
-    mapper = services.app.mapper
+    mapper = services.platform.mapper
     count = 0
     after = 0
     started = time.perf_counter()
@@ -51,13 +51,13 @@ def scan(services: Any, page: int, decode: bool) -> dict[str, Any]:
 
 def run_command(name: str, command: list[str], env: dict[str, str], events: int, profile: Path | None) -> dict[str, Any]:
     if profile is not None:
-        exe = shutil.which("py-spy", path=str(common.BIN)) or shutil.which("py-spy")
+        exe = shutil.which("py-spy", path=str(servers.BIN)) or shutil.which("py-spy")
         if exe is None:
             raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
         command = [exe, "record", "--subprocesses", "--rate", "100", "--format", "raw", "--output", str(profile), "--", *command]
     log(f"audit_rebuild: running {' '.join(command[-3:])}")
     started = time.perf_counter()
-    completed = subprocess.run(command, env=env, cwd=common.REPO, capture_output=True, text=True, timeout=3600)
+    completed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - started
     result: dict[str, Any] = {
         "command": " ".join(command),
@@ -100,15 +100,15 @@ def _succeeded(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_available() -> bool:
-    if not (common.REPO / "projections" / "audit.py").exists() or common.NOCERT is None:
+    if not (REPO / "audit" / "verify.py").exists() or servers.NOCERT is None:
         return False
-    help_text = subprocess.run([common.NOCERT, "audit", "--help"], capture_output=True, text=True, timeout=60)
+    help_text = subprocess.run([servers.NOCERT, "audit", "--help"], capture_output=True, text=True, timeout=60)
     return help_text.returncode == 0 and "verify" in help_text.stdout
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    with common.key_dir() as keys, common.store(args.store, "bench_replay") as url:
+    with stores.key_dir() as keys, stores.store(args.store, "bench_replay") as url:
         services = bulk.open_services(url, keys)
         try:
             bulk.seed(services)
@@ -119,40 +119,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             events = services.log.max_position()
             result["events"] = events
             log("audit_rebuild: scanning")
-            result["raw_scan"], result["raw_scan_discarded_runs"] = common.undisturbed(
+            result["raw_scan"], result["raw_scan_discarded_runs"] = stores.undisturbed(
                 lambda: (scan(services, args.page, decode=False), scan(services, args.page, decode=False))[1],
                 "raw scan",  # the first pass warms the caches and is not counted
             )
-            result["scan_decode"], result["scan_decode_discarded_runs"] = common.undisturbed(
+            result["scan_decode"], result["scan_decode_discarded_runs"] = stores.undisturbed(
                 lambda: scan(services, args.page, decode=True), "scan+decode"
             )
         finally:
             services.close()
-        env = common.nocert_env(url, keys)
-        rebuild = [common.NOCERT or "nocert", "views", "rebuild"]
-        result["views_rebuild"], discarded = common.undisturbed(
+        env = servers.nocert_env(url, keys)
+        rebuild = [servers.NOCERT or "nocert", "views", "rebuild"]
+        result["views_rebuild"], discarded = stores.undisturbed(
             lambda: _succeeded(run_command("rebuild", rebuild, env, events, None)), "views rebuild"
         )
         result["views_rebuild"]["discarded_runs_postgres_restarted"] = discarded
         if audit_available():
-            verify = [common.NOCERT, "audit", "verify", "--json"]
-            result["audit_verify"], discarded = common.undisturbed(
+            verify = [servers.NOCERT or "nocert", "audit", "verify", "--json"]
+            result["audit_verify"], discarded = stores.undisturbed(
                 lambda: _succeeded(run_command("verify", verify, env, events, None)), "audit verify"
             )
             result["audit_verify"]["discarded_runs_postgres_restarted"] = discarded
         else:
-            result["audit_verify"] = {"skipped": "projections/audit.py or `nocert audit verify` is not there yet"}
+            result["audit_verify"] = {"skipped": "audit/verify.py or `nocert audit verify` is not there yet"}
         if args.profile:
             directory = Path(args.profile)
             directory.mkdir(parents=True, exist_ok=True)
             result["profiles"] = {
                 "views_rebuild": run_command(
-                    "rebuild", [common.NOCERT or "nocert", "views", "rebuild"], env, events, directory / "views-rebuild.raw"
+                    "rebuild", [servers.NOCERT or "nocert", "views", "rebuild"], env, events, directory / "views-rebuild.raw"
                 )["hot_spots"]
             }
             if "skipped" not in result["audit_verify"]:
                 result["profiles"]["audit_verify"] = run_command(
-                    "verify", [common.NOCERT, "audit", "verify", "--json"], env, events, directory / "audit-verify.raw"
+                    "verify", [servers.NOCERT or "nocert", "audit", "verify", "--json"], env, events, directory / "audit-verify.raw"
                 )["hot_spots"]
     decode = result["scan_decode"]["events_per_s"]
     raw = result["raw_scan"]["events_per_s"]
@@ -207,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "audit_rebuild",
         "command": "python -m bench.audit_rebuild " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": common.machine(),
+        "machine": report.machine(),
         "settings": {"events": args.events, "page": args.page, "store": args.store},
         **run(args),
     }
-    common.emit(summary, human(summary), args.json_out)
+    report.emit(summary, human(summary), args.json_out)
     return 0
 
 

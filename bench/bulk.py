@@ -25,7 +25,9 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from bench import common
+from api.demo import CategoryRow, create_province
+from bench import report, servers
+from domain import identifiers
 
 # (id, name, roles, kind, region)
 DEPARTMENTS = [
@@ -56,24 +58,22 @@ class Province:
 
 
 def open_services(database_url: str, keys: Path) -> Any:
+    from pydantic import SecretStr
+
     from api.bootstrap import build
     from api.settings import Settings
 
-    return build(Settings(database_url=database_url, key_dir=keys, admin_key=common.ADMIN_KEY))
+    return build(Settings(database_url=database_url, key_dir=keys, admin_key=SecretStr(servers.ADMIN_KEY)))
 
 
 def seed(services: Any) -> Province:
     """The province, through real commands on the real store (the store must be empty)."""
-    app = services.app
+    app = services.platform
     if services.log.max_position():
         raise RuntimeError("bulk.seed needs an empty store")
-    api_keys = {}
-    for serial, (department_id, name, roles, kind, region) in enumerate(DEPARTMENTS, start=1):
-        _, issued, _ = app.register_department(department_id, name, common.uscc(serial), roles, kind, region)
-        api_keys[department_id] = issued.api_key
-    for code, name, sla in CATEGORIES:
-        app.create_category(code, name, "police", ["collaboration", "commitment"], sla, None)
-    return Province(api_keys)
+    categories: list[CategoryRow] = [(code, name, "police", ["collaboration", "commitment"], sla) for code, name, sla in CATEGORIES]
+    created = create_province(app, DEPARTMENTS, categories)
+    return Province({department.id: department.api_key for department in created})
 
 
 def _stored(notifications: Sequence[Any]) -> list[StoredEvent]:
@@ -107,8 +107,8 @@ def _body(serial: int) -> dict[str, Any]:
     return {
         "category": CATEGORIES[serial % len(CATEGORIES)][0],
         "matter": {"code": "real-estate-deregistration", "name": "不动产注销登记"},
-        "applicant": {"name": "林某某", "id_number": common.id_number(serial, region)},
-        "claims": {"question": "两个身份证号码是否为同一人", "other_id_number": common.id_number(serial + 10_000_000, region)},
+        "applicant": {"name": "林某某", "id_number": identifiers.sample_id_number(serial, region)},
+        "claims": {"question": "两个身份证号码是否为同一人", "other_id_number": identifiers.sample_id_number(serial + 10_000_000, region)},
         "purpose": "不动产注销登记身份一致性核验",
         "consent": {"method": "face", "reference": f"FACE-{serial:08d}"},
     }
@@ -203,7 +203,7 @@ def _insert(services: Any, events: list[StoredEvent], patience: float = 180.0) -
     retried = 0
     while True:
         try:
-            services.app.recorder.insert_events(events)
+            services.platform.recorder.insert_events(events)
             return retried
         except IntegrityError:
             if retried:
@@ -212,7 +212,7 @@ def _insert(services: Any, events: list[StoredEvent], patience: float = 180.0) -
         except (OperationalError, InterfaceError) as error:
             if time.monotonic() > deadline:
                 raise
-            common.log(f"bulk: insert failed ({str(error).splitlines()[0]}); waiting for the database")
+            report.log(f"bulk: insert failed ({str(error).splitlines()[0]}); waiting for the database")
             retried += 1
             time.sleep(2)
 
@@ -238,7 +238,7 @@ def catch_up_views(services: Any, progress: Callable[[int, int], None] | None = 
                 if time.monotonic() - started > 3600:
                     raise
                 retries += 1
-                common.log(f"bulk: views batch failed ({str(error).splitlines()[0] if str(error) else type(error).__name__}); retrying")
+                report.log(f"bulk: views batch failed ({str(error).splitlines()[0] if str(error) else type(error).__name__}); retrying")
                 time.sleep(2)
     finally:
         with contextlib.suppress(Exception):

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from bench import bulk, common
+from bench import bulk, report, stores
 
 
 class _TimingCursor:
@@ -26,10 +26,12 @@ class _TimingCursor:
         return self
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.cursor.fetchall()
+        rows: list[tuple[Any, ...]] = self.cursor.fetchall()
+        return rows
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self.cursor.fetchone()
+        row: tuple[Any, ...] | None = self.cursor.fetchone()
+        return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from projections import coverage
 
     runs: list[dict[str, Any]] = []
-    with common.key_dir() as keys, common.store("postgres", "bench_covq") as url:
+    with stores.key_dir() as keys, stores.store("postgres", "bench_covq") as url:
         services = bulk.open_services(url, keys)
         try:
             bulk.seed(services)
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "coverage_queries",
         "command": "python -m bench.coverage_queries " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": common.machine(),
+        "machine": report.machine(),
         "events": loaded["events_in_log"],
         "checks": checks,
         "answered_checks": answered,
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "slowest_statement_plan": plan,
     }
     medians = sum(ms for ms, sql in best["statements"] if "view_medians" in sql)
-    common.emit(
+    report.emit(
         summary,
         f"coverage at {summary['events']} events / {checks} checks / {answered} answered: {best['total_ms']} ms, "
         f"of which the medians {round(medians, 1)} ms; slowest statement: {slowest[0] * 1000:.1f} ms",

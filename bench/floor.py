@@ -68,7 +68,7 @@ def create() -> FastAPI:
 def main() -> None:
     import uvicorn
 
-    from bench.common import SERVER_SETTINGS
+    from bench.servers import SERVER_SETTINGS
 
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

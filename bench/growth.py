@@ -28,8 +28,9 @@ from typing import Any
 
 import httpx
 
-from bench import bulk, common
-from bench.common import latency_summary, log, ratio
+from bench import bulk, report, servers, stores
+from bench.report import latency_summary, log, ratio
+from domain import identifiers
 
 GOAL_RATIO = 1.2
 
@@ -38,7 +39,7 @@ Samples = dict[str, list[float]]
 KINDS = ("raise", "accept", "raise_plus_accept", "coverage_all", "coverage_one_category")
 
 
-def measure(server: common.Server, province: bulk.Province, samples: int, coverage_samples: int, serial: int) -> tuple[Samples, list[str]]:
+def measure(server: servers.Server, province: bulk.Province, samples: int, coverage_samples: int, serial: int) -> tuple[Samples, list[str]]:
     """Sequential samples from one client: raise + accept pairs, then coverage queries. Failed requests
     are errors and not latencies."""
     approver = province.api_keys[bulk.APPROVERS[0]]
@@ -65,7 +66,7 @@ def measure(server: common.Server, province: bulk.Province, samples: int, covera
         for index in range(samples + warmup):
             body = bulk._body(serial + index)
             body["category"] = bulk.CATEGORIES[0][0]
-            body["applicant"]["id_number"] = common.id_number(serial + index, "350102")
+            body["applicant"]["id_number"] = identifiers.sample_id_number(serial + index, "350102")
             t_raise, check = timed(client, "POST", "/v1/checks", approver, body, 201)
             if check is None:
                 continue
@@ -90,8 +91,8 @@ def count_checks(services: Any) -> int:
 
 
 def build_store(size: int, args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]:
-    keys = stack.enter_context(common.key_dir())
-    url = stack.enter_context(common.store(args.store, "bench_growth"))
+    keys = stack.enter_context(stores.key_dir())
+    url = stack.enter_context(stores.store(args.store, "bench_growth"))
     services = bulk.open_services(url, keys)
     try:
         province = bulk.seed(services)
@@ -119,12 +120,12 @@ def build_store(size: int, args: argparse.Namespace, stack: contextlib.ExitStack
 def measure_store(entry: dict[str, Any], args: argparse.Namespace) -> None:
     """One measurement of one store through a fresh server; redone (up to 3 times) when PostgreSQL restarted
     under it (other test suites on this machine stop it now and then)."""
-    for attempt in range(3):
-        started_at = common.postgres_started_at()
-        with common.nocert_server(entry["url"], entry["keys"], args.workers) as server:
+    for _attempt in range(3):
+        started_at = stores.postgres_started_at()
+        with servers.nocert_server(entry["url"], entry["keys"], args.workers) as server:
             samples, errors = measure(server, entry["province"], args.samples, args.coverage_samples, entry["serial"])
         entry["serial"] += args.samples + 10
-        restarted = common.postgres_started_at() != started_at or started_at is None
+        restarted = stores.postgres_started_at() != started_at or started_at is None
         entry["attempts"].append({"errors": len(errors), "postgres_restarted": restarted})
         if not restarted:
             for kind in KINDS:
@@ -221,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "benchmark": "growth",
         "command": "python -m bench.growth " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": common.machine(),
+        "machine": report.machine(),
         "settings": {"sizes": args.sizes, "samples_per_round": args.samples, "coverage_samples_per_round": args.coverage_samples,
                      "rounds": args.rounds, "store": args.store},
         **run(args),
     }
-    common.emit(summary, human(summary), args.json_out)
+    report.emit(summary, human(summary), args.json_out)
     return 0
 
 

@@ -74,7 +74,7 @@ def _role(frames: list[tuple[str, str, int]]) -> str:
 SOURCE_ROOTS = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["stdlib"]), Path(__file__).resolve().parent.parent]
 BLOCKING_CALL = re.compile(r"\.acquire\(|\.wait\(|\bsleep\(|\.recv\(|\._recv\(|\.get\(block")
 # Pass-through layers: a sample is attributed to the nocert line that called into them.
-PASS_THROUGH = ("projections/pgrecorder.py", "projections/database.py")
+PASS_THROUGH = ("store/recorder.py", "store/database.py")
 
 
 def _source_line(file: str, number: int) -> str:

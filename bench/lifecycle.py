@@ -30,8 +30,12 @@ from typing import Any
 
 import httpx
 
-from bench import common
-from bench.common import ADMIN_KEY, CpuMeter, Http, Server, closed_loop, log, ratio
+from bench import load, process, report, servers, stores
+from bench.load import Http, closed_loop
+from bench.process import CpuMeter
+from bench.report import log, ratio
+from bench.servers import ADMIN_KEY, Server
+from domain import identifiers
 
 CATEGORY = "household-registration"
 APPLICANT_REGION = "350102"
@@ -55,7 +59,7 @@ def create_province(base_url: str, client: httpx.Client | None = None) -> dict[s
     ]
     with contextlib.nullcontext(client) if client is not None else httpx.Client(base_url=base_url, timeout=30) as client:
         for serial, (role, department_id, name, roles, kind, region) in enumerate(departments, start=1):
-            body = {"id": department_id, "name": name, "uscc": common.uscc(serial), "roles": roles, "kind": kind, "region": region}
+            body = {"id": department_id, "name": name, "uscc": identifiers.sample_uscc(serial), "roles": roles, "kind": kind, "region": region}
             response = client.post("/v1/departments", json=body, headers=admin)
             if response.status_code != 201:
                 raise RuntimeError(f"creating department {department_id}: {response.status_code} {response.text[:500]}")
@@ -77,8 +81,8 @@ def check_body(serial: int) -> dict[str, Any]:
     return {
         "category": CATEGORY,
         "matter": {"code": "real-estate-deregistration", "name": "不动产注销登记"},
-        "applicant": {"name": "林某某", "id_number": common.id_number(serial, APPLICANT_REGION)},
-        "claims": {"question": "两个身份证号码是否为同一人", "other_id_number": common.id_number(serial + 10_000_000, APPLICANT_REGION)},
+        "applicant": {"name": "林某某", "id_number": identifiers.sample_id_number(serial, APPLICANT_REGION)},
+        "claims": {"question": "两个身份证号码是否为同一人", "other_id_number": identifiers.sample_id_number(serial + 10_000_000, APPLICANT_REGION)},
         "purpose": "不动产注销登记身份一致性核验",
         "consent": {"method": "face", "reference": f"FACE-{serial:08d}"},
     }
@@ -88,7 +92,7 @@ REPLY = {"conclusion": "confirmed", "statements": {"same_person": True}}
 CLOSE = {"outcome": "exempted"}
 
 
-def lifecycle_flow(keys: dict[str, str]) -> common.Flow:
+def lifecycle_flow(keys: dict[str, str]) -> load.Flow:
     approver, issuer = keys["approver"], keys["issuer"]
 
     async def flow(http: Http, serial: int) -> bool:
@@ -105,7 +109,7 @@ def lifecycle_flow(keys: dict[str, str]) -> common.Flow:
     return flow
 
 
-def floor_flow() -> common.Flow:
+def floor_flow() -> load.Flow:
     async def flow(http: Http, serial: int) -> bool:
         return await http.call("floor", "POST", "/floor", json_body=check_body(serial), expect=201) is not None
 
@@ -116,7 +120,7 @@ def floor_flow() -> common.Flow:
 
 
 def metric(base_url: str, name: str) -> float | None:
-    for attempt in range(3):
+    for _attempt in range(3):
         try:
             text = httpx.get(f"{base_url}/metrics", timeout=30).text
             break
@@ -148,7 +152,7 @@ def catch_up(base_url: str, timeout: float = 300.0) -> dict[str, Any]:
 
 
 def measure(
-    server: Server, flow: common.Flow, args: argparse.Namespace, profile: Path | None = None
+    server: Server, flow: load.Flow, args: argparse.Namespace, profile: Path | None = None
 ) -> dict[str, Any]:
     meter = CpuMeter(server)
     cpu: dict[str, Any] = {}
@@ -162,7 +166,7 @@ def measure(
     def window_end() -> None:
         cpu.update(meter.stop())
 
-    tally = common.run_async(
+    tally = load.run_async(
         closed_loop(
             server.base_url,
             flow,
@@ -173,7 +177,7 @@ def measure(
             on_window_end=window_end,
         )
     )
-    summary = tally.summary(args.seconds)
+    summary: dict[str, Any] = tally.summary(args.seconds)
     summary["cpu"] = cpu
     if spy:
         spy[0].wait(timeout=args.seconds + 60)
@@ -182,7 +186,7 @@ def measure(
 
 
 def start_py_spy(server: Server, raw: Path, seconds: float) -> subprocess.Popen[bytes]:
-    exe = shutil.which("py-spy", path=str(common.BIN)) or shutil.which("py-spy")
+    exe = shutil.which("py-spy", path=str(servers.BIN)) or shutil.which("py-spy")
     if exe is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
     command = [
@@ -201,17 +205,17 @@ def server_log_problems(server: Server) -> dict[str, Any]:
 def run_round(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """One floor phase then one nocert phase, each on a fresh store."""
     result: dict[str, Any] = {}
-    with common.key_dir() as keys:
-        with common.store(kind, "bench_floor") as url, common.floor_server(url, keys, args.workers) as floor:
+    with stores.key_dir() as keys:
+        with stores.store(kind, "bench_floor") as url, servers.floor_server(url, keys, args.workers) as floor:
             log(f"{kind}: floor on {floor.base_url} ({floor.workers} workers), {args.clients} clients, {args.seconds} s")
             result["floor"] = measure(floor, floor_flow(), args)
-        with common.store(kind, "bench_life") as url, common.nocert_server(url, keys, args.workers) as server:
+        with stores.store(kind, "bench_life") as url, servers.nocert_server(url, keys, args.workers) as server:
             log(f"{kind}: nocert serve on {server.base_url} ({server.workers} workers)")
             keys_by_role = create_province(server.base_url)
             profile = Path(args.profile) / f"lifecycle-{kind}.raw" if args.profile else None
             result["nocert"] = measure(server, lifecycle_flow(keys_by_role), args, profile)
             result["nocert"].update(catch_up(server.base_url))
-            result["nocert"]["rss_kib_per_worker"] = [common.rss_kib(pid) for pid in server.worker_pids()]
+            result["nocert"]["rss_kib_per_worker"] = [process.rss_kib(pid) for pid in server.worker_pids()]
             result["nocert"]["server_log"] = server_log_problems(server)
             if profile is not None:
                 from bench.hotspots import summarize
@@ -234,9 +238,9 @@ def run_store(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     for number in range(args.rounds):
         if number:
             args.profile = None  # profile the first round only
-        result, discarded = common.undisturbed(lambda: run_round(kind, args), f"lifecycle round {number + 1}")
-        result["discarded_runs_postgres_restarted"] = discarded
-        rounds.append(result)
+        round_result, discarded = stores.undisturbed(lambda: run_round(kind, args), f"lifecycle round {number + 1}")
+        round_result["discarded_runs_postgres_restarted"] = discarded
+        rounds.append(round_result)
     # The round with the median requests/s ratio stands for the run (all rounds are kept).
     chosen = sorted(rounds, key=lambda r: r["ratios"]["requests_per_s"] or 0)[(len(rounds) - 1) // 2]
     result: dict[str, Any] = {"store": kind, **chosen}
@@ -293,15 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {
         "benchmark": "lifecycle",
         "command": "python -m bench.lifecycle " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": common.machine(),
+        "machine": report.machine(),
         "settings": {
             "seconds": args.seconds, "clients": args.clients, "warmup": args.warmup,
-            "workers": args.workers or common.SERVER_SETTINGS["workers"], "profiled": bool(args.profile),
+            "workers": args.workers or servers.SERVER_SETTINGS["workers"], "profiled": bool(args.profile),
             "rounds": args.rounds,
         },
         "results": [run_store(kind, args) for kind in kinds],
     }
-    common.emit(summary, "\n".join(human(result) for result in summary["results"]), args.json_out)
+    report.emit(summary, "\n".join(human(result) for result in summary["results"]), args.json_out)
     return 0
 
 

@@ -17,10 +17,10 @@ import traceback
 from collections import Counter
 from typing import Any
 
-from bench import common, lifecycle
+from bench import lifecycle, report, stores
 
 PROJECT = ("/api/", "/domain/", "/projections/", "/signing/")
-PASS_THROUGH = ("/projections/pgrecorder.py", "/projections/database.py")
+PASS_THROUGH = ("/store/recorder.py", "/store/database.py")
 
 
 def _site(depth: int = 3) -> str:
@@ -45,7 +45,7 @@ def _kind(query: Any, cursor: Any) -> str:
             text = type(query).__name__
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
-    words = text.strip().split()
+    words: list[str] = text.strip().split()
     if not words:
         return "pre-ping (empty query)"
     first = words[0].upper()
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             by_kind[_kind(query, self) + " (executemany)"] += 1
         return original_executemany(self, query, params_seq, **kwargs)
 
-    psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]
-    with common.key_dir() as keys, common.store("postgres", "bench_rt") as url:
+    psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]  # counting psycopg's statements in place
+    with stores.key_dir() as keys, stores.store("postgres", "bench_rt") as url:
         services = bulk.open_services(url, keys)
         try:
             app = create_app(services, start_views=False)
@@ -110,19 +110,19 @@ def main(argv: list[str] | None = None) -> int:
                     one(serial)
                 counting[0] = False
         finally:
-            psycopg.Cursor.execute, psycopg.Cursor.executemany = original_execute, original_executemany  # type: ignore[method-assign]
+            psycopg.Cursor.execute, psycopg.Cursor.executemany = original_execute, original_executemany  # type: ignore[method-assign]  # counting psycopg's statements in place
             services.close()
     n = args.lifecycles
     summary = {
         "benchmark": "roundtrips",
         "command": "python -m bench.roundtrips " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": common.machine(),
+        "machine": report.machine(),
         "lifecycles": n,
         "statements_per_lifecycle": round(sum(by_kind.values()) / n, 1),
         "per_lifecycle_by_kind": {kind: round(count / n, 2) for kind, count in by_kind.most_common()},
         "per_lifecycle_by_site": {site: round(count / n, 2) for site, count in by_site.most_common(25)},
     }
-    common.emit(
+    report.emit(
         summary,
         f"{summary['statements_per_lifecycle']} database statements per lifecycle (4 requests), "
         f"{summary['per_lifecycle_by_kind'].get('pre-ping (empty query)', 0)} of them pool pre-pings",

@@ -16,8 +16,8 @@ import argparse
 import sys
 from typing import Any
 
-from bench import common, lifecycle
-from bench.common import log
+from bench import lifecycle, load, process, report, servers, stores
+from bench.report import log
 
 GOAL_GROWTH_PCT = 10.0
 
@@ -28,16 +28,16 @@ def growth_pct(first: int, last: int) -> float | None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
-    with common.key_dir() as keys, common.store(args.store, "bench_soak") as url, common.nocert_server(url, keys, args.workers) as server:
+    with stores.key_dir() as keys, stores.store(args.store, "bench_soak") as url, servers.nocert_server(url, keys, args.workers) as server:
         log(f"soak: nocert serve on {server.base_url} ({server.workers} workers), {args.clients} clients, {args.minutes} min")
         keys_by_role = lifecycle.create_province(server.base_url)
         flows_before = [0]
-        tally = common.Tally()
+        tally = load.Tally()
 
         def sample(elapsed: float) -> None:
             workers = server.worker_pids()
-            per_worker = [common.rss_kib(pid) for pid in workers]
-            supervisor = common.rss_kib(server.pid) if server.pid not in workers else 0
+            per_worker = [process.rss_kib(pid) for pid in workers]
+            supervisor = process.rss_kib(server.pid) if server.pid not in workers else 0
             samples.append(
                 {
                     "t_s": round(elapsed, 1),
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flows_before[0] = tally.flows
             log(f"soak: t={elapsed:6.0f} s workers RSS {[round(kib / 1024, 1) for kib in per_worker]} MiB, {tally.flows} lifecycles")
 
-        common.run_async(
-            common.closed_loop(
+        load.run_async(
+            load.closed_loop(
                 server.base_url,
                 lifecycle.lifecycle_flow(keys_by_role),
                 clients=args.clients,
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_summary["server_log"] = lifecycle.server_log_problems(server)
     totals = [s["workers_total_rss_kib"] for s in samples]
     half = len(totals) // 2
-    result = {
+    result: dict[str, Any] = {
         "samples": samples,
         "load": load_summary,
         "first_total_rss_mib": round(totals[0] / 1024, 1) if totals else None,
@@ -107,15 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
     args = parser.parse_args(argv)
-    summary = {
+    summary: dict[str, Any] = {
         "benchmark": "soak",
         "command": "python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": common.machine(),
+        "machine": report.machine(),
         "settings": {"minutes": args.minutes, "interval": args.interval, "clients": args.clients, "store": args.store},
     }
-    result, discarded = common.undisturbed(lambda: run(args), "soak", attempts=2)
-    summary.update(result, discarded_runs_postgres_restarted=discarded)
-    common.emit(summary, human(summary), args.json_out)
+    result, discarded = stores.undisturbed(lambda: run(args), "soak", attempts=2)
+    summary.update(result)
+    summary["discarded_runs_postgres_restarted"] = discarded
+    report.emit(summary, human(summary), args.json_out)
     return 0
 
 

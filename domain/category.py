@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.department import NAMESPACE
-from domain.errors import DomainError
+from domain.errors import InvalidInput
+from domain.ports import ClaimsValidator
+from domain.vocabulary import CategoryStatus, Mode, values
 
-MODES = ("collaboration", "data_sharing", "commitment", "cancelled")
+MODES = values(Mode)
+STATUSES = values(CategoryStatus)
 CHANGEABLE = ("name", "modes", "sla_hours", "claims_schema")
+MAX_SLA_HOURS = 24 * 365 * 10  # ten years: beyond that a due time is no SLA (and overflows datetimes)
 
 
 class Category(Aggregate):
@@ -91,10 +96,27 @@ class Category(Aggregate):
             claims_schema=claims_schema,
         )
 
+    @staticmethod
+    def validate(fields: Mapping[str, Any], claims: ClaimsValidator) -> None:
+        """Refuses (``validation_error``) modes, an SLA or a claims schema a category cannot have."""
+        if "modes" in fields:
+            modes = fields["modes"]
+            if len(set(modes)) != len(modes) or not set(modes) <= set(MODES):
+                raise InvalidInput(f"modes must be distinct values of {list(MODES)}")
+        if "sla_hours" in fields and not 0 < fields["sla_hours"] <= MAX_SLA_HOURS:
+            raise InvalidInput(f"sla_hours must be a number greater than 0 and at most {MAX_SLA_HOURS}")
+        if fields.get("claims_schema") is not None:
+            claims.check_schema(fields["claims_schema"])
+
+    @staticmethod
+    def validate_status(status: str) -> None:
+        if status not in STATUSES:
+            raise InvalidInput("status must be active or retired")
+
     def change(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(CHANGEABLE)
         if unknown:
-            raise DomainError("validation_error", f"cannot change {sorted(unknown)}")
+            raise InvalidInput(f"cannot change {sorted(unknown)}")
         effective = {k: v for k, v in changes.items() if getattr(self, k) != v}
         if effective:
             self.trigger_event(self.Changed, changes=effective)
@@ -112,14 +134,3 @@ class Category(Aggregate):
     def online(self) -> bool:
         """Active and checkable online (the ``collaboration`` mode): new checks may be raised."""
         return self.status == "active" and "collaboration" in self.modes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "issuer_kind": self.issuer_kind,
-            "modes": list(self.modes),
-            "sla_hours": self.sla_hours,
-            "claims_schema": self.claims_schema,
-            "status": self.status,
-        }

@@ -11,15 +11,16 @@ Status machine (API.md §4)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import DomainError, forbidden, invalid_transition
-from domain.timefmt import format_time
+from domain.department import NAMESPACE
+from domain.errors import DomainError, Forbidden, InvalidIssuer, InvalidTransition
+from domain.proof import Proof
+from domain.vocabulary import CheckStatus, Conclusion, DeclineReason, Outcome, values
 
 OPEN_UNANSWERED = frozenset({"raised", "accepted", "info_requested"})
 ANSWERED = frozenset({"replied", "declined"})
@@ -37,39 +38,35 @@ TRANSITIONS: dict[str, tuple[str, frozenset[str], str | None]] = {
     "Closed": ("approver", OPEN_UNANSWERED | ANSWERED, "closed"),
     "ProofRevoked": ("sealer", frozenset({"replied", "closed"}), None),
 }
-EVENT_TYPES = ("Raised", *TRANSITIONS)
-CONCLUSIONS = ("confirmed", "not_confirmed")
-DECLINE_REASONS = ("no_record", "out_of_jurisdiction", "insufficient_information", "other")
-OUTCOMES = ("exempted", "commitment", "applicant_submitted")
+STATUSES = values(CheckStatus)
+CONCLUSIONS = values(Conclusion)
+DECLINE_REASONS = values(DeclineReason)
+OUTCOMES = values(Outcome)
 
-# A check has at most one proof, so a proof id is its check id with these bits flipped (an
-# involution that keeps the UUID version and variant): a proof id leads to its stream without an index.
-_PROOF_MASK = 0x5A5A5A5A_5A5A_0A5A_3A5A_5A5A5A5A5A5A
-
-
-def proof_id_of(check_id: UUID) -> UUID:
-    return UUID(int=check_id.int ^ _PROOF_MASK)
+def forward_refusal(issuer: str | None, to: str) -> DomainError | None:
+    """A check is forwarded to another issuer than the one it is addressed to."""
+    return InvalidIssuer("a check is forwarded to another issuer") if to == issuer else None
 
 
-def check_id_of_proof(proof_id: UUID) -> UUID:
-    return UUID(int=proof_id.int ^ _PROOF_MASK)
+def revocation_refusal(has_proof: bool, revoked: bool) -> DomainError | None:
+    """A proof is revoked once, and only where there is one."""
+    if not has_proof:
+        return InvalidTransition("the check has no proof")
+    if revoked:
+        return InvalidTransition("the proof is already revoked")
+    return None
 
 
-@dataclass
-class Proof:
-    id: UUID
-    jws: str
-    kid: str
-    sealer: str
-    conclusion: str
-    issued_at: datetime
-    valid_until: datetime
-    revoked_at: datetime | None = None
-    revocation_reason: str | None = None
+def exemption_refusal(status: str | None, conclusion: str | None, proof_valid: bool) -> DomainError | None:
+    """A check closes ``exempted`` only after a confirmed reply whose proof is valid at closing (§4, §5)."""
+    if status == "replied" and conclusion == "confirmed" and proof_valid:
+        return None
+    return InvalidTransition("exempted needs a confirmed reply with a proof that is valid now")
 
-    @property
-    def status(self) -> str:
-        return "revoked" if self.revoked_at is not None else "valid"
+
+def _refuse(refusal: DomainError | None) -> None:
+    if refusal is not None:
+        raise refusal
 
 
 class Check(Aggregate):
@@ -160,7 +157,6 @@ class Check(Aggregate):
         def apply(self, check: Check) -> None:
             check.status = "withdrawn"
             check.closed_at = self.timestamp
-            check.withdraw_reason = self.reason
 
     class Closed(Event):
         TOPIC = "nocert:check:Closed"
@@ -212,9 +208,15 @@ class Check(Aggregate):
         self.outcome: str | None = None
         self.proof: Proof | None = None
         self.declined: dict[str, str] | None = None
-        self.withdraw_reason: str | None = None
         self.info_requests: list[dict[str, Any]] = []
         self.forwarded_from: list[str] = []
+
+    @staticmethod
+    def stream_id(approver: str, idempotency_key: str | None) -> UUID:
+        """Deterministic for an idempotency key, so a repeat can never create a second check."""
+        if idempotency_key is None:
+            return uuid4()
+        return uuid5(NAMESPACE, f"check:{approver}:{idempotency_key}")
 
     @classmethod
     def raise_check(
@@ -266,12 +268,12 @@ class Check(Aggregate):
         if party == "sealer":
             expected = self.proof.sealer if self.proof else None
         if actor != expected:
-            raise forbidden(f"only the check's {party} may do this")
+            raise Forbidden(f"only the check's {party} may do this")
 
     def _require_status(self, event_type: str) -> None:
         _, allowed_from, _ = TRANSITIONS[event_type]
         if self.status not in allowed_from:
-            raise invalid_transition(f"not allowed from status {self.status!r}")
+            raise InvalidTransition(f"not allowed from status {self.status!r}")
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -290,8 +292,7 @@ class Check(Aggregate):
     def forward(self, actor: str, to: str, reason: str, sla_seconds: float) -> None:
         # The target is checked (422) before the status (409), API.md §1.
         self._require_party("Forwarded", actor)
-        if to == self.issuer:
-            raise DomainError("invalid_issuer", "a check is forwarded to another issuer")
+        _refuse(forward_refusal(self.issuer, to))
         self._require_status("Forwarded")
         self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
 
@@ -335,66 +336,20 @@ class Check(Aggregate):
     def close(self, actor: str, outcome: str, *, proof_valid: bool, commitment_allowed: bool) -> None:
         """Closes the check. ``proof_valid``: the proof is valid now (§5); the caller knows the key history."""
         self._require("Closed", actor)
-        if outcome == "exempted" and not (
-            self.status == "replied" and self.proof is not None and self.proof.conclusion == "confirmed" and proof_valid
-        ):
-            raise invalid_transition("exempted needs a confirmed reply with a proof that is valid now")
+        if outcome == "exempted":
+            _refuse(exemption_refusal(self.status, self.proof.conclusion if self.proof else None, proof_valid))
         if outcome == "commitment" and not commitment_allowed:
-            raise invalid_transition("the category does not allow a written commitment")
+            raise InvalidTransition("the category does not allow a written commitment")
         self.trigger_event(self.Closed, actor=actor, outcome=outcome)
 
     def revoke_proof(self, actor: str, reason: str) -> None:
-        if self.proof is None:
-            raise invalid_transition("the check has no proof")
+        _refuse(revocation_refusal(self.proof is not None, revoked=False))  # before its sealer is asked for
+        assert self.proof is not None
         self._require("ProofRevoked", actor)
-        if self.proof.revoked_at is not None:
-            raise invalid_transition("the proof is already revoked")
+        _refuse(revocation_refusal(True, self.proof.revoked_at is not None))
         self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason)
 
     # -- views --------------------------------------------------------------------------------
 
     def is_overdue(self, now: datetime) -> bool:
         return self.status in OPEN_UNANSWERED and now > self.due_at
-
-    def to_dict(self, now: datetime) -> dict[str, Any]:
-        """The check as the contract shows it, unmasked: callers mask it for the reader."""
-        proof = self.proof
-        return {
-            "id": str(self.id),
-            "status": self.status,
-            "category": self.category,
-            "matter": self.matter,
-            "approver": self.approver,
-            "issuer": self.issuer,
-            "applicant": self.applicant,
-            "claims": self.claims,
-            "purpose": self.purpose,
-            "consent": self.consent,
-            "raised_at": format_time(self.created_on),
-            "due_at": format_time(self.due_at),
-            "overdue": self.is_overdue(now),
-            "replied_at": format_time(self.replied_at) if self.replied_at else None,
-            "closed_at": format_time(self.closed_at) if self.closed_at else None,
-            "outcome": self.outcome,
-            "proof": None
-            if proof is None
-            else {
-                "id": str(proof.id),
-                "jws": proof.jws,
-                "kid": proof.kid,
-                "conclusion": proof.conclusion,
-                "status": proof.status,
-            },
-            "decline": self.declined,
-            "info_requests": [
-                {
-                    "question": item["question"],
-                    "answer": item["answer"],
-                    "asked_at": format_time(item["asked_at"]),
-                    "answered_at": format_time(item["answered_at"]) if item["answered_at"] else None,
-                }
-                for item in self.info_requests
-            ],
-            "forwarded_from": list(self.forwarded_from),
-            "version": self.version,
-        }

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import DomainError, conflict, not_found
+from domain.errors import Conflict, InvalidInput, NoSigningKey, NotFound
+from domain.vocabulary import Role, values
 
-ROLES = ("approver", "issuer", "auditor")
+ROLES = values(Role)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
+DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 
 
 @dataclass
@@ -115,6 +118,18 @@ class Department(Aggregate):
         self.current_kid: str | None = None
 
     @staticmethod
+    def is_valid_id(department_id: object) -> bool:
+        return isinstance(department_id, str) and DEPARTMENT_ID.fullmatch(department_id) is not None
+
+    @staticmethod
+    def validate(department_id: str, roles: list[str]) -> None:
+        """Refuses (``validation_error``) an id or roles a department cannot have."""
+        if not Department.is_valid_id(department_id):
+            raise InvalidInput("id must be 3-64 characters of a-z, 0-9 and -")
+        if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
+            raise InvalidInput(f"roles must be distinct values of {list(ROLES)}")
+
+    @staticmethod
     def stream_id(department_id: str) -> UUID:
         return uuid5(NAMESPACE, f"department:{department_id}")
 
@@ -142,7 +157,7 @@ class Department(Aggregate):
     def revoke_api_key(self, key_id: str) -> None:
         key = self.api_keys.get(key_id)
         if key is None or key.revoked:
-            raise not_found("API key")
+            raise NotFound.of("API key")
         self.trigger_event(self.ApiKeyRevoked, key_id=key_id)
 
     def active_key_hash(self, key_id: str) -> str | None:
@@ -163,18 +178,18 @@ class Department(Aggregate):
         self._require_issuer()
         seal = self.seals.get(kid)
         if seal is None:
-            raise not_found("key")
+            raise NotFound.of("key")
         if seal.revoked_at is not None:
-            raise conflict("key is already revoked")
+            raise Conflict("key is already revoked")
         self.trigger_event(self.SealRevoked, kid=kid, reason=reason, effective_at=effective_at)
 
     def current_seal(self, now: datetime) -> Seal:
         """The seal a reply is signed with, or ``no_signing_key`` when it is missing or revoked."""
         seal = self.seals.get(self.current_kid) if self.current_kid else None
         if seal is None or seal.status(now) == "revoked":
-            raise DomainError("no_signing_key", "the department has no usable seal key; rotate its key first")
+            raise NoSigningKey("the department has no usable seal key; rotate its key first")
         return seal
 
     def _require_issuer(self) -> None:
         if not self.has_role("issuer"):
-            raise conflict("only departments with the issuer role hold seal keys")
+            raise Conflict("only departments with the issuer role hold seal keys")

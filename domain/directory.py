@@ -13,7 +13,7 @@ from uuid import uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.department import NAMESPACE
-from domain.errors import DomainError, conflict
+from domain.errors import AmbiguousRoute, Conflict, InvalidIssuer, NoRoute
 from domain.identifiers import region_prefix
 
 
@@ -61,9 +61,9 @@ class Directory(Aggregate):
 
     def list(self, department_id: str, uscc: str, roles: list[str], kind: str, region: str) -> None:
         if department_id in self.listings:
-            raise conflict(f"department {department_id!r} exists")
+            raise Conflict(f"department {department_id!r} exists")
         if any(listing.uscc == uscc for listing in self.listings.values()):
-            raise conflict("a department with this unified social credit code exists")
+            raise Conflict("a department with this unified social credit code exists")
         self.trigger_event(
             self.Listed, department_id=department_id, uscc=uscc, roles=list(roles), kind=kind, region=region
         )
@@ -78,17 +78,17 @@ class Directory(Aggregate):
             and applicant_region.startswith(region_prefix(listing.region))
         ]
         if not candidates:
-            raise DomainError("no_route", f"no {kind} issuer covers region {applicant_region}")
+            raise NoRoute(f"no {kind} issuer covers region {applicant_region}")
         longest = max(length for length, _ in candidates)
         best = sorted(dept for length, dept in candidates if length == longest)
         if len(best) > 1:
-            raise DomainError("ambiguous_route", f"several {kind} issuers cover region {applicant_region}: {best}")
+            raise AmbiguousRoute(f"several {kind} issuers cover region {applicant_region}: {best}")
         return best[0]
 
     def require_issuer(self, department_id: str, kind: str) -> None:
         listing = self.listings.get(department_id)
         if listing is None or "issuer" not in listing.roles or listing.kind != kind:
-            raise DomainError("invalid_issuer", f"{department_id!r} is no {kind} issuer")
+            raise InvalidIssuer(f"{department_id!r} is no {kind} issuer")
 
 
 class Catalogue(Aggregate):
@@ -120,5 +120,5 @@ class Catalogue(Aggregate):
 
     def list(self, code: str) -> None:
         if code in self.codes:
-            raise conflict(f"category {code!r} exists")
+            raise Conflict(f"category {code!r} exists")
         self.trigger_event(self.Listed, code=code)

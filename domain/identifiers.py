@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 
-from domain.errors import DomainError
+from domain.errors import InvalidIdNumber, InvalidInput, InvalidUscc
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
@@ -36,19 +36,32 @@ def id_number_check_char(first17: str) -> str:
 def validate_id_number(value: object, today: date | None = None) -> str:
     """Returns the normalised (upper-cased) identity number or raises ``invalid_id_number``."""
     if not isinstance(value, str):
-        raise DomainError("invalid_id_number", "identity number must be a string of 18 characters")
+        raise InvalidIdNumber("identity number must be a string of 18 characters")
     number = value.upper()
     if not value.isascii() or not _ID_PATTERN.fullmatch(number):
-        raise DomainError("invalid_id_number", "identity number must be 17 digits and a check character")
+        raise InvalidIdNumber("identity number must be 17 digits and a check character")
     try:
         birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
-        raise DomainError("invalid_id_number", "identity number holds no real birth date") from None
+        raise InvalidIdNumber("identity number holds no real birth date") from None
     if birth > (today or today_in_china()):
-        raise DomainError("invalid_id_number", "identity number's birth date lies in the future")
+        raise InvalidIdNumber("identity number's birth date lies in the future")
     if id_number_check_char(number[:17]) != number[17]:
-        raise DomainError("invalid_id_number", "identity number's check character is wrong")
+        raise InvalidIdNumber("identity number's check character is wrong")
     return number
+
+
+def make_id_number(first17: str) -> str:
+    """A valid identity number from its first 17 digits (region, birth date, sequence): its check character
+    appended."""
+    return first17 + id_number_check_char(first17)
+
+
+def sample_id_number(serial: int, region: str = "350102") -> str:
+    """A valid identity number of `region`, a fresh one for every `serial` below 20 million: the one
+    generator of the demo, the tests and the benchmarks."""
+    birth = date(1950, 1, 1) + timedelta(days=(serial // 1000) % (365 * 55))
+    return make_id_number(f"{region}{birth:%Y%m%d}{serial % 1000:03d}")
 
 
 def uscc_check_char(first17: str) -> str:
@@ -56,21 +69,31 @@ def uscc_check_char(first17: str) -> str:
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
+def make_uscc(first17: str) -> str:
+    """A valid unified social credit code from its first 17 characters."""
+    return first17 + uscc_check_char(first17)
+
+
+def sample_uscc(serial: int, prefix: str = "11350100MB") -> str:
+    """A valid unified social credit code, a fresh one for every `serial` (`prefix`: its first characters)."""
+    return make_uscc(f"{prefix}{serial:0{17 - len(prefix)}d}")
+
+
 def validate_uscc(value: object) -> str:
     """Returns the normalised (upper-cased) unified social credit code or raises ``invalid_uscc``."""
     if not isinstance(value, str):
-        raise DomainError("invalid_uscc", "unified social credit code must be a string of 18 characters")
+        raise InvalidUscc("unified social credit code must be a string of 18 characters")
     code = value.upper()
     if not value.isascii() or not _USCC_PATTERN.fullmatch(code):
-        raise DomainError("invalid_uscc", "unified social credit code must be 18 characters of 0-9A-HJ-NPQRTUWXY")
+        raise InvalidUscc("unified social credit code must be 18 characters of 0-9A-HJ-NPQRTUWXY")
     if uscc_check_char(code[:17]) != code[17]:
-        raise DomainError("invalid_uscc", "unified social credit code's check character is wrong")
+        raise InvalidUscc("unified social credit code's check character is wrong")
     return code
 
 
 def validate_region(value: object) -> str:
     if not isinstance(value, str) or not _REGION_PATTERN.fullmatch(value):
-        raise DomainError("validation_error", "region must be a 6-digit GB/T 2260 code")
+        raise InvalidInput("region must be a 6-digit GB/T 2260 code")
     return value
 
 

@@ -6,52 +6,29 @@ read their writes from asynchronously updated views.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-from uuid import UUID, uuid4, uuid5
+from typing import Any, TypeVar
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.category import MODES, Category
-from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check, check_id_of_proof, proof_id_of
-from domain.department import NAMESPACE, ROLES, Department, Seal
+from domain.category import Category
+from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
+from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
+from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
-from domain.errors import DomainError, not_found
+from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, Sealer
-from domain.timefmt import format_time, utcnow
+from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
+from domain.timefmt import utcnow
 
-DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
-API_KEY_PREFIX = "nck"
-MAX_SLA_HOURS = 24 * 365 * 10  # ten years: beyond that a due time is no SLA (and overflows datetimes)
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    """An API key as shown once to its holder; only its hash is recorded."""
-
-    api_key: str
-    api_key_id: str
-
-
-def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def new_api_key(department_id: str) -> tuple[IssuedKey, str]:
-    """A fresh key ``nck_<department>_<key id>_<32 random bytes>`` and its hash."""
-    key_id = secrets.token_hex(8)
-    api_key = f"{API_KEY_PREFIX}_{department_id}_{key_id}_{secrets.token_urlsafe(32)}"
-    return IssuedKey(api_key, key_id), hash_api_key(api_key)
+Found = TypeVar("Found", bound=Aggregate)
+Result = TypeVar("Result")
 
 
 class Platform(Application[UUID]):
@@ -79,22 +56,25 @@ class Platform(Application[UUID]):
         try:
             recordings = self.save(*aggregates)
         except IntegrityError:
-            raise DomainError("concurrent_update", "another command changed this object first; retry") from None
+            raise ConcurrentUpdate("another command changed this object first; retry") from None
         return recordings[-1].notification.id if recordings else 0
 
-    def _get(self, aggregate_id: UUID, what: str, version: int | None = None) -> Any:
+    def _get(self, aggregate_id: UUID, kind: type[Found], what: str, version: int | None = None) -> Found:
         try:
-            return self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
-            raise not_found(what) from None
+            raise NotFound.of(what) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound.of(what)
+        return aggregate
 
-    def _retrying(self, command: Callable[[], Any]) -> Any:
+    def _retrying(self, command: Callable[[], Result]) -> Result:
         """Runs an admin command again when a concurrent admin command moved an index first."""
         for attempt in range(self.retry_conflicts):
             try:
                 return command()
-            except DomainError as error:
-                if error.code != "concurrent_update" or attempt == self.retry_conflicts - 1:
+            except ConcurrentUpdate:
+                if attempt == self.retry_conflicts - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -113,17 +93,14 @@ class Platform(Application[UUID]):
     # -- departments --------------------------------------------------------------------------
 
     def department(self, department_id: str) -> Department:
-        if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
-            raise not_found("department")
-        return self._get(Department.stream_id(department_id), "department")
+        if not Department.is_valid_id(department_id):
+            raise NotFound.of("department")
+        return self._get(Department.stream_id(department_id), Department, "department")
 
     def register_department(
         self, department_id: str, name: str, uscc: str, roles: list[str], kind: str, region: str
     ) -> tuple[Department, IssuedKey, int]:
-        if not DEPARTMENT_ID.fullmatch(department_id):
-            raise DomainError("validation_error", "id must be 3-64 characters of a-z, 0-9 and -")
-        if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
-            raise DomainError("validation_error", f"roles must be distinct values of {list(ROLES)}")
+        Department.validate(department_id, roles)
         uscc = validate_uscc(uscc)
         validate_region(region)
 
@@ -159,22 +136,21 @@ class Platform(Application[UUID]):
 
     def authenticate(self, api_key: str) -> Department | None:
         """The department holding this live key, compared in constant time; None otherwise."""
-        parts = api_key.split("_", 3)
-        if len(parts) != 4 or parts[0] != API_KEY_PREFIX:
+        owner = key_owner(api_key)
+        if owner is None:
             return None
+        department_id, key_id = owner
         try:
-            department = self.department(parts[1])
-        except DomainError:
+            department = self.department(department_id)
+        except NotFound:
             return None
-        expected = department.active_key_hash(parts[2])
-        if expected is None or not hmac.compare_digest(expected, hash_api_key(api_key)):
-            return None
-        return department
+        expected = department.active_key_hash(key_id)
+        return department if expected is not None and key_matches(expected, api_key) else None
 
     def rotate_seal(self, department_id: str) -> tuple[Seal, int]:
         department = self.department(department_id)
         if not department.has_role("issuer"):
-            raise DomainError("conflict", "only departments with the issuer role hold seal keys")
+            raise Conflict("only departments with the issuer role hold seal keys")
         seal = self._register_new_seal(department)
         return seal, self._save(department)
 
@@ -189,18 +165,8 @@ class Platform(Application[UUID]):
 
     def category(self, code: str) -> Category:
         if not isinstance(code, str) or not code:
-            raise not_found("category")
-        return self._get(Category.stream_id(code), "category")
-
-    def _validate_category_fields(self, fields: Mapping[str, Any]) -> None:
-        if "modes" in fields:
-            modes = fields["modes"]
-            if len(set(modes)) != len(modes) or not set(modes) <= set(MODES):
-                raise DomainError("validation_error", f"modes must be distinct values of {list(MODES)}")
-        if "sla_hours" in fields and not 0 < fields["sla_hours"] <= MAX_SLA_HOURS:
-            raise DomainError("validation_error", f"sla_hours must be a number greater than 0 and at most {MAX_SLA_HOURS}")
-        if fields.get("claims_schema") is not None:
-            self.claims.check_schema(fields["claims_schema"])
+            raise NotFound.of("category")
+        return self._get(Category.stream_id(code), Category, "category")
 
     def create_category(
         self,
@@ -211,7 +177,7 @@ class Platform(Application[UUID]):
         sla_hours: float,
         claims_schema: dict[str, Any] | None,
     ) -> tuple[Category, int]:
-        self._validate_category_fields({"modes": modes, "sla_hours": sla_hours, "claims_schema": claims_schema})
+        Category.validate({"modes": modes, "sla_hours": sla_hours, "claims_schema": claims_schema}, self.claims)
 
         def create() -> tuple[Category, int]:
             catalogue = self.catalogue()
@@ -223,9 +189,9 @@ class Platform(Application[UUID]):
 
     def change_category(self, code: str, changes: dict[str, Any], status: str | None) -> tuple[Category, int]:
         category = self.category(code)
-        self._validate_category_fields(changes)
-        if status not in (None, "active", "retired"):
-            raise DomainError("validation_error", "status must be active or retired")
+        Category.validate(changes, self.claims)
+        if status is not None:
+            Category.validate_status(status)
         category.change(changes)
         if status is not None:
             category.set_status(status)
@@ -234,12 +200,10 @@ class Platform(Application[UUID]):
     # -- checks -------------------------------------------------------------------------------
 
     def check(self, check_id: UUID, version: int | None = None) -> Check:
-        check = self._get(check_id, "check", version)
-        if not isinstance(check, Check):
-            raise not_found("check")
+        check = self._get(check_id, Check, "check", version)
         if version is not None and check.version != version:
             # The store answers a version beyond the last with the last one; the contract says 404.
-            raise not_found("check version")
+            raise NotFound.of("check version")
         return check
 
     def _current(self, check: CheckRef) -> Check:
@@ -250,32 +214,25 @@ class Platform(Application[UUID]):
     def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
         """The check as it was at ``moment``: after its last event recorded at or before then."""
         version = None
-        for domain_event in self.events.get(check_id):
+        for domain_event in self.check_events(check_id):
             if domain_event.timestamp > moment:
                 break
             version = domain_event.originator_version
         if version is None:
-            raise not_found("check at that time")
+            raise NotFound.of("check at that time")
         return self.check(check_id, version)
 
     def check_events(self, check_id: UUID) -> list[Check.Event]:
-        events = list(self.events.get(check_id))
+        events = [event for event in self.events.get(check_id) if isinstance(event, Check.Event)]
         if not events or not isinstance(events[0], Check.Raised):
-            raise not_found("check")
+            raise NotFound.of("check")
         return events
 
     def check_of_proof(self, proof_id: UUID) -> Check:
         check = self.check(check_id_of_proof(proof_id))
         if check.proof is None or check.proof.id != proof_id:
-            raise not_found("proof")
+            raise NotFound.of("proof")
         return check
-
-    @staticmethod
-    def check_stream_id(approver: str, idempotency_key: str | None) -> UUID:
-        """Deterministic for an idempotency key, so a repeat can never create a second check."""
-        if idempotency_key is None:
-            return uuid4()
-        return uuid5(NAMESPACE, f"check:{approver}:{idempotency_key}")
 
     def raise_check(
         self,
@@ -294,10 +251,10 @@ class Platform(Application[UUID]):
         same idempotency key had raised it already (that check is returned)."""
         try:
             chosen = self.category(category)
-        except DomainError:
-            raise DomainError("unknown_category", f"no category {category!r}") from None
+        except NotFound:
+            raise UnknownCategory(f"no category {category!r}") from None
         if not chosen.online:
-            raise DomainError("category_unavailable", f"category {category!r} is retired or not checkable online")
+            raise CategoryUnavailable(f"category {category!r} is retired or not checkable online")
         applicant = {**applicant, "id_number": validate_id_number(applicant.get("id_number"))}
         if chosen.claims_schema is not None:
             self.claims.validate(chosen.claims_schema, claims)
@@ -306,7 +263,7 @@ class Platform(Application[UUID]):
             issuer = directory.route(chosen.issuer_kind, applicant["id_number"][:6])
         else:
             directory.require_issuer(issuer, chosen.issuer_kind)
-        check_id = self.check_stream_id(approver, idempotency_key)
+        check_id = Check.stream_id(approver, idempotency_key)
         check = Check.raise_check(
             check_id,
             category=category,
@@ -321,7 +278,7 @@ class Platform(Application[UUID]):
         )
         try:
             return check, self._save(check)
-        except DomainError:
+        except ConcurrentUpdate:
             if idempotency_key is None:
                 raise
             existing = self.check(check_id)
@@ -356,9 +313,9 @@ class Platform(Application[UUID]):
         self, check: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
     ) -> tuple[Check, int]:
         if conclusion not in CONCLUSIONS:
-            raise DomainError("validation_error", f"conclusion must be one of {list(CONCLUSIONS)}")
+            raise InvalidInput(f"conclusion must be one of {list(CONCLUSIONS)}")
         if isinstance(valid_days, bool) or not isinstance(valid_days, int) or not 1 <= valid_days <= 3650:
-            raise DomainError("validation_error", "valid_days must be an integer from 1 to 3650")
+            raise InvalidInput("valid_days must be an integer from 1 to 3650")
         check = self._current(check)
         check.require_reply(actor)
         issuer = self.department(actor)
@@ -368,21 +325,20 @@ class Platform(Application[UUID]):
         issued_at = now
         valid_until = issued_at + timedelta(days=valid_days)
         proof_id = proof_id_of(check.id)
-        payload = {
-            "type": "nocert.proof.v1",
-            "id": str(proof_id),
-            "check_id": str(check.id),
-            "category": check.category,
-            "matter": check.matter,
-            "issuer": {"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
-            "requester": {"id": approver.department_id, "name": approver.name},
-            "subject": {"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
-            "claims": check.claims,
-            "conclusion": conclusion,
-            "statements": statements,
-            "issued_at": format_time(issued_at),
-            "valid_until": format_time(valid_until),
-        }
+        payload = build_proof_payload(
+            proof_id=str(proof_id),
+            check_id=str(check.id),
+            category=check.category,
+            matter=check.matter,
+            issuer={"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
+            requester={"id": approver.department_id, "name": approver.name},
+            subject={"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
+            claims=check.claims,
+            conclusion=conclusion,
+            statements=statements,
+            issued_at=issued_at,
+            valid_until=valid_until,
+        )
         jws = self.sealer.seal(seal.kid, payload)
         check.reply(
             actor,
@@ -398,7 +354,7 @@ class Platform(Application[UUID]):
 
     def decline(self, check: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
         if reason_code not in DECLINE_REASONS:
-            raise DomainError("validation_error", f"reason_code must be one of {list(DECLINE_REASONS)}")
+            raise InvalidInput(f"reason_code must be one of {list(DECLINE_REASONS)}")
         check = self._current(check)
         check.decline(actor, reason_code, note)
         return check, self._save(check)
@@ -410,7 +366,7 @@ class Platform(Application[UUID]):
 
     def close_check(self, check: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
         if outcome not in OUTCOMES:
-            raise DomainError("validation_error", f"outcome must be one of {list(OUTCOMES)}")
+            raise InvalidInput(f"outcome must be one of {list(OUTCOMES)}")
         check = self._current(check)
         check.close(
             actor,
@@ -429,7 +385,7 @@ class Platform(Application[UUID]):
         """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
         at or before its issue, and not expired."""
         proof = check.proof
-        if proof is None or proof.revoked_at is not None or now >= proof.valid_until:
+        if proof is None:
             return False
         seal = self.department(proof.sealer).seals.get(proof.kid)
-        return seal is not None and not (seal.revoked_at is not None and seal.revoked_at <= proof.issued_at)
+        return seal is not None and proof.valid_at(now, seal.revoked_at)

@@ -18,7 +18,8 @@ class SealCertificate:
 
 
 class Sealer(Protocol):
-    """Creates department seal keys and seals proof payloads (file keys today, an HSM later)."""
+    """Creates department seal keys and seals proof payloads with them (`api.sealing.KeyStoreSealer` over
+    the key directory's `signing.key.SigningKey`s today, an HSM later)."""
 
     def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate: ...
 
@@ -31,9 +32,9 @@ class ClaimsValidator(Protocol):
     """JSON Schema checks for category claims schemas and the claims of checks."""
 
     def check_schema(self, schema: dict[str, Any]) -> None:
-        """Raises DomainError ``validation_error`` when ``schema`` is no valid JSON Schema."""
+        """Raises `InvalidInput` (``validation_error``) when ``schema`` is no valid JSON Schema."""
         ...
 
     def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
-        """Raises DomainError ``invalid_claims`` when ``claims`` does not validate."""
+        """Raises `InvalidClaims` when ``claims`` does not validate."""
         ...

@@ -1,7 +1,7 @@
 """The checks view: one row per check, for the lists and the inbox (API.md §4).
 
 A row holds the columns lists filter and sort on, and the check's document as every list reader may
-see it: ``Check.to_dict`` with identity numbers masked and ``proof.jws`` null. ``overdue`` depends on
+see it: `check_document` with identity numbers masked and ``proof.jws`` null. ``overdue`` depends on
 the time of reading, so it is not stored: it is set when a row is read.
 
 Rows are derived from the domain's own ``Check`` aggregate (the projector applies each event with the
@@ -10,17 +10,16 @@ aggregate's own ``mutate``), so no rule of the check is restated here.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime
 from typing import Any
 
-from domain.check import OPEN_UNANSWERED, Check
+from domain.check import OPEN_UNANSWERED, STATUSES, Check
+from domain.errors import InvalidInput
 from domain.privacy import mask_check
 from domain.timefmt import format_time
+from projections.cursor import decode_cursor, encode_cursor
 
-STATUSES = ("raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed")
 MAX_LIMIT = 500
 
 COLUMNS = (
@@ -57,9 +56,54 @@ def answer_of(check: Check) -> str | None:
     return None
 
 
+def check_document(check: Check, now: datetime) -> dict[str, Any]:
+    """The check as the contract shows it (API.md §4), unmasked: callers mask it for the reader
+    (`api.presenters`), the view for every list reader (`list_document`)."""
+    proof = check.proof
+    return {
+        "id": str(check.id),
+        "status": check.status,
+        "category": check.category,
+        "matter": check.matter,
+        "approver": check.approver,
+        "issuer": check.issuer,
+        "applicant": check.applicant,
+        "claims": check.claims,
+        "purpose": check.purpose,
+        "consent": check.consent,
+        "raised_at": format_time(check.created_on),
+        "due_at": format_time(check.due_at),
+        "overdue": check.is_overdue(now),
+        "replied_at": format_time(check.replied_at) if check.replied_at else None,
+        "closed_at": format_time(check.closed_at) if check.closed_at else None,
+        "outcome": check.outcome,
+        "proof": None
+        if proof is None
+        else {
+            "id": str(proof.id),
+            "jws": proof.jws,
+            "kid": proof.kid,
+            "conclusion": proof.conclusion,
+            "status": proof.status,
+        },
+        "decline": check.declined,
+        "info_requests": [
+            {
+                "question": item["question"],
+                "answer": item["answer"],
+                "asked_at": format_time(item["asked_at"]),
+                "answered_at": format_time(item["answered_at"]) if item["answered_at"] else None,
+            }
+            for item in check.info_requests
+        ],
+        "forwarded_from": list(check.forwarded_from),
+        "version": check.version,
+    }
+
+
 def list_document(check: Check) -> dict[str, Any]:
     """The check as lists show it to every reader: masked, without the proof's JWS, without ``overdue``."""
-    document = mask_check(check.to_dict(check.created_on))
+    document = mask_check(check_document(check, check.created_on))
     if document["proof"] is not None:
         document["proof"] = {**document["proof"], "jws": None}
     del document["overdue"]
@@ -106,41 +150,14 @@ def row_values(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def read_document(document: str, now: datetime) -> dict[str, Any]:
     """A stored document as the reader gets it, ``overdue`` computed for ``now``."""
-    item = json.loads(document)
+    item: dict[str, Any] = json.loads(document)
     item["overdue"] = item["status"] in OPEN_UNANSWERED and format_time(now) > item["due_at"]
     return item
 
 
-# -- cursors ----------------------------------------------------------------------------------
-
-
-def encode_cursor(kind: str, sort_key: str, check_id: str) -> str:
-    raw = json.dumps([kind, sort_key, check_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(kind: str, cursor: str) -> tuple[str, str]:
-    """The (sort key, id) after which a page continues; ValueError when it is no cursor of this list."""
-    try:
-        if not isinstance(cursor, str) or not cursor.isascii():
-            raise ValueError
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("malformed cursor") from None
-    if (
-        not isinstance(value, list)
-        or len(value) != 3
-        or value[0] != kind
-        or not all(isinstance(part, str) for part in value[1:])
-    ):
-        raise ValueError("malformed cursor")
-    return value[1], value[2]
-
-
 def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return limit
 
 
@@ -164,11 +181,11 @@ def list_checks(
     its current issuer (a department with both roles)."""
     limit = check_limit(limit)
     if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
+        raise InvalidInput(f"unknown status {status!r}")
     if category is not None and not cursor.execute(
         "SELECT 1 FROM view_categories WHERE code = ?", (category,)
     ).fetchone():
-        raise ValueError(f"unknown category {category!r}")
+        raise InvalidInput(f"unknown category {category!r}")
     conditions: list[str] = []
     params: list[Any] = []
     for column, value in (("approver", approver), ("issuer", issuer), ("status", status), ("category", category)):
@@ -184,7 +201,7 @@ def list_checks(
         conditions.append(clause if overdue else f"NOT ({clause})")
         params.extend([*sorted(OPEN_UNANSWERED), format_time(now)])
     if after is not None:
-        raised_at, check_id = decode_cursor("checks", after)
+        raised_at, check_id = decode_cursor("checks", after, width=2)
         conditions.append("(raised_at, id) < (?, ?)")  # a row value: the index's range bound
         params.extend([raised_at, check_id])
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -206,7 +223,7 @@ def inbox(
     conditions = ["inbox_issuer = ?"]
     params: list[Any] = [issuer]
     if after is not None:
-        due_at, check_id = decode_cursor("inbox", after)
+        due_at, check_id = decode_cursor("inbox", after, width=2)
         conditions.append("(due_at, id) > (?, ?)")
         params.extend([due_at, check_id])
     rows = cursor.execute(

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from domain.check import OPEN_UNANSWERED, TERMINAL
-from domain.identifiers import region_prefix
+from domain.check import CONCLUSIONS, OPEN_UNANSWERED, OUTCOMES, TERMINAL
+from domain.errors import InvalidInput
+from domain.identifiers import region_prefix, validate_region
 from domain.timefmt import format_time
 from projections import medians as answer_medians
 from projections.schema import COUNTERS
@@ -42,13 +43,10 @@ def contribution(row: Mapping[str, Any] | None) -> Contribution:
     return (
         1,  # raised
         int(status not in TERMINAL),  # open
-        int(answer == "confirmed"),
-        int(answer == "not_confirmed"),
+        *(int(answer == conclusion) for conclusion in CONCLUSIONS),
         int(answer == "declined"),
         int(status == "withdrawn"),
-        int(closed and outcome == "exempted"),
-        int(closed and outcome == "commitment"),
-        int(closed and outcome == "applicant_submitted"),
+        *(int(closed and outcome == each) for each in OUTCOMES),
         int(row["answered_at"] is not None),  # answered
         int(row["on_time"] == 1),  # answered_on_time
     )
@@ -95,9 +93,9 @@ def read_coverage(
     categories = cursor.execute("SELECT code, name, status, modes FROM view_categories ORDER BY code").fetchall()
     known = {code: (name, status, json.loads(modes)) for code, name, status, modes in categories}
     if category is not None and category not in known:
-        raise ValueError(f"unknown category {category!r}")
-    if region is not None and not (isinstance(region, str) and len(region) == 6 and region.isascii() and region.isdigit()):
-        raise ValueError("region must be a 6-digit GB/T 2260 code")
+        raise InvalidInput(f"unknown category {category!r}")
+    if region is not None:
+        validate_region(region)
 
     conditions: list[str] = []
     params: list[Any] = []

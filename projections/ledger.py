@@ -9,75 +9,27 @@ an event, and a rebuild never deletes them: they are signed history.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import rfc8785
 from eventsourcing.persistence import Notification
 
+from domain.errors import InvalidInput
 from domain.timefmt import format_time, parse_time
 from signing import merkle
 from signing.checkpoints import sign_checkpoint
-from signing.signer import Signer
+from signing.key import SigningKey
+from signing.leaf import leaf_bytes
 
 MAX_AUDIT_LIMIT = 1000
-# A checkpoint covers any leaf within this time (the contract allows 10 s; the follower checks each second).
-UNCOVERED_GRACE = timedelta(seconds=5)
-
-
-def leaf_bytes(notification: Notification) -> bytes:
-    """The RFC 8785 canonical JSON a leaf hashes: the event's place in the log and its stored state's hash."""
-    return canonical_leaf(
-        notification.id,
-        str(notification.originator_id),
-        notification.originator_version,
-        notification.topic,
-        hashlib.sha256(notification.state).hexdigest(),
-    )
-
-
-def canonical_leaf(position: Any, stream_id: Any, version: Any, topic: Any, state_sha256: Any) -> bytes:
-    """``rfc8785.dumps({"position", "stream_id", "version", "type", "state_sha256"})``, byte for byte.
-
-    The members' names are fixed, so their RFC 8785 order is too (UTF-16 code units: position, state_sha256,
-    stream_id, type, version) and only the values vary: each is rendered as ``rfc8785.dumps`` renders it
-    (cached for a log's few topics), with a shortcut for what a log holds nearly always: an integer in
-    JSON's safe range (its decimal digits) and a string of printable ASCII without ``"`` or ``\\`` (itself
-    in quotes). Anything else (a float, a big integer, a non-ASCII or escaped string, a wrong type) goes
-    through ``rfc8785.dumps`` itself, errors included. tests/signing/test_canonical_leaf.py compares the two
-    over many varied values."""
-    return (
-        f'{{"position":{_value(position)},"state_sha256":{_value(state_sha256)},"stream_id":{_value(stream_id)},'
-        f'"type":{_topic(topic)},"version":{_value(version)}}}'
-    ).encode("utf-8")
-
-
-_PLAIN = re.compile(r'[ !#-\[\]-~]*', re.ASCII)  # printable ASCII but " and \
-_SAFE_INT = 2**53 - 1
-
-
-def _value(value: Any) -> str:
-    if type(value) is int and -_SAFE_INT <= value <= _SAFE_INT:
-        return str(value)
-    if type(value) is str and _PLAIN.fullmatch(value):
-        return f'"{value}"'
-    return rfc8785.dumps(value).decode("utf-8")
-
-
-def _topic(topic: Any) -> str:
-    """`_value` of a topic, remembered for strings: a log has a few dozen topics."""
-    return _topic_text(topic) if type(topic) is str else _value(topic)
-
-
-@functools.lru_cache(maxsize=1024)
-def _topic_text(topic: str) -> str:
-    return rfc8785.dumps(topic).decode("utf-8")
+# API.md §7: a signed checkpoint covers every leaf within 10 s of its recording.
+CHECKPOINT_WITHIN = timedelta(seconds=10)
+# The follower signs one once the oldest uncovered leaf is this old (it looks once a second): half the bound.
+UNCOVERED_GRACE = CHECKPOINT_WITHIN / 2
 
 
 class NodesInDatabase:
@@ -118,7 +70,7 @@ class LedgerBatch:
 
     frontier: merkle.Frontier
     checkpointed: int
-    signer: Signer
+    signer: SigningKey
     checkpoint_every: int
     clock: Callable[[], datetime]
     leaves: list[tuple[Any, ...]] = field(default_factory=list)
@@ -126,21 +78,25 @@ class LedgerBatch:
     checkpoints: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, cursor: Any, signer: Signer, checkpoint_every: int, clock: Callable[[], datetime]) -> LedgerBatch:
+    def start(cls, cursor: Any, signer: SigningKey, checkpoint_every: int, clock: Callable[[], datetime]) -> LedgerBatch:
         return cls(read_state(cursor), last_checkpoint_size(cursor), signer, checkpoint_every, clock)
 
     def append(self, notification: Notification, at: datetime) -> None:
-        digest = merkle.leaf_hash(leaf_bytes(notification))
+        state_sha256 = hashlib.sha256(notification.state).hexdigest()
+        stream_id = str(notification.originator_id)
+        digest = merkle.leaf_hash(
+            leaf_bytes(notification.id, stream_id, notification.originator_version, notification.topic, state_sha256)
+        )
         index = self.frontier.size
         self.leaves.append(
             (
                 index,
                 notification.id,
-                str(notification.originator_id),
+                stream_id,
                 notification.originator_version,
                 notification.topic,
                 format_time(at),
-                hashlib.sha256(notification.state).hexdigest(),
+                state_sha256,
                 digest,
             )
         )
@@ -167,7 +123,7 @@ def write_state(cursor: Any, frontier: merkle.Frontier) -> None:
     )
 
 
-def sign(signer: Signer, frontier: merkle.Frontier, now: datetime) -> tuple[int, str, str, str]:
+def sign(signer: SigningKey, frontier: merkle.Frontier, now: datetime) -> tuple[int, str, str, str]:
     """A checkpoint row for the frontier's current size and root."""
     root = frontier.root().hex()
     issued_at = format_time(now)
@@ -193,7 +149,7 @@ def uncovered_since(cursor: Any) -> datetime | None:
     return parse_time(row[0]) if row else None
 
 
-def checkpoint_uncovered(cursor: Any, signer: Signer, now: datetime) -> bool:
+def checkpoint_uncovered(cursor: Any, signer: SigningKey, now: datetime) -> bool:
     """Signs a checkpoint at the current size when leaves older than the grace period are uncovered."""
     since = uncovered_since(cursor)
     if since is None or now - since < UNCOVERED_GRACE:
@@ -254,7 +210,7 @@ def checkpoint(cursor: Any, tree_size: int) -> dict[str, Any] | None:
 
 def _count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer")
+        raise InvalidInput(f"{name} must be an integer")
     return value
 
 
@@ -262,9 +218,9 @@ def inclusion_proof(cursor: Any, index: int, tree_size: int) -> dict[str, Any]:
     index, tree_size = _count(index, "index"), _count(tree_size, "tree_size")
     size = read_size(cursor)
     if not 1 <= tree_size <= size:
-        raise ValueError(f"tree_size must be from 1 to the ledger's size {size}")
+        raise InvalidInput(f"tree_size must be from 1 to the ledger's size {size}")
     if not 0 <= index < tree_size:
-        raise ValueError("index must be from 0 to tree_size - 1")
+        raise InvalidInput("index must be from 0 to tree_size - 1")
     reader = NodesInDatabase(cursor)
     leaf = reader.get_nodes([(0, index)])[(0, index)]
     path = merkle.inclusion_proof(index, tree_size, reader)
@@ -275,7 +231,7 @@ def consistency_proof(cursor: Any, first: int, second: int) -> dict[str, Any]:
     first, second = _count(first, "first"), _count(second, "second")
     size = read_size(cursor)
     if not 1 <= first <= second <= size:
-        raise ValueError(f"consistency needs 1 <= first <= second <= the ledger's size {size}")
+        raise InvalidInput(f"consistency needs 1 <= first <= second <= the ledger's size {size}")
     path = merkle.consistency_proof(first, second, NodesInDatabase(cursor))
     return {"first": first, "second": second, "path": [node.hex() for node in path]}
 
@@ -283,14 +239,15 @@ def consistency_proof(cursor: Any, first: int, second: int) -> dict[str, Any]:
 def audit_leaves(cursor: Any, after: int, limit: int) -> list[tuple[Any, ...]]:
     after, limit = _count(after, "after"), _count(limit, "limit")
     if after < 0:
-        raise ValueError("after must be 0 or more")
+        raise InvalidInput("after must be 0 or more")
     if not 1 <= limit <= MAX_AUDIT_LIMIT:
-        raise ValueError(f"limit must be from 1 to {MAX_AUDIT_LIMIT}")
-    return cursor.execute(
+        raise InvalidInput(f"limit must be from 1 to {MAX_AUDIT_LIMIT}")
+    rows: list[tuple[Any, ...]] = cursor.execute(
         "SELECT idx, position, stream_id, version, type, at, state_sha256, leaf_hash FROM ledger_leaves "
         "WHERE position > ? ORDER BY position LIMIT ?",
         (after, limit),
     ).fetchall()
+    return rows
 
 
 def audit_item(leaf: Sequence[Any], state: bytes) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def add(cursor: Any, answers: Iterable[Answer]) -> None:
         [(*scope, *key) for scope in touched for key in added[scope]],
     )
     states = _states(cursor, touched)
-    plans = {scope: _plan(scope, *states.get(scope, (0, None)), added[scope]) for scope in touched}
+    plans = {scope: _plan(scope, *_state(states, scope), added[scope]) for scope in touched}
     found = _run(cursor, plans)
     rows = []
     for scope in touched:
@@ -71,6 +71,11 @@ def add(cursor: Any, answers: Iterable[Answer]) -> None:
         "upper_seconds = excluded.upper_seconds, upper_position = excluded.upper_position",
         rows,
     )
+
+
+def _state(states: dict[Scope, tuple[int, Key]], scope: Scope) -> tuple[int, Key | None]:
+    """A scope's count and lower middle; (0, None) for a scope without answers yet."""
+    return states.get(scope, (0, None))
 
 
 def _states(cursor: Any, touched: list[Scope]) -> dict[Scope, tuple[int, Key]]:

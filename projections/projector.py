@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -29,9 +29,9 @@ from domain.category import Category
 from domain.check import Check
 from domain.department import Department
 from projections import checks, coverage, ledger, medians
-from projections.eventlog import EventLog
 from projections.schema import COUNTERS, VIEWS
-from signing.signer import Signer
+from signing.key import SigningKey
+from store.eventlog import EventLog
 
 BATCH_SIZE = 500
 ANSWERED = COUNTERS.index("answered")
@@ -88,10 +88,10 @@ class Projector:
 
     def __init__(
         self,
-        app: Application,
+        app: Application[UUID],
         log: EventLog,
         *,
-        signer: Signer,
+        signer: SigningKey,
         checkpoint_every: int,
         clock: Callable[[], datetime],
         cache_size: int = 10_000,
@@ -154,7 +154,8 @@ class Projector:
             raise
 
     def _apply(self, cursor: Any, batch: _Batch, notification: Notification) -> None:
-        event = self.app.mapper.to_domain_event(notification)
+        # Every event of the platform is an aggregate's (the mapper's protocol type says less).
+        event = cast(Aggregate.Event, self.app.mapper.to_domain_event(notification))
         if batch.ledger is not None and batch.wants("ledger", notification):
             batch.ledger.append(notification, event.timestamp)
         if isinstance(event, Check.Event):
@@ -199,6 +200,8 @@ class Projector:
     def _advance(self, event: Aggregate.Event, before: Any = ...) -> Any:
         aggregate = self._predecessor(event) if before is ... else before
         aggregate = event.mutate(aggregate)
+        if aggregate is None:  # no nocert event discards its aggregate
+            raise RuntimeError(f"event {type(event).__name__} left no aggregate")
         self.aggregates.put(aggregate)
         return aggregate
 
@@ -262,9 +265,3 @@ class Projector:
 def positions(cursor: Any) -> dict[str, int]:
     rows = dict(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
     return {view: int(rows.get(view, 0)) for view in VIEWS}
-
-
-def lowest_position(cursor: Any) -> int:
-    tracked = positions(cursor)
-    return min(tracked.values())
-

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from projections.database import Database
+from tenacity import Retrying, retry_if_exception, wait_fixed
+
+from domain.check import CONCLUSIONS, OUTCOMES
+from store.database import Cursor, Database
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +63,14 @@ SHADOW = "rebuild_"  # the prefix of the shadow's tables and indexes
 # PostgreSQL: how long the swap waits for readers of the live views before it lets go and tries again.
 SWAP_LOCK_WAIT = "250ms"
 
+# The coverage counters (API.md §6), one column each of ``view_coverage``.
 COUNTERS = (
     "raised",
     "open",
-    "replied_confirmed",
-    "replied_not_confirmed",
+    *(f"replied_{conclusion}" for conclusion in CONCLUSIONS),
     "declined",
     "withdrawn",
-    "closed_exempted",
-    "closed_commitment",
-    "closed_applicant_submitted",
+    *(f"closed_{outcome}" for outcome in OUTCOMES),
     "answered",
     "answered_on_time",
 )
@@ -193,7 +193,7 @@ def _names(dialect: str) -> set[str]:
     return {_name(statement) for statement in _statements(dialect)}
 
 
-def _existing(cursor: object, dialect: str) -> set[str]:
+def _existing(cursor: Cursor, dialect: str) -> set[str]:
     if dialect == "postgres":
         sql = (
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
@@ -201,15 +201,15 @@ def _existing(cursor: object, dialect: str) -> set[str]:
         )
     else:
         sql = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
-    return {row[0] for row in cursor.execute(sql).fetchall()}  # type: ignore[attr-defined]
+    return {row[0] for row in cursor.execute(sql).fetchall()}
 
 
-def _complete(cursor: object, dialect: str) -> bool:
+def _complete(cursor: Cursor, dialect: str) -> bool:
     existing = _existing(cursor, dialect)
     if not _names(dialect) <= existing or _version(cursor, existing) != VERSION:
         return False
-    tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}  # type: ignore[attr-defined]
-    state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()  # type: ignore[attr-defined]
+    tracked = {row[0] for row in cursor.execute("SELECT view_name FROM view_tracking").fetchall()}
+    state = cursor.execute("SELECT 1 FROM ledger_state WHERE id = 1").fetchone()
     return set(VIEWS) <= tracked and state is not None
 
 
@@ -283,14 +283,14 @@ def shadow_sql(sql: str) -> str:
 class ShadowCursor:
     """A cursor that runs the views' SQL on the shadow tables (checkpoints stay the live ones)."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> ShadowCursor:
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> ShadowCursor:
         self.cursor.execute(shadow_sql(sql), params)
         return self
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> None:
         self.cursor.executemany(shadow_sql(sql), rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
@@ -349,16 +349,19 @@ def _lock_live(cursor: Any) -> None:
     than PostgreSQL's default deadlock_timeout of 1 s), lets the readers queued behind it through, and
     tries again; so it is never a reader that fails."""
     cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_WAIT}'")
-    while True:
+
+    def lock() -> None:
         cursor.execute("SAVEPOINT swap")
         try:
             cursor.execute(f"LOCK TABLE {', '.join(SWAPPED)} IN ACCESS EXCLUSIVE MODE")
-        except Exception as error:
-            if getattr(error, "sqlstate", None) != "55P03":  # lock_not_available
-                raise
+        except Exception:
             cursor.execute("ROLLBACK TO SAVEPOINT swap")
-            time.sleep(0.05)
-            continue
+            raise
         cursor.execute("RELEASE SAVEPOINT swap")
-        cursor.execute("SET LOCAL lock_timeout = 0")
-        return
+
+    Retrying(retry=retry_if_exception(_lock_not_available), wait=wait_fixed(0.05), reraise=True)(lock)
+    cursor.execute("SET LOCAL lock_timeout = 0")
+
+
+def _lock_not_available(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == "55P03"

@@ -1,7 +1,10 @@
 """X.509 certificates of the platform: the root CA, department seals and the ledger's checkpoint key.
 
 Every key is Ed25519. A department certificate names its department three ways (API.md section 5): subject
-``CN`` = name, ``serialNumber`` = USCC, URI subject-alternative-name ``urn:nocert:department:<id>``.
+``CN`` = name, ``serialNumber`` = USCC, URI subject-alternative-name ``urn:nocert:department:<id>``, and
+carries the extended key usage id-kp-documentSigning (RFC 9336). Certificates issued by the root name, when
+a ``crl_url`` is given, the root's CRL (`signing.crl`) as their CRL distribution point (RFC 5280 §4.2.1.13),
+so that offline validators learn of revoked seals.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from cryptography.x509.oid import NameOID
 
 DEPARTMENT_URI_PREFIX = "urn:nocert:department:"
 LEDGER_URI = "urn:nocert:ledger"
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+"""id-kp-documentSigning (RFC 9336): the key signs documents, here sealed proofs."""
 
 _CLOCK_SKEW = timedelta(minutes=1)
 _ROOT_YEARS = 20
@@ -61,8 +66,9 @@ def issue_department_certificate(
     uscc: str,
     not_before: datetime | None = None,
     years: int = 10,
+    crl_url: str | None = None,
 ) -> x509.Certificate:
-    """A department's seal certificate, signed by the root."""
+    """A department's seal certificate, signed by the root, for document signing (RFC 9336)."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, name),
@@ -70,7 +76,15 @@ def issue_department_certificate(
         ]
     )
     return _issue(
-        root_key, root_cert, public_key, subject, DEPARTMENT_URI_PREFIX + department_id, not_before, years
+        root_key,
+        root_cert,
+        public_key,
+        subject,
+        DEPARTMENT_URI_PREFIX + department_id,
+        not_before,
+        years,
+        crl_url,
+        [x509.ExtendedKeyUsage([DOCUMENT_SIGNING])],
     )
 
 
@@ -79,10 +93,11 @@ def issue_ledger_certificate(
     root_cert: x509.Certificate,
     public_key: Ed25519PublicKey,
     not_before: datetime | None = None,
+    crl_url: str | None = None,
 ) -> x509.Certificate:
     """The certificate of the key that signs ledger checkpoints, signed by the root."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nocert audit ledger")])
-    return _issue(root_key, root_cert, public_key, subject, LEDGER_URI, not_before, 10)
+    return _issue(root_key, root_cert, public_key, subject, LEDGER_URI, not_before, 10, crl_url)
 
 
 def department_id_of(cert: x509.Certificate) -> str | None:
@@ -91,6 +106,16 @@ def department_id_of(cert: x509.Certificate) -> str | None:
         if uri.startswith(DEPARTMENT_URI_PREFIX):
             return uri.removeprefix(DEPARTMENT_URI_PREFIX)
     return None
+
+
+def crl_url_of(cert: x509.Certificate) -> str | None:
+    """The first URI of the certificate's CRL distribution points, or None if it names none."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = [name.value for point in points for name in point.full_name or [] if isinstance(name, x509.UniformResourceIdentifier)]
+    return uris[0] if uris else None
 
 
 def is_ledger_certificate(cert: x509.Certificate) -> bool:
@@ -148,11 +173,17 @@ def _issue(
     san_uri: str,
     not_before: datetime | None,
     years: int,
+    crl_url: str | None,
+    extra: list[x509.ExtensionType] | None = None,
 ) -> x509.Certificate:
     """An end-entity signing certificate; it never outlives the root."""
     not_before = not_before or datetime.now(UTC) - _CLOCK_SKEW
     not_after = min(_add_years(not_before, years), root_cert.not_valid_after_utc)
-    return (
+    extensions = list(extra or [])  # all non-critical
+    if crl_url is not None:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        extensions.append(x509.CRLDistributionPoints([point]))
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(root_cert.subject)
@@ -167,8 +198,10 @@ def _issue(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False
         )
-        .sign(root_key, None)
     )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(root_key, None)
 
 
 def _key_usage(**granted: bool) -> x509.KeyUsage:

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from domain.timefmt import parse_time
 from signing import jws
 from signing.certificates import is_issued_by, is_ledger_certificate, is_valid_at, kid_of
-from signing.signer import Signer
-from signing.timefmt import parse_time
+from signing.key import SigningKey
 
 CHECKPOINT_TYP = "nocert-checkpoint+jws"
 
@@ -22,7 +23,7 @@ class InvalidCheckpoint(ValueError):
     """A checkpoint that does not verify; the message says why."""
 
 
-def sign_checkpoint(signer: Signer, tree_size: int, root_hash_hex: str, issued_at: str) -> str:
+def sign_checkpoint(signer: SigningKey, tree_size: int, root_hash_hex: str, issued_at: str) -> str:
     """The compact JWS of the checkpoint ``{"tree_size", "root_hash", "issued_at"}``."""
     payload = {"tree_size": tree_size, "root_hash": root_hash_hex, "issued_at": issued_at}
     _checked_issued_at(payload)
@@ -49,7 +50,8 @@ def verify_checkpoint(text: str, root_cert: x509.Certificate) -> dict[str, Any]:
         raise InvalidCheckpoint("the certificate is not the ledger's")
     if parsed.header.get("kid") != kid_of(cert):
         raise InvalidCheckpoint("kid is not the certificate's fingerprint")
-    if not jws.verify_signature(parsed, cert.public_key()):
+    public_key = cert.public_key()
+    if not isinstance(public_key, Ed25519PublicKey) or not jws.verify_signature(parsed, public_key):
         raise InvalidCheckpoint("bad signature")
     if not is_valid_at(cert, _checked_issued_at(parsed.payload)):
         raise InvalidCheckpoint("issued_at lies outside the certificate's validity")

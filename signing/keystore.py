@@ -13,16 +13,17 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signing import certificates
-from signing.signer import FileSigner, Signer
+from signing import certificates, crl
+from signing.key import FileKey, SigningKey
 
 PASSPHRASE_VARIABLE = "NOCERT_KEY_PASSPHRASE"
 
@@ -49,48 +50,54 @@ class SealNotFound(KeyStoreError, KeyError):
 class KeyStore:
     """Keys in `key_dir`, encrypted with `passphrase` when one is given (an empty one counts as none)."""
 
-    def __init__(self, key_dir: Path, passphrase: bytes | None = None) -> None:
+    def __init__(self, key_dir: Path, passphrase: bytes | None = None, crl_url: str | None = None) -> None:
+        """`crl_url`: the CRL distribution point new certificates name (`signing.crl.crl_url`), if any."""
         self._dir = Path(key_dir)
         self._passphrase = passphrase or None
+        self._crl_url = crl_url
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._root: _KeyPair | None = None
-        self._seals: dict[str, Signer] = {}  # loaded once: decrypting a key file is deliberately slow
+        self._seals: dict[str, SigningKey] = {}  # loaded once: decrypting a key file is deliberately slow
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self._dir)!r}, encrypted={self._passphrase is not None})"
 
-    def root(self) -> tuple[Signer, x509.Certificate]:
+    def root(self) -> tuple[SigningKey, x509.Certificate]:
         """The platform root CA's signer and certificate, created on first use."""
         key, cert = self._root_pair()
-        return FileSigner(key, cert), cert
+        return FileKey(key, cert), cert
 
-    def ledger_signer(self) -> Signer:
+    def ledger_signer(self) -> SigningKey:
         """The signer of ledger checkpoints, its certificate issued by the root on first use."""
 
         root_key, root_cert = self._root_pair()  # before taking the lock, which creating the root takes
 
         def create() -> _KeyPair:
             key = Ed25519PrivateKey.generate()
-            return key, certificates.issue_ledger_certificate(root_key, root_cert, key.public_key())
+            return key, certificates.issue_ledger_certificate(root_key, root_cert, key.public_key(), crl_url=self._crl_url)
 
-        return FileSigner(*self._load_or_create("ledger", create))
+        return FileKey(*self._load_or_create("ledger", create))
 
-    def new_department_seal(self, department_id: str, name: str, uscc: str) -> Signer:
+    def new_department_seal(self, department_id: str, name: str, uscc: str) -> SigningKey:
         """A new seal key for a department, with a certificate issued by the root; stored under its kid."""
         key = Ed25519PrivateKey.generate()
         cert = certificates.issue_department_certificate(
-            *self._root_pair(), key.public_key(), department_id=department_id, name=name, uscc=uscc
+            *self._root_pair(), key.public_key(), department_id=department_id, name=name, uscc=uscc, crl_url=self._crl_url
         )
         self._store(certificates.kid_of(cert), key, cert)
-        return FileSigner(key, cert)
+        return FileKey(key, cert)
 
-    def seal_signer(self, kid: str) -> Signer:
+    def root_crl(self, revocations: Iterable[crl.Revocation], now: datetime) -> x509.CertificateRevocationList:
+        """The root's CRL of these revocations as of `now` (see `signing.crl.build_crl`)."""
+        return crl.build_crl(*self._root_pair(), revocations, now)
+
+    def seal_signer(self, kid: str) -> SigningKey:
         """The stored seal with this kid; raises SealNotFound if there is none."""
         if kid in self._seals:
             return self._seals[kid]
         if not _KID.fullmatch(kid) or not self._path(kid, "pem").exists():
             raise SealNotFound(f"no seal key with kid {kid!r} in {self._dir}")
-        signer = self._seals[kid] = FileSigner(*self._load(kid))
+        signer = self._seals[kid] = FileKey(*self._load(kid))
         return signer
 
     def _root_pair(self) -> _KeyPair:

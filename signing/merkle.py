@@ -265,7 +265,7 @@ def _roots(ranges: list[tuple[int, int]], reader: NodeReader) -> list[bytes]:
     """MTH of each leaf range, from the perfect nodes they need, all fetched in one lookup."""
     plans = [_plan(start, end) for start, end in ranges]
     keys = list(dict.fromkeys(key for plan in plans for key in _keys(plan)))
-    nodes = dict(zip(keys, _lookup(keys, reader)))
+    nodes = dict(zip(keys, _lookup(keys, reader), strict=True))
     return [_evaluate(plan, nodes) for plan in plans]
 
 

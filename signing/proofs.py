@@ -1,4 +1,5 @@
-"""Sealed proofs: their payload, their sealing and the validity rules of API.md section 5."""
+"""Sealed proofs: their sealing and the validity rules of API.md section 5 (the payload is the domain's,
+`domain.proof.build_proof_payload`)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 
+from domain.proof import Proof
+from domain.timefmt import parse_time
 from signing import jws
 from signing.certificates import department_id_of, is_issued_by, is_valid_at, kid_of
-from signing.signer import Signer
-from signing.timefmt import format_time, parse_time
+from signing.key import SigningKey
 
 PROOF_TYP = "nocert-proof+jws"
-PAYLOAD_TYPE = "nocert.proof.v1"
 
 REASONS = (
     "malformed",
@@ -70,44 +71,7 @@ class ProofVerdict:
     issuer: str | None
 
 
-def build_proof_payload(
-    *,
-    proof_id: str,
-    check_id: str,
-    category: str,
-    matter: Mapping[str, Any],
-    issuer: Mapping[str, Any],
-    requester: Mapping[str, Any],
-    subject: Mapping[str, Any],
-    claims: Mapping[str, Any],
-    conclusion: Literal["confirmed", "not_confirmed"],
-    statements: Mapping[str, Any],
-    issued_at: datetime,
-    valid_until: datetime,
-) -> dict[str, Any]:
-    """The payload of a proof, with its fields in the contract's order."""
-    if conclusion not in ("confirmed", "not_confirmed"):
-        raise ValueError(f"unknown conclusion {conclusion!r}")
-    if valid_until <= issued_at:
-        raise ValueError("a proof must be valid for some time after it is issued")
-    return {
-        "type": PAYLOAD_TYPE,
-        "id": proof_id,
-        "check_id": check_id,
-        "category": category,
-        "matter": dict(matter),
-        "issuer": dict(issuer),
-        "requester": dict(requester),
-        "subject": dict(subject),
-        "claims": dict(claims),
-        "conclusion": conclusion,
-        "statements": dict(statements),
-        "issued_at": format_time(issued_at),
-        "valid_until": format_time(valid_until),
-    }
-
-
-def seal_proof(signer: Signer, payload: dict[str, Any]) -> str:
+def seal_proof(signer: SigningKey, payload: dict[str, Any]) -> str:
     """The proof as a compact JWS sealed by `signer`, which must be the seal of the payload's issuer."""
     if department_id_of(signer.certificate) != _issuer_id(payload):
         raise ValueError("the seal's certificate names another department than the payload's issuer")
@@ -135,6 +99,7 @@ def verify_proof(
     department = functools.cache(trust.department) if trust is not None else None
 
     failed: set[str] = set()
+    key_revoked_at = None
     cert = jws.certificate_of(parsed.header)
     if cert is None:
         failed.add("untrusted_certificate")
@@ -151,15 +116,16 @@ def verify_proof(
         if issued_at is None or not is_valid_at(cert, issued_at):
             failed.add("certificate_expired")
         if department is not None and cert_department is not None:
-            if _key_revoked(department(cert_department), cert_kid, issued_at):
-                failed.add("key_revoked")
-    if trust is not None:
-        if issuer_id is None or department(issuer_id) is None:
-            failed.add("unknown_issuer")
-        if trust.proof_revoked(payload):
-            failed.add("proof_revoked")
-    if valid_until is None or now >= valid_until:
-        failed.add("proof_expired")
+            key_revoked_at = _key_revoked_at(department(cert_department), cert_kid)
+    if department is not None and (issuer_id is None or department(issuer_id) is None):
+        failed.add("unknown_issuer")
+    failed |= Proof.lapses(
+        now=now,
+        issued_at=issued_at,
+        valid_until=valid_until,
+        revoked=trust is not None and trust.proof_revoked(payload),
+        key_revoked_at=key_revoked_at,
+    )
 
     reasons = [reason for reason in REASONS if reason in failed]
     return ProofVerdict(not reasons, reasons, payload, kid, issuer_id)
@@ -173,12 +139,10 @@ def _facts_of(cert: x509.Certificate) -> tuple[str, str | None, Any]:
     return kid_of(cert), department_id_of(cert), cert.public_key()
 
 
-def _key_revoked(department: DepartmentTrust | None, kid: str, issued_at: datetime | None) -> bool:
-    """Whether the key `kid` was revoked at or before `issued_at` (or at all, when that is unknown)."""
+def _key_revoked_at(department: DepartmentTrust | None, kid: str) -> datetime | None:
+    """When the department's key `kid` was revoked, if it was."""
     record = department.certificates.get(kid) if department is not None else None
-    if record is None or record.revoked_at is None:
-        return False
-    return issued_at is None or record.revoked_at <= issued_at
+    return record.revoked_at if record is not None else None
 
 
 def _issuer_id(payload: dict[str, Any]) -> str | None:

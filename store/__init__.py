@@ -1,1 +1,2 @@
-"""The store: the event log, its SQL layer and the write path."""
+"""Storage: the SQL layer shared by the views and the idempotency records, the event-log reader and the
+write-side event recorder. Knows the domain's event store, nothing of HTTP or views."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import make_id_number
+from domain.identifiers import make_id_number
 
 CATEGORY = "household-registration"
 APPLICANT = make_id_number("35010219900101123")  # 鼓楼区 350102: routes to the gulou police station

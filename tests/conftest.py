@@ -14,24 +14,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from domain.identifiers import id_number_check_char, uscc_check_char
-
 # Each Services of a test holds up to two pools; keep them small, since every test shares one local
 # PostgreSQL (max_connections 100 by default). Settings given explicitly still win.
 os.environ.setdefault("NOCERT_DB_POOL_SIZE", "10")
 
 POSTGRES_URL = os.environ.get("NOCERT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("NOCERT_REQUIRE_POSTGRES") == "1"
-
-
-def make_id_number(first17: str) -> str:
-    """A valid resident identity number from its first 17 digits."""
-    return first17 + id_number_check_char(first17)
-
-
-def make_uscc(first17: str) -> str:
-    """A valid unified social credit code from its first 17 characters."""
-    return first17 + uscc_check_char(first17)
 
 
 def _postgres_unavailable_reason() -> str | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.body import body_openapi, read_body
 from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
 from api.pagination import listing, page
+from api.presenters import category_document
 from api.problems import Problem, problem_responses
 from api.responses import created, ok
 from api.schemas import Category, CategoryCreate, CategoryPage, CategoryPatch
@@ -24,21 +27,21 @@ router = APIRouter(prefix="/v1/categories", tags=["categories"])
 )
 def create_category(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     body = read_body(request, CategoryCreate)
-    category, position = services.app.create_category(
+    category, position = services.platform.create_category(
         body.code, body.name, body.issuer_kind, list(body.modes), body.sla_hours, body.claims_schema
     )
-    return created(services, category.to_dict(), position)
+    return created(services, category_document(category), position)
 
 
 @router.get("", response_model=CategoryPage, responses=problem_responses("unauthenticated", "validation_error"))
 def list_categories(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
     min_position: MinPosition = None,
-) -> dict:
+) -> dict[str, Any]:
     wait_for_store(services, min_position)
-    codes = services.app.catalogue().codes
+    codes = services.platform.catalogue().codes
     chosen, next_cursor = page(codes, str, limit, cursor, "categories")
-    return listing([services.app.category(code).to_dict() for code in chosen], next_cursor)
+    return listing([category_document(services.platform.category(code)) for code in chosen], next_cursor)
 
 
 @router.patch(
@@ -49,14 +52,14 @@ def list_categories(
 )
 def change_category(code: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Changes name, modes, SLA, claims schema or status (``active`` | ``retired``)."""
-    services.app.category(code)
+    services.platform.category(code)
     body = read_body(request, CategoryPatch)
     changes = body.model_dump(exclude_unset=True)
     status = changes.pop("status", None)
     for field in ("name", "modes", "sla_hours", "status"):
         if field in body.model_fields_set and getattr(body, field) is None:
             raise Problem("validation_error", f"{field} cannot be null")
-    category, position = services.app.change_category(code, changes, status)
+    category, position = services.platform.change_category(code, changes, status)
     if not position:  # nothing changed, nothing recorded: the category is as its last event left it
         position = max(services.log.stream_positions(category.id).values())
-    return ok(services, category.to_dict(), position)
+    return ok(services, category_document(category), position)

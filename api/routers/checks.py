@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.access import can_read_check, list_scope
 from api.body import body_openapi, read_body
+from api.bootstrap import Services
 from api.deps import (
     Approver,
     CheckReader,
@@ -18,10 +21,11 @@ from api.deps import (
     MinPosition,
     ServicesDep,
     parse_uuid,
+    require_known_category,
     wait_for_store,
     wait_for_views,
 )
-from api.presenters import can_read_check, check_document, history_document
+from api.presenters import check_document, history_document
 from api.principal import Principal
 from api.problems import Problem, problem_responses
 from api.responses import created, ok
@@ -41,13 +45,13 @@ from api.schemas import (
     Reply,
     Withdraw,
 )
-from api.bootstrap import Services
 from domain.check import Check
 from domain.timefmt import parse_time
+from domain.vocabulary import CheckStatus
 
 router = APIRouter(tags=["checks"])
+Handler = Callable[..., JSONResponse]
 
-Status = Literal["raised", "accepted", "info_requested", "replied", "declined", "withdrawn", "closed"]
 COMMAND_ERRORS = problem_responses(
     "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
@@ -57,14 +61,14 @@ COMMAND_ERRORS = problem_responses(
 
 def visible_check(services: Services, check_id: str, principal: Principal) -> Check:
     """The check if the caller may read it; 404 otherwise, so that existence does not leak."""
-    check = services.app.check(parse_uuid(check_id, "check"))
+    check = services.platform.check(parse_uuid(check_id, "check"))
     if not can_read_check(check, principal):
         raise Problem("not_found", "check not found")
     return check
 
 
 def answer(services: Services, check: Check, principal: Principal, position: int) -> JSONResponse:
-    return ok(services, check_document(check, principal, services.app.clock()), position)
+    return ok(services, check_document(check, principal, services.platform.clock()), position)
 
 
 @router.post(
@@ -81,7 +85,7 @@ def answer(services: Services, check: Check, principal: Principal, position: int
 def raise_check(request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     """Raises a check with the issuer named, or routed by the applicant's region."""
     body = read_body(request, CheckCreate)
-    check, position = services.app.raise_check(
+    check, position = services.platform.raise_check(
         approver.id,
         category=body.category,
         matter=body.matter.model_dump(),
@@ -94,14 +98,14 @@ def raise_check(request: Request, approver: Approver, services: ServicesDep) -> 
     )
     if position is None:  # an earlier request with this key raised it
         position = max(services.log.stream_positions(check.id).values())
-    return created(services, check_document(check, approver, services.app.clock()), position)
+    return created(services, check_document(check, approver, services.platform.clock()), position)
 
 
 @router.get("/v1/checks", response_model=CheckPage, responses=problem_responses("unauthenticated", "forbidden", "validation_error", "not_caught_up"))
 def list_checks(
     principal: CheckReader,
     services: ServicesDep,
-    status: Status | None = None,
+    status: CheckStatus | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool | None = None,
     limit: Limit = 50,
@@ -109,23 +113,16 @@ def list_checks(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     """Approvers see the checks they raised, issuers those addressed to them now, auditors all."""
-    if category is not None and category not in services.app.catalogue().codes:
-        raise Problem("validation_error", f"unknown category {category!r}")
+    require_known_category(services, category)
     wait_for_views(services, min_position)
-    scope: dict[str, str] = {}
-    if not principal.has_role("auditor"):
-        if principal.has_role("approver") and principal.has_role("issuer"):
-            scope = {"party": principal.id}
-        elif principal.has_role("approver"):
-            scope = {"approver": principal.id}
-        else:
-            scope = {"issuer": principal.id}
-    try:
-        items, next_cursor = services.views.list_checks(
-            **scope, status=status, category=category, overdue=overdue, limit=limit, cursor=cursor
-        )
-    except ValueError as error:
-        raise Problem("validation_error", str(error)) from None
+    items, next_cursor = services.views.list_checks(
+        **list_scope(principal),
+        status=status.value if status is not None else None,
+        category=category,
+        overdue=overdue,
+        limit=limit,
+        cursor=cursor,
+    )
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -135,10 +132,7 @@ def inbox(
 ) -> dict[str, Any]:
     """Checks addressed to the caller in raised, accepted or info_requested, most urgent first."""
     wait_for_views(services, min_position)
-    try:
-        items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
-    except ValueError as error:
-        raise Problem("validation_error", str(error)) from None
+    items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -165,14 +159,14 @@ def read_check(
             raise Problem("validation_error", "version must be a positive integer")
         if int(version) > current.version:
             raise Problem("not_found", f"the check has {current.version} versions")
-        check = services.app.check(current.id, int(version))
+        check = services.platform.check(current.id, int(version))
     elif as_of is not None:
         try:
             moment = parse_time(as_of)
         except ValueError:
             raise Problem("validation_error", "as_of must be an RFC 3339 time") from None
-        check = services.app.check_as_of(current.id, moment)
-    return check_document(check, principal, services.app.clock(), current)
+        check = services.platform.check_as_of(current.id, moment)
+    return check_document(check, principal, services.platform.clock(), current)
 
 
 @router.get(
@@ -183,12 +177,12 @@ def read_check(
 def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
     wait_for_store(services, min_position)
     check = visible_check(services, check_id, principal)
-    events = services.app.check_events(check.id)
+    events = services.platform.check_events(check.id)
     positions = services.log.stream_positions(check.id)
     return history_document(check, events, positions, principal)
 
 
-def _command(path: str, model: type[BaseModel], summary: str) -> Any:
+def _command(path: str, model: type[BaseModel], summary: str) -> Callable[[Handler], Handler]:
     return router.post(
         path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=COMMAND_ERRORS, summary=summary
     )
@@ -198,7 +192,7 @@ def _command(path: str, model: type[BaseModel], summary: str) -> Any:
 def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     read_body(request, Empty)
-    check, position = services.app.accept(check, issuer.id)
+    check, position = services.platform.accept(check, issuer.id)
     return answer(services, check, issuer, position)
 
 
@@ -206,7 +200,7 @@ def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDe
 def request_info(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, InfoRequest)
-    check, position = services.app.request_info(check, issuer.id, body.question)
+    check, position = services.platform.request_info(check, issuer.id, body.question)
     return answer(services, check, issuer, position)
 
 
@@ -214,7 +208,7 @@ def request_info(check_id: str, request: Request, issuer: Issuer, services: Serv
 def supply_info(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, InfoSupply)
-    check, position = services.app.supply_info(check, approver.id, body.answer)
+    check, position = services.platform.supply_info(check, approver.id, body.answer)
     return answer(services, check, approver, position)
 
 
@@ -222,7 +216,7 @@ def supply_info(check_id: str, request: Request, approver: Approver, services: S
 def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Forward)
-    check, position = services.app.forward(check, issuer.id, body.to, body.reason)
+    check, position = services.platform.forward(check, issuer.id, body.to, body.reason)
     return answer(services, check, issuer, position)
 
 
@@ -230,7 +224,7 @@ def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Reply)
-    check, position = services.app.reply(check, issuer.id, body.conclusion, body.statements, body.valid_days)
+    check, position = services.platform.reply(check, issuer.id, body.conclusion, body.statements, body.valid_days)
     return answer(services, check, issuer, position)
 
 
@@ -238,7 +232,7 @@ def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep
 def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Decline)
-    check, position = services.app.decline(check, issuer.id, body.reason_code, body.note)
+    check, position = services.platform.decline(check, issuer.id, body.reason_code, body.note)
     return answer(services, check, issuer, position)
 
 
@@ -246,7 +240,7 @@ def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 def withdraw(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Withdraw)
-    check, position = services.app.withdraw(check, approver.id, body.reason)
+    check, position = services.platform.withdraw(check, approver.id, body.reason)
     return answer(services, check, approver, position)
 
 
@@ -254,6 +248,6 @@ def withdraw(check_id: str, request: Request, approver: Approver, services: Serv
 def close(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Close)
-    check, position = services.app.close_check(check, approver.id, body.outcome)
+    check, position = services.platform.close_check(check, approver.id, body.outcome)
     return answer(services, check, approver, position)
 

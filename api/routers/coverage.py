@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import MinPosition, PrincipalDep, ServicesDep, wait_for_views
-from api.problems import Problem, problem_responses
+from api.deps import MinPosition, PrincipalDep, ServicesDep, require_known_category, wait_for_views
+from api.problems import problem_responses
 from api.schemas import Coverage
+from domain.identifiers import validate_region
 
 router = APIRouter(tags=["coverage"])
 
@@ -22,9 +22,8 @@ def coverage(
     region: Annotated[str | None, Query(max_length=16, description="6-digit region code of the approvers")] = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    if category is not None and category not in services.app.catalogue().codes:
-        raise Problem("validation_error", f"unknown category {category!r}")
-    if region is not None and not re.fullmatch(r"[0-9]{6}", region):
-        raise Problem("validation_error", "region must be a 6-digit code")
+    require_known_category(services, category)
+    if region is not None:
+        validate_region(region)
     wait_for_views(services, min_position)
     return services.views.coverage(category=category, region=region)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -36,7 +38,7 @@ router = APIRouter(prefix="/v1/departments", tags=["departments"])
 def create_department(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Registers a department; issuers get a seal key and certificate. The API key is shown once."""
     body = read_body(request, DepartmentCreate)
-    department, issued, position = services.app.register_department(
+    department, issued, position = services.platform.register_department(
         body.id, body.name, body.uscc, list(body.roles), body.kind, body.region
     )
     seal = department.seals.get(department.current_kid) if department.current_kid else None
@@ -58,13 +60,13 @@ def create_department(request: Request, admin: Admin, services: ServicesDep) -> 
 def list_departments(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
     min_position: MinPosition = None,
-) -> dict:
+) -> dict[str, Any]:
     """Public data of every department, with its certificates (never API keys)."""
     wait_for_store(services, min_position)
-    now = services.app.clock()
-    ids = sorted(services.app.directory().listings)
+    now = services.platform.clock()
+    ids = sorted(services.platform.directory().listings)
     chosen, next_cursor = page(ids, str, limit, cursor, "departments")
-    return listing([department_document(services.app.department(i), now) for i in chosen], next_cursor)
+    return listing([department_document(services.platform.department(i), now) for i in chosen], next_cursor)
 
 
 @router.post(
@@ -76,9 +78,9 @@ def list_departments(
 )
 def issue_api_key(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """A further API key for the department, shown once."""
-    services.app.department(department_id)
+    services.platform.department(department_id)
     read_body(request, Empty)
-    issued, position = services.app.issue_api_key(department_id)
+    issued, position = services.platform.issue_api_key(department_id)
     return created(services, {"api_key": issued.api_key, "api_key_id": issued.api_key_id}, position)
 
 
@@ -89,7 +91,7 @@ def issue_api_key(department_id: str, request: Request, admin: Admin, services: 
 )
 def revoke_api_key(department_id: str, api_key_id: str, admin: Admin, services: ServicesDep) -> Response:
     """The key stops working at once, in every worker."""
-    position = services.app.revoke_api_key(department_id, api_key_id)
+    position = services.platform.revoke_api_key(department_id, api_key_id)
     services.views.nudge()
     return Response(status_code=204, headers={"X-Event-Position": str(position)})
 
@@ -103,9 +105,9 @@ def revoke_api_key(department_id: str, api_key_id: str, admin: Admin, services: 
 )
 def rotate_seal(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """A new seal key and certificate; the previous one is retired and still verifies its proofs."""
-    services.app.department(department_id)
+    services.platform.department(department_id)
     read_body(request, Empty)
-    seal, position = services.app.rotate_seal(department_id)
+    seal, position = services.platform.rotate_seal(department_id)
     return created(services, {"kid": seal.kid, "certificate_pem": seal.certificate_pem}, position)
 
 
@@ -117,7 +119,7 @@ def rotate_seal(department_id: str, request: Request, admin: Admin, services: Se
 )
 def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Proofs signed with the key at or after ``effective_at`` (default now) no longer verify."""
-    department = services.app.department(department_id)
+    department = services.platform.department(department_id)
     if department.has_role("issuer") and kid not in department.seals:
         raise Problem("not_found", "key not found")
     body = read_body(request, KeyRevocation)
@@ -125,8 +127,8 @@ def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, se
         effective_at = parse_time(body.effective_at) if body.effective_at is not None else None
     except ValueError:
         raise Problem("validation_error", "effective_at must be an RFC 3339 time") from None
-    _, position = services.app.revoke_seal(department_id, kid, body.reason, effective_at)
-    department = services.app.department(department_id)
-    return ok(services, seal_entry(department, kid, services.app.clock()), position)
+    _, position = services.platform.revoke_seal(department_id, kid, body.reason, effective_at)
+    department = services.platform.department(department_id)
+    return ok(services, seal_entry(department, kid, services.platform.clock()), position)
 
 

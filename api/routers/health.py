@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import ServicesDep
 from api.problems import problem_response
 from api.schemas import Health
-from projections.database import STORE_ERRORS
+from store.database import STORE_ERRORS
 
 router = APIRouter(tags=["operations"])
 READY_LAG = 1000

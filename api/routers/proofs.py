@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.access import sees_proof_jws
 from api.body import body_openapi, read_body
+from api.bootstrap import Services
 from api.deps import Issuer, MinPosition, PrincipalDep, ServicesDep, parse_uuid, wait_for_store
-from api.presenters import sees_proof_jws
 from api.principal import Principal
 from api.problems import Problem, problem_responses
 from api.responses import ok
@@ -36,9 +37,9 @@ def proof_record(check: Check) -> dict[str, Any]:
     }
 
 
-def visible_proof(services: Any, proof_id: str, principal: Principal) -> Check:
+def visible_proof(services: Services, proof_id: str, principal: Principal) -> Check:
     """The proof's check if the caller is its approver, its sealing issuer or an auditor; else 404."""
-    check = services.app.check_of_proof(parse_uuid(proof_id, "proof"))
+    check = services.platform.check_of_proof(parse_uuid(proof_id, "proof"))
     if not sees_proof_jws(check, principal):
         raise Problem("not_found", "proof not found")
     return check
@@ -54,7 +55,7 @@ def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> 
     """Judges a proof by every rule of §5; an invalid proof is a 200 with ``valid: false``."""
     body = read_body(request, VerifyRequest)
     root = services.keystore.root()[1]
-    verdict = verify_proof(body.jws, root, PlatformTrust(services.app), services.app.clock())
+    verdict = verify_proof(body.jws, root, PlatformTrust(services.platform), services.platform.clock())
     return asdict(verdict)
 
 
@@ -74,5 +75,5 @@ def revoke_proof(proof_id: str, request: Request, issuer: Issuer, services: Serv
     """The sealing issuer revokes its proof: ``ProofRevoked`` on the check's stream."""
     visible_proof(services, proof_id, issuer)
     body = read_body(request, ProofRevocation)
-    check, position = services.app.revoke_proof(parse_uuid(proof_id, "proof"), issuer.id, body.reason)
+    check, position = services.platform.revoke_proof(parse_uuid(proof_id, "proof"), issuer.id, body.reason)
     return ok(services, proof_record(check), position)

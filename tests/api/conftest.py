@@ -37,8 +37,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.bootstrap import Services, build
 from api.settings import Settings
+from domain.identifiers import make_id_number, make_uscc
 from tests.bodies import CATEGORY, check_body
-from tests.conftest import make_id_number, make_uscc, postgres_schema_url
+from tests.conftest import postgres_schema_url
 
 ADMIN_KEY = "admin-" + "x" * 40
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from tests.bodies import APPLICANT
 from tests.api.conftest import Caller, Member, Province, new_uscc
+from tests.bodies import APPLICANT
 
 ROLES = ("admin", "approver", "issuer", "former", "auditor", "unrelated", "nokey", "revoked")
 A, R = 401, 401  # columns nokey and revoked, named for readability below
@@ -39,7 +39,7 @@ class Endpoint:
     path: str  # with {placeholders} filled from the object
     obj: str | None = None  # the kind of object in the path
     body: Callable[[], Any] | None = None
-    params: Callable[["World"], dict[str, Any]] | None = None
+    params: Callable[[World], dict[str, Any]] | None = None
 
 
 def _department_body() -> dict[str, Any]:

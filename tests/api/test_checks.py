@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from domain.identifiers import make_id_number
 from domain.timefmt import format_time, parse_time
-from tests.bodies import APPLICANT, CATEGORY, OTHER_NUMBER
 from tests.api.conftest import APPLICANT_CITY, APPLICANT_XIAMEN, Province, masked
-from tests.conftest import make_id_number
+from tests.bodies import APPLICANT, CATEGORY, OTHER_NUMBER
 
 CHECK_FIELDS = {
     "id", "status", "category", "matter", "approver", "issuer", "applicant", "claims", "purpose", "consent",

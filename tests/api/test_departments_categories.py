@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from fastapi.testclient import TestClient
 from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi.testclient import TestClient
 
-from domain.timefmt import format_time, parse_time
 from api.app import create_app
-from tests.bodies import CATEGORY
+from domain.identifiers import make_uscc
+from domain.timefmt import format_time, parse_time
 from tests.api.conftest import Province, build_services, new_uscc
-from tests.conftest import make_uscc
+from tests.bodies import CATEGORY
 
 
 def kid_of_pem(pem: str) -> str:
@@ -260,7 +260,7 @@ def test_revoking_the_current_key_now_stops_replies_until_rotation(p: Province) 
     entry = response.json()
     assert set(entry) == {"kid", "certificate_pem", "status", "revoked_at"}
     assert entry["kid"] == issuer.kid and entry["status"] == "revoked"
-    assert abs(parse_time(entry["revoked_at"]) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(parse_time(entry["revoked_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
     assert departments_by_id(p)[issuer.id]["certificates"][0]["status"] == "revoked"
 
     problem = p.act(pending["id"], "reply", name, expect=409)
@@ -277,7 +277,7 @@ def test_revoking_the_current_key_now_stops_replies_until_rotation(p: Province) 
 
 def test_revocation_with_a_future_effective_at_leaves_the_key_usable(p: Province) -> None:
     issuer = p.department(f"fut-{uuid.uuid4().hex[:4]}", roles=["issuer"], kind="police", region="350111")
-    effective = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=30)
+    effective = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
     entry = p.admin.post(
         f"/v1/departments/{issuer.id}/keys/{issuer.kid}/revoke",
         json={"reason": "计划停用", "effective_at": effective.strftime("%Y-%m-%dT%H:%M:%SZ")},
@@ -296,7 +296,7 @@ def test_revocation_with_a_past_effective_at_invalidates_later_proofs_only(p: Pr
     issuer = p.department(f"past-{uuid.uuid4().hex[:4]}", roles=["issuer"], kind="police", region="350111")
     name = issuer
     early = p.act(p.raise_check(issuer=issuer.id)["id"], "reply", name)
-    cut = datetime.now(timezone.utc)
+    cut = datetime.now(UTC)
     late = p.act(p.raise_check(issuer=issuer.id)["id"], "reply", name)
     entry = p.admin.post(
         f"/v1/departments/{issuer.id}/keys/{issuer.kid}/revoke",

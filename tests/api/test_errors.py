@@ -262,7 +262,7 @@ def test_an_internal_error_is_a_problem_without_a_trace(p: Province, monkeypatch
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail /work/main/domain/platform.py")
 
-    monkeypatch.setattr(p.services.app, "catalogue", boom)
+    monkeypatch.setattr(p.services.platform, "catalogue", boom)
     client = TestClient(p.app, raise_server_exceptions=False)
     response = client.get("/v1/categories", headers=auth(p.approver.key))
     assert response.status_code == 500

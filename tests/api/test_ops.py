@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from projections.database import DatabaseUnavailable
-from tests.bodies import APPLICANT, OTHER_NUMBER
+from store.database import DatabaseUnavailable
 from tests.api.conftest import Province
+from tests.bodies import APPLICANT, OTHER_NUMBER
 
 # Every operation of the contract (API.md §3-§8), as OpenAPI names its paths.
 CONTRACT: set[tuple[str, str]] = {
@@ -203,7 +203,7 @@ def test_an_unreachable_store_is_503_unavailable(p: Province, monkeypatch: pytes
     def unreachable(*args: Any, **kwargs: Any) -> Any:
         raise DatabaseUnavailable("connection refused")
 
-    monkeypatch.setattr(p.services.app, "check", unreachable)
+    monkeypatch.setattr(p.services.platform, "check", unreachable)
     for response in (
         p.as_("approver").get(f"/v1/checks/{check['id']}"),
         p.as_("gulou").post(f"/v1/checks/{check['id']}/accept", json={}),

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from domain.timefmt import parse_time
-from tests.bodies import APPLICANT
 from tests.api.conftest import Province
+from tests.bodies import APPLICANT
 
 REASONS = {
     "malformed", "bad_signature", "unknown_issuer", "untrusted_certificate", "certificate_expired", "key_revoked",
@@ -139,7 +139,7 @@ def test_a_proof_under_a_foreign_certificate_is_untrusted(p: Province) -> None:
     _, payload, _ = parts(p.replied_check()["proof"]["jws"])
     key = Ed25519PrivateKey.generate()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "福州市公安局鼓楼分局")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -14,8 +14,9 @@ import pytest
 from api.bootstrap import Services, build
 from api.settings import Settings
 from api.trust import PlatformTrust
+from audit.report import AuditReport
+from audit.verify import verify_ledger
 from projections import ledger
-from projections.audit import AuditReport, verify_ledger
 from projections.views import Views
 from tests.audit.scenario import Story, run_story
 
@@ -33,7 +34,7 @@ def project(services: Services) -> Views:
     for a tail of fewer than CHECKPOINT_EVERY leaves: the real follower waits 5 s for that)."""
     views = Views(
         services.database,
-        services.app,
+        services.platform,
         services.log,
         ledger_signer=services.keystore.ledger_signer(),
         checkpoint_every=CHECKPOINT_EVERY,
@@ -67,7 +68,7 @@ class World:
 
     @property
     def app(self) -> Any:
-        return self.services.app
+        return self.services.platform
 
     def audit(self, **kwargs: Any) -> AuditReport:
         root = self.services.keystore.root()[1]
@@ -90,7 +91,7 @@ def world(durable_database_url: str, tmp_path: Path) -> Iterator[World]:
     """The story recorded on a durable store, its ledger covered by a signed checkpoint."""
     services = make_services(durable_database_url, tmp_path / "keys")
     try:
-        story = run_story(services.app)
+        story = run_story(services.platform)
         settle(services)
         services.views.stop()  # no follower runs; stopping makes sure none races the tampering
         yield World(services, story, durable_database_url, tmp_path / "keys")
@@ -104,7 +105,7 @@ class EventStore:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.location = services.location
-        self.table = services.app.recorder.events_table_name
+        self.table = services.platform.recorder.events_table_name
         self.postgres = self.location.kind == "postgres"
         self.position_column = "notification_id" if self.postgres else "rowid"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from api.demo import CategoryRow, DepartmentRow, create_province
+from domain.identifiers import make_id_number
 from domain.platform import Platform
-from tests.conftest import make_id_number, make_uscc
 
 APPROVER = "fz-housing"
 GULOU_POLICE = "fz-gulou-police"
@@ -16,12 +17,13 @@ HOUSEHOLD = "household-registration"
 APPLICANT_ID = make_id_number("35010219900101123")
 OTHER_ID = make_id_number("35010219650202456")
 
-DEPARTMENTS = [
-    (APPROVER, "福州市不动产登记中心", ["approver"], "natural-resources", "350100", "91350100MA0000001"),
-    (GULOU_POLICE, "福州市公安局鼓楼分局", ["issuer"], "police", "350102", "91350100MA0000002"),
-    (CITY_POLICE, "福州市公安局", ["issuer"], "police", "350100", "91350100MA0000003"),
-    (AUDITOR, "福建省审计厅", ["auditor"], "audit", "350000", "91350100MA0000004"),
+DEPARTMENTS: list[DepartmentRow] = [
+    (APPROVER, "福州市不动产登记中心", ["approver"], "natural-resources", "350100"),
+    (GULOU_POLICE, "福州市公安局鼓楼分局", ["issuer"], "police", "350102"),
+    (CITY_POLICE, "福州市公安局", ["issuer"], "police", "350100"),
+    (AUDITOR, "福建省审计厅", ["auditor"], "audit", "350000"),
 ]
+CATEGORIES: list[CategoryRow] = [(HOUSEHOLD, "户籍证明", "police", ["collaboration", "commitment"], 24)]
 
 
 @dataclass
@@ -32,9 +34,7 @@ class Story:
 
 
 def build_province(app: Platform) -> None:
-    for department_id, name, roles, kind, region, uscc in DEPARTMENTS:
-        app.register_department(department_id, name, make_uscc(uscc), roles, kind, region)
-    app.create_category(HOUSEHOLD, "户籍证明", "police", ["collaboration", "commitment"], 24, None)
+    create_province(app, DEPARTMENTS, CATEGORIES)
 
 
 def raise_check(app: Platform, issuer: str | None = GULOU_POLICE) -> UUID:

@@ -9,17 +9,16 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-
-import projections.audit
+import audit.bundle
+import audit.proof_workers
 from domain.check import TRANSITIONS
 from domain.timefmt import utcnow
-from signing.bundle import STATUS_TRANSITIONS
 from tests.audit.conftest import World, make_services, problems_of, settle
 from tests.audit.scenario import APPROVER, GULOU_POLICE, raise_check, run_story
 
 
 def test_the_bundle_verifier_knows_the_domain_status_machine() -> None:
-    assert STATUS_TRANSITIONS == {name: (allowed, leads_to) for name, (_, allowed, leads_to) in TRANSITIONS.items()}
+    assert audit.bundle.TRANSITIONS is TRANSITIONS  # replayed, not restated
 
 
 def forge_proof_signature(world: World) -> int:
@@ -33,8 +32,8 @@ def forge_proof_signature(world: World) -> int:
 
 
 def test_proofs_verified_in_worker_processes(world: World, monkeypatch) -> None:
-    monkeypatch.setattr(projections.audit, "PROOF_CHUNK", 1)  # every proof a task of its own
-    monkeypatch.setattr(projections.audit, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit.proof_workers, "PROOF_CHUNK", 1)  # every proof a task of its own
+    monkeypatch.setattr(audit.proof_workers, "PARALLEL_FROM", 1)
     clean = world.audit(workers=2)
     assert clean.ok and clean.proofs == 2
     position = forge_proof_signature(world)
@@ -79,7 +78,7 @@ def test_exempted_needs_a_confirmed_reply(world: World) -> None:
 def test_an_encrypted_store(sqlite_url: str, tmp_path: Path) -> None:
     services = make_services(sqlite_url, tmp_path / "keys", cipher_key=base64.b64encode(b"c" * 32).decode())
     try:
-        story = run_story(services.app)
+        story = run_story(services.platform)
         settle(services)
         world = World(services, story, sqlite_url, tmp_path / "keys")
         assert world.audit().ok
@@ -99,7 +98,7 @@ def test_a_store_whose_views_never_ran(sqlite_url: str, tmp_path: Path) -> None:
         world = World(services, None, sqlite_url, tmp_path / "keys")  # type: ignore[arg-type]
         empty = world.audit()
         assert empty.ok and (empty.events, empty.checkpoints, empty.proofs) == (0, 0, 0)
-        run_story(services.app)
+        run_story(services.platform)
         report = world.audit()
         assert report.ok and report.checkpoints == 0 and report.events == services.log.max_position()
     finally:
@@ -124,16 +123,16 @@ def test_audit_while_the_service_runs(durable_database_url: str, tmp_path: Path)
     def busy() -> None:
         try:
             while not stop.is_set():
-                check_id = raise_check(services.app)
-                services.app.accept(check_id, GULOU_POLICE)
-                services.app.reply(check_id, GULOU_POLICE, "confirmed", {}, 30)
-                services.app.close_check(check_id, APPROVER, "exempted")
+                check_id = raise_check(services.platform)
+                services.platform.accept(check_id, GULOU_POLICE)
+                services.platform.reply(check_id, GULOU_POLICE, "confirmed", {}, 30)
+                services.platform.close_check(check_id, APPROVER, "exempted")
                 services.views.nudge()
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
     try:
-        story = run_story(services.app)
+        story = run_story(services.platform)
         world = World(services, story, durable_database_url, tmp_path / "keys")
         services.views.start()
         worker = threading.Thread(target=busy)

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import rfc8785
 
+from audit.bundle import verify_bundle
+from audit.evidence import FORMAT, content_digest, serialize
+from audit.export import ExportError, NotCovered, export_bundle
 from domain.timefmt import utcnow
-from projections.bundle import ExportError, NotCovered, export_bundle
 from signing import certificates
-from signing.bundle import FORMAT, content_digest, leaf_bytes, serialize, verify_bundle
+from signing.leaf import event_leaf
 from signing.merkle import leaf_hash
-from tests.audit.conftest import World, make_services, run_cli, project, run_cli_full, settle
-from tests.audit.scenario import run_story, raise_check
+from tests.audit.conftest import World, make_services, project, run_cli, run_cli_full, settle
+from tests.audit.scenario import raise_check, run_story
 
 
 def bundle_of(world: World, check: str) -> dict:
@@ -136,7 +138,7 @@ def test_a_forger_who_recomputes_the_digest_is_caught_by_the_signatures(world: W
         event = b["events"][1]
         state = base64.b64decode(event["state_b64"])
         event["state_sha256"] = hashlib.sha256(state).hexdigest()
-        event["leaf_hash"] = leaf_hash(leaf_bytes(event["position"], event["stream_id"], event["version"], event["type"], state)).hex()
+        event["leaf_hash"] = leaf_hash(event_leaf(event["position"], event["stream_id"], event["version"], event["type"], state)).hex()
 
     assert any("not leaf 35" in r or "not leaf" in r for r in edited(edit_state_and_hashes))
 
@@ -220,10 +222,10 @@ def test_a_bundle_of_an_encrypted_store(sqlite_url: str, tmp_path: Path) -> None
     cipher_key = base64.b64encode(b"k" * 32).decode()
     services = make_services(sqlite_url, tmp_path / "keys", cipher_key=cipher_key)
     try:
-        story = run_story(services.app)
+        story = run_story(services.platform)
         settle(services)
         root = services.keystore.root()[1]
-        bundle = export_bundle(services.app, services.database, services.log, root, story.checks["exempted"], utcnow())
+        bundle = export_bundle(services.platform, services.database, services.log, root, story.checks["exempted"], utcnow())
         assert b"fz-gulou-police" not in base64.b64decode(bundle["events"][1]["state_b64"])
         data = serialize(bundle)
         verdict = verify_bundle(data, root, utcnow())

@@ -12,6 +12,7 @@ import pytest
 
 from domain.check import TRANSITIONS
 from domain.errors import DomainError
+from projections.checks import check_document
 from tests.audit.conftest import make_services
 from tests.audit.scenario import APPROVER, CITY_POLICE, GULOU_POLICE, build_province, raise_check
 
@@ -19,7 +20,7 @@ from tests.audit.scenario import APPROVER, CITY_POLICE, GULOU_POLICE, build_prov
 @pytest.fixture
 def long_check(durable_database_url: str, tmp_path: Path) -> Iterator[tuple]:
     services = make_services(durable_database_url, tmp_path / "keys")
-    app = services.app
+    app = services.platform
     try:
         build_province(app)
         check_id = raise_check(app)
@@ -46,7 +47,7 @@ def replay(events):
 
 def test_every_version_is_its_events(long_check) -> None:
     services, check_id = long_check
-    app = services.app
+    app = services.platform
     events = app.check_events(check_id)
     assert len(events) == 15
     now = events[-1].timestamp + timedelta(seconds=1)
@@ -58,18 +59,18 @@ def test_every_version_is_its_events(long_check) -> None:
         past = app.check(check_id, version=version)
         assert past.version == version
         assert past.status == status
-        assert past.to_dict(now) == replay(events[:version]).to_dict(now)
+        assert check_document(past, now) == check_document(replay(events[:version]), now)
     with pytest.raises(DomainError):
         app.check(check_id, version=len(events) + 1)
     final = app.check(check_id)
     assert final.status == "closed" and final.proof.status == "revoked"
-    assert [item["answer"] for item in final.to_dict(now)["info_requests"]] == ["第1个回答", "第2个回答", "第3个回答", "已确认"]
+    assert [item["answer"] for item in check_document(final, now)["info_requests"]] == ["第1个回答", "第2个回答", "第3个回答", "已确认"]
     assert final.forwarded_from == [GULOU_POLICE]
 
 
 def test_as_of_every_moment_between_events(long_check) -> None:
     services, check_id = long_check
-    app = services.app
+    app = services.platform
     events = app.check_events(check_id)
     with pytest.raises(DomainError):
         app.check_as_of(check_id, events[0].timestamp - timedelta(microseconds=1))
@@ -80,7 +81,7 @@ def test_as_of_every_moment_between_events(long_check) -> None:
         for moment in moments:
             past = app.check_as_of(check_id, moment)
             assert past.version == version, (version, moment)
-            assert past.to_dict(moment) == replay(events[:version]).to_dict(moment)
+            assert check_document(past, moment) == check_document(replay(events[:version]), moment)
 
 
 def test_history_positions_are_the_ledger_order(long_check) -> None:

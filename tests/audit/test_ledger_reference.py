@@ -98,7 +98,7 @@ def test_served_leaves_are_the_event_store(world: World) -> None:
             break
         after = page["next_after"]
     assert len(served) == len(leaves) == views.ledger_size()
-    for index, (item, leaf) in enumerate(zip(served, leaves)):
+    for index, (item, leaf) in enumerate(zip(served, leaves, strict=True)):
         assert item["index"] == index
         assert (item["position"], item["stream_id"], item["version"], item["type"]) == (
             leaf["position"], leaf["stream_id"], leaf["version"], leaf["type"]

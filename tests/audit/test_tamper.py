@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from projections.ledger import leaf_bytes
+from signing.leaf import event_leaf
 from signing.merkle import leaf_hash
 from tests.audit.conftest import World, cli_json, problems_of, run_cli
 
@@ -245,7 +245,7 @@ def test_a_ledger_view_rebuilt_from_altered_events(world: World, monkeypatch, ca
     notification = world.services.log.read(position - 1, 1, stop=position)[0]
     store.execute(
         "UPDATE ledger_leaves SET leaf_hash = ?, state_sha256 = ? WHERE position = ?",
-        (leaf_hash(leaf_bytes(notification)), hashlib.sha256(edited).hexdigest(), position),
+        (leaf_hash(event_leaf(position, str(notification.originator_id), notification.originator_version, notification.topic, edited)), hashlib.sha256(edited).hexdigest(), position),
     )
     report = assert_found(world, monkeypatch, capsys, {(None, "checkpoint_mismatch")})
     index = store.positions().index(position)

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from projections.audit import _view_leaves
+from audit.ledger_scan import _view_leaves
 
 
 class FakeLeaves:

@@ -7,13 +7,13 @@ import base64
 import hashlib
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
-from domain.errors import DomainError
+from domain.errors import InvalidClaims, InvalidInput
 from domain.ports import SealCertificate
 
 
@@ -43,7 +43,7 @@ class FakeSealer:
     def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate:
         kid = hashlib.sha256(f"{department_id}:{next(self._counter)}".encode()).hexdigest()
         self.created.append((kid, department_id, name, uscc))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return SealCertificate(
             kid=kid,
             certificate_pem=f"-----BEGIN CERTIFICATE-----\n{kid}\n-----END CERTIFICATE-----\n",
@@ -67,10 +67,10 @@ class FakeClaims:
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except SchemaError as error:
-            raise DomainError("validation_error", f"claims_schema is no valid JSON Schema: {error.message}") from None
+            raise InvalidInput(f"claims_schema is no valid JSON Schema: {error.message}") from None
 
     def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
         validator = jsonschema.validators.validator_for(schema)(schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(claims))
         if error is not None:
-            raise DomainError("invalid_claims", f"claims do not validate: {error.message}")
+            raise InvalidClaims(f"claims do not validate: {error.message}")

@@ -13,10 +13,11 @@ from uuid import UUID
 
 import pytest
 
-from domain.check import proof_id_of
-from domain.errors import DomainError
 from api.settings import parse_database_url, store_env
+from domain.errors import DomainError
 from domain.platform import Platform
+from domain.proof import proof_id_of
+from projections.checks import check_document
 from tests.domain.fakes import FakeClaims, FakeSealer
 from tests.domain.world import (
     APPROVER,
@@ -379,7 +380,7 @@ def test_forward_restarts_the_due_time_and_grows_forwarded_from(clocked):
     # Back to a former issuer is another issuer too.
     check, _ = app.forward(check_id, PROVINCE_POLICE, GULOU_POLICE, "退回分局")
     assert check.issuer == GULOU_POLICE and check.forwarded_from == [GULOU_POLICE, CITY_POLICE, PROVINCE_POLICE]
-    assert app.check(check_id).to_dict(check.created_on)["forwarded_from"] == check.forwarded_from
+    assert check_document(app.check(check_id), check.created_on)["forwarded_from"] == check.forwarded_from
 
 
 def test_forward_to_an_invalid_issuer_is_a_422_before_a_409(clocked):
@@ -422,11 +423,11 @@ def test_info_requests_record_question_and_answer(clocked):
     check_id = new_check_id(app)
     app.accept(check_id, GULOU_POLICE)
     app.request_info(check_id, GULOU_POLICE, "请提供曾用名")
-    asked = app.check(check_id).to_dict(app.clock())["info_requests"]
+    asked = check_document(app.check(check_id), app.clock())["info_requests"]
     assert asked == [{"question": "请提供曾用名", "answer": None, "asked_at": asked[0]["asked_at"], "answered_at": None}]
     app.supply_info(check_id, APPROVER, "林某")
     app.request_info(check_id, GULOU_POLICE, "请提供出生地")
-    requests = app.check(check_id).to_dict(app.clock())["info_requests"]
+    requests = check_document(app.check(check_id), app.clock())["info_requests"]
     assert [(r["question"], r["answer"]) for r in requests] == [("请提供曾用名", "林某"), ("请提供出生地", None)]
     assert requests[0]["answered_at"] is not None and requests[1]["answered_at"] is None
 
@@ -504,9 +505,9 @@ def test_overdue_only_while_open_and_unanswered(clocked):
     assert not app.check(open_id).is_overdue(due)  # "now > due_at"
     assert app.check(open_id).is_overdue(due + timedelta(microseconds=1))
     later = due + timedelta(days=1)
-    assert app.check(info_id).to_dict(later)["overdue"] is True
-    assert app.check(replied_id).to_dict(later)["overdue"] is False
-    assert app.check(declined_id).to_dict(later)["overdue"] is False
+    assert check_document(app.check(info_id), later)["overdue"] is True
+    assert check_document(app.check(replied_id), later)["overdue"] is False
+    assert check_document(app.check(declined_id), later)["overdue"] is False
 
 
 def test_unknown_check_is_not_found(clocked):

@@ -6,7 +6,7 @@ The check characters are computed here from the standards' own tables, independe
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -33,11 +33,11 @@ GB32100_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 2
 
 
 def ref_id_check(first17: str) -> str:
-    return GB11643_CHECK[sum(int(c) * w for c, w in zip(first17, GB11643_WEIGHTS)) % 11]
+    return GB11643_CHECK[sum(int(c) * w for c, w in zip(first17, GB11643_WEIGHTS, strict=True)) % 11]
 
 
 def ref_uscc_check(first17: str) -> str:
-    remainder = 31 - sum(GB32100_VALUES[c] * w for c, w in zip(first17, GB32100_WEIGHTS)) % 31
+    remainder = 31 - sum(GB32100_VALUES[c] * w for c, w in zip(first17, GB32100_WEIGHTS, strict=True)) % 31
     return GB32100_CHARS[0 if remainder == 31 else remainder]
 
 
@@ -108,7 +108,7 @@ def test_birth_date_may_be_today_but_not_after_it():
 
 def test_today_is_the_date_in_china_standard_time(monkeypatch):
     """At 20:00 UTC on 1 March it is already 2 March in China: a child born on 2 March is valid."""
-    instant = datetime(2024, 3, 1, 20, 0, tzinfo=timezone.utc)
+    instant = datetime(2024, 3, 1, 20, 0, tzinfo=UTC)
 
     class FrozenDatetime(datetime):
         @classmethod

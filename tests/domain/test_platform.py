@@ -9,11 +9,13 @@ from uuid import UUID
 
 import pytest
 
-from domain.check import proof_id_of
+from api.presenters import category_document
 from domain.errors import DomainError
+from domain.identifiers import make_id_number
 from domain.platform import Platform
 from domain.privacy import mask_check, mask_claims
-from tests.conftest import make_id_number
+from domain.proof import proof_id_of
+from projections.checks import check_document
 from tests.domain.world import (
     APPLICANT_ID,
     APPLICANT_NAME,
@@ -261,7 +263,7 @@ def test_duplicate_category_code_is_a_conflict(app):
 
 def test_category_changes_and_status(app):
     category, _ = app.change_category(HOUSEHOLD, {"name": "户口证明", "sla_hours": 12.5, "modes": ["collaboration"]}, None)
-    assert category.to_dict() == {
+    assert category_document(category) == {
         "code": HOUSEHOLD,
         "name": "户口证明",
         "issuer_kind": "police",
@@ -374,7 +376,7 @@ def test_a_named_issuer_overrides_routing(app):
 def test_raise_check_records_the_request(app):
     check, recorded = raise_check(app, id_number=APPLICANT_ID.lower())
     assert recorded == position(app)
-    document = check.to_dict(check.created_on)
+    document = check_document(check, check.created_on)
     assert document["status"] == "raised" and document["version"] == 1
     assert document["approver"] == APPROVER and document["issuer"] == GULOU_POLICE
     assert document["applicant"] == {"name": APPLICANT_NAME, "id_number": APPLICANT_ID.upper()}
@@ -553,7 +555,7 @@ def test_masking_hides_identity_numbers_from_other_readers(app):
             "count": 2,
         },
     )
-    document = check.to_dict(check.created_on)
+    document = check_document(check, check.created_on)
     masked = mask_check(document)
     assert masked["applicant"] == {"name": APPLICANT_NAME, "id_number": APPLICANT_ID[:6] + "********" + APPLICANT_ID[-4:]}
     assert masked["claims"]["other_id_number"] == OTHER_ID[:6] + "********" + OTHER_ID[-4:]

@@ -13,9 +13,10 @@ from uuid import UUID
 
 import pytest
 
-from domain.check import proof_id_of
 from domain.errors import DomainError
 from domain.platform import Platform
+from domain.proof import proof_id_of
+from projections.checks import check_document
 from tests.domain.world import (
     APPLICANT_ID,
     APPLICANT_NAME,
@@ -107,7 +108,7 @@ def test_lifecycle_history_and_points_in_time(database_url, make_platform):
     if not database_url.startswith("memory"):
         # A second application on the same store (another process, a restart) reads the same history.
         other = make_platform(database_url)
-        assert other.check(check_id).to_dict(check.created_on) == check.to_dict(check.created_on)
+        assert check_document(other.check(check_id), check.created_on) == check_document(check, check.created_on)
         assert_history(other, check_id)
         assert other.department(CITY_POLICE).current_kid == app.department(CITY_POLICE).current_kid
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 DOMAIN = Path(__file__).resolve().parents[2] / "domain"
-FORBIDDEN = ("fastapi", "starlette", "cryptography", "psycopg", "psycopg_pool", "jsonschema", "api", "projections", "signing")
+FORBIDDEN = (
+    "fastapi", "starlette", "cryptography", "psycopg", "psycopg_pool", "jsonschema", "rfc8785",
+    "api", "audit", "projections", "signing", "store",
+)
 
 
 def imported_modules(path: Path) -> list[str]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from api.demo import CategoryRow, DepartmentRow, create_province
 from domain.check import Check
+from domain.identifiers import make_id_number, make_uscc
 from domain.platform import Platform
-from tests.conftest import make_id_number, make_uscc
 
 APPROVER = "fz-housing"  # approver, Fuzhou city
 OTHER_APPROVER = "xm-housing"  # approver, Xiamen: unrelated to Fuzhou's checks
@@ -22,7 +23,7 @@ XIAMEN_POLICE = "xm-police"  # issuer police 350200
 GULOU_CIVIL = "fz-gulou-civil"  # issuer civil-affairs 350102
 AUDITOR = "fj-audit"  # auditor
 
-DEPARTMENTS: list[tuple[str, str, list[str], str, str]] = [
+DEPARTMENTS: list[DepartmentRow] = [
     (APPROVER, "福州市不动产登记中心", ["approver"], "natural-resources", "350100"),
     (OTHER_APPROVER, "厦门市不动产登记中心", ["approver"], "natural-resources", "350200"),
     (PROVINCE_POLICE, "福建省公安厅", ["issuer"], "police", "350000"),
@@ -57,12 +58,15 @@ def new_uscc() -> str:
     return make_uscc(f"91350100MA{next(_uscc_serial):07d}")
 
 
+CATEGORIES: list[CategoryRow] = [
+    (HOUSEHOLD, "户籍证明", "police", ["collaboration", "commitment"], 24),
+    (NO_RECORD, "无犯罪记录证明", "police", ["collaboration"], 48),
+    (KINSHIP, "亲属关系证明", "civil-affairs", ["collaboration", "data_sharing"], 72, KINSHIP_SCHEMA),
+]
+
+
 def build_province(app: Platform) -> None:
-    for department_id, name, roles, kind, region in DEPARTMENTS:
-        app.register_department(department_id, name, new_uscc(), roles, kind, region)
-    app.create_category(HOUSEHOLD, "户籍证明", "police", ["collaboration", "commitment"], 24, None)
-    app.create_category(NO_RECORD, "无犯罪记录证明", "police", ["collaboration"], 48, None)
-    app.create_category(KINSHIP, "亲属关系证明", "civil-affairs", ["collaboration", "data_sharing"], 72, KINSHIP_SCHEMA)
+    create_province(app, DEPARTMENTS, CATEGORIES)
 
 
 def raise_check(

@@ -15,11 +15,11 @@ import pytest
 from api.bootstrap import _open_database
 from api.settings import Settings, parse_database_url, store_env
 from domain.platform import Platform
-from projections.database import Database
-from projections.eventlog import EventLog
 from projections.views import Views
+from signing.key import SigningKey
 from signing.keystore import KeyStore
-from signing.signer import Signer
+from store.database import Database
+from store.eventlog import EventLog
 from tests.domain.fakes import FakeClaims, FakeSealer
 
 
@@ -61,7 +61,7 @@ class Stack:
 @dataclass
 class LedgerKeys:
     key_dir: Path
-    signer: Signer
+    signer: SigningKey
     root_certificate: Any
 
 
@@ -78,7 +78,7 @@ StackFactory = Callable[..., Stack]
 
 def build_stack(
     url: str,
-    signer: Signer,
+    signer: SigningKey,
     *,
     checkpoint_every: int = 1000,
     clock: Callable[[], datetime] | None = None,

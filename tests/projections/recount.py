@@ -20,8 +20,9 @@ from domain.check import Check
 from domain.identifiers import region_prefix
 from domain.platform import Platform
 from domain.privacy import mask_check
-from projections.database import Database
-from projections.eventlog import EventLog
+from projections.checks import check_document
+from store.database import Database
+from store.eventlog import EventLog
 
 OPEN_UNANSWERED = {"raised", "accepted", "info_requested"}
 
@@ -45,7 +46,7 @@ def all_checks(app: Platform, log: EventLog) -> list[Check]:
 
 def list_item(check: Check, now: datetime) -> dict[str, Any]:
     """A check as every list reader sees it: masked, no proof JWS (API.md §4)."""
-    document = mask_check(check.to_dict(now))
+    document = mask_check(check_document(check, now))
     if document["proof"] is not None:
         document["proof"] = {**document["proof"], "jws": None}
     return document

@@ -13,7 +13,7 @@ from tests.projections import recount
 def test_built_services_keep_every_view(durable_database_url: str, tmp_path) -> None:
     services = build(Settings(database_url=durable_database_url, key_dir=tmp_path / "keys", checkpoint_every=5))
     try:
-        app, views = services.app, services.views
+        app, views = services.platform, services.views
         views.start()
         build_province(app)
         check = raise_check(app)[0]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from domain.check import proof_id_of
 from domain.platform import Platform
+from domain.proof import proof_id_of
 from domain.timefmt import utcnow
 from tests.domain.world import (
     APPROVER,

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from projections import ledger as ledger_module
 from domain.timefmt import utcnow
-from projections.database import DatabaseUnavailable
+from projections import ledger as ledger_module
 from projections.projector import Projector
+from store.database import DatabaseUnavailable
 from tests.domain.world import APPROVER, GULOU_POLICE, OTHER_APPROVER, XIAMEN_POLICE, build_province, raise_check
 from tests.projections import recount
 from tests.projections.conftest import Clock
@@ -133,13 +133,13 @@ def test_a_batch_failing_midway_is_redone_whole(durable_database_url: str, make_
             raise RuntimeError("killed in the middle of a batch")
 
     monkeypatch.setattr(ledger_module.LedgerBatch, "write", failing_write)
-    caplog.set_level(logging.ERROR, logger="projections.views")
+    caplog.set_level(logging.ERROR, logger="projections.follower")
     stack.views.start()
     stack.sync()
     assert calls["n"] >= 6
     assert seen["position"] > 0 and seen["dump"]["view_tracking"]
     assert "killed in the middle of a batch" in caplog.text  # logged, not silent
-    assert stack.views._thread is not None and stack.views._thread.is_alive()
+    assert stack.views.follower._thread is not None and stack.views.follower._thread.is_alive()
     assert_views_match_the_log(stack)
 
 
@@ -176,7 +176,7 @@ CHILD = textwrap.dedent(
     from api.settings import Settings, parse_database_url
     from domain.platform import Platform
     from projections import ledger
-    from projections.eventlog import EventLog
+    from store.eventlog import EventLog
     from projections.views import Views
     from signing.keystore import KeyStore
     from tests.domain.fakes import FakeClaims, FakeSealer
@@ -278,7 +278,7 @@ def test_the_follower_survives_database_errors(sqlite_url: str, make_stack, monk
         original(self, cursor, batch)
 
     monkeypatch.setattr(Projector, "write", flaky)
-    caplog.set_level(logging.WARNING, logger="projections.views")
+    caplog.set_level(logging.WARNING, logger="projections.follower")
     stack.views.start()
     stack.sync(timeout=30)
     assert failures["left"] == 0
@@ -293,9 +293,9 @@ def test_the_follower_survives_database_errors(sqlite_url: str, make_stack, monk
 
 def test_start_and_stop_are_idempotent(sqlite_url: str, make_stack) -> None:
     stack = make_stack(sqlite_url)
-    thread = stack.views._thread
+    thread = stack.views.follower._thread
     stack.views.start()
-    assert stack.views._thread is thread
+    assert stack.views.follower._thread is thread
     stack.views.stop()
     stack.views.stop()
     assert thread is not None and not thread.is_alive()

@@ -15,7 +15,7 @@ from api.settings import Settings, parse_database_url
 from domain.identifiers import region_prefix
 from domain.timefmt import utcnow
 from projections import coverage, medians, schema
-from projections.database import Database
+from store.database import Database
 
 REGIONS = ["350102", "350104", "350100", "350203", "350200", "350000", "110101", ""]
 CATEGORIES = ["household", "marriage", "estate"]

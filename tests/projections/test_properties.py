@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.check import proof_id_of
 from domain.errors import DomainError
+from domain.proof import proof_id_of
 from domain.timefmt import utcnow
 from signing import merkle
 from tests.domain.world import (
@@ -22,9 +22,9 @@ from tests.domain.world import (
     KINSHIP,
     NO_RECORD,
     OTHER_APPROVER,
+    OTHER_ID,
     PROVINCE_POLICE,
     XIAMEN_POLICE,
-    OTHER_ID,
     build_province,
     raise_check,
 )

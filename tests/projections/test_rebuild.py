@@ -13,7 +13,15 @@ import pytest
 from projections import schema
 from projections.ledger import LedgerMismatch
 from projections.projector import positions
-from tests.domain.world import APPROVER, CITY_POLICE, GULOU_POLICE, OTHER_APPROVER, XIAMEN_POLICE, build_province, raise_check
+from tests.domain.world import (
+    APPROVER,
+    CITY_POLICE,
+    GULOU_POLICE,
+    OTHER_APPROVER,
+    XIAMEN_POLICE,
+    build_province,
+    raise_check,
+)
 from tests.projections import recount
 from tests.projections.conftest import Clock
 from tests.projections.test_follower import assert_views_match_the_log, busy_history

@@ -26,9 +26,9 @@ import httpx
 
 from api.bootstrap import Services, build
 from api.settings import Settings
+from domain.identifiers import make_uscc
 from projections.schema import VIEW_TABLES
 from tests.bodies import CATEGORY, check_body
-from tests.conftest import make_uscc
 
 NOCERT = str(Path(sys.executable).with_name("nocert"))
 ADMIN_KEY = "admin-" + "r" * 40

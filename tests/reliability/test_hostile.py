@@ -39,7 +39,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.problems import STATUS_OF_CODE
-from tests.conftest import make_id_number
+from domain.identifiers import make_id_number
 from tests.bodies import CATEGORY, check_body
 from tests.reliability.support import ADMIN_KEY, Province, converge_and_rebuild, open_services, server_env
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_URL
 from tests.bodies import check_body
+from tests.conftest import POSTGRES_URL
 from tests.reliability.support import (
     LifecycleLoad,
     Province,

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import make_id_number
+from api.ratelimit import FAILURE_LIMIT
+from domain.identifiers import make_id_number
 from tests.bodies import APPLICANT, OTHER_NUMBER, check_body
 from tests.reliability.support import ADMIN_KEY, Province, Server, server_env
-from api.ratelimit import FAILURE_LIMIT
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",

@@ -6,7 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signing.certificates import create_root, issue_department_certificate
-from signing.signer import FileSigner
+from signing.key import FileKey
 
 DEPARTMENT_ID = "4f1c2b8e-0d51-4e0a-9d6b-2a7c3e5f8a10"
 DEPARTMENT_NAME = "福州市鼓楼区公安分局温泉派出所"
@@ -25,7 +25,7 @@ def root() -> Root:
 
 
 @pytest.fixture(scope="session")
-def make_seal(root: Root) -> Callable[..., FileSigner]:
+def make_seal(root: Root) -> Callable[..., FileKey]:
     """A department seal (key and root-issued certificate), by default for DEPARTMENT_ID."""
 
     def make(
@@ -34,7 +34,7 @@ def make_seal(root: Root) -> Callable[..., FileSigner]:
         not_before: datetime | None = None,
         years: int = 10,
         by: Root | None = None,
-    ) -> FileSigner:
+    ) -> FileKey:
         root_key, root_cert = by or root
         not_before = not_before or EPOCH
         key = Ed25519PrivateKey.generate()
@@ -48,11 +48,11 @@ def make_seal(root: Root) -> Callable[..., FileSigner]:
             not_before=not_before,
             years=years,
         )
-        return FileSigner(key, cert)
+        return FileKey(key, cert)
 
     return make
 
 
 @pytest.fixture(scope="session")
-def dept_seal(make_seal: Callable[..., FileSigner]) -> FileSigner:
+def dept_seal(make_seal: Callable[..., FileKey]) -> FileKey:
     return make_seal()

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from domain.timefmt import format_time
 from signing.certificates import create_root, issue_ledger_certificate
 from signing.checkpoints import InvalidCheckpoint, sign_checkpoint, verify_checkpoint
 from signing.jws import parse_compact, seal, sign_compact
-from signing.signer import FileSigner
-from signing.timefmt import format_time
+from signing.key import FileKey
+
 from .conftest import EPOCH
 
 ROOT_HASH = "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
@@ -18,7 +19,7 @@ ISSUED_AT = format_time(datetime.now(UTC))
 
 def ledger_signer(root):
     key = Ed25519PrivateKey.generate()
-    return FileSigner(key, issue_ledger_certificate(*root, key.public_key(), not_before=EPOCH))
+    return FileKey(key, issue_ledger_certificate(*root, key.public_key(), not_before=EPOCH))
 
 
 @pytest.fixture(scope="module")

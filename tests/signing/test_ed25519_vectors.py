@@ -1,11 +1,11 @@
-"""RFC 8032 section 7.1 Ed25519 test vectors, signed through FileSigner."""
+"""RFC 8032 section 7.1 Ed25519 test vectors, signed through FileKey."""
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signing.certificates import issue_department_certificate
-from signing.signer import FileSigner
+from signing.key import FileKey
 
 VECTORS = {
     "TEST 1": (
@@ -47,7 +47,7 @@ def test_rfc8032_vector(name, root):
     cert = issue_department_certificate(
         *root, key.public_key(), department_id="vector", name=name, uscc="11350100003595127K"
     )
-    signer = FileSigner(key, cert)
+    signer = FileKey(key, cert)
 
     assert cert.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == public
     assert signer.sign(message) == signature

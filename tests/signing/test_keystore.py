@@ -98,7 +98,7 @@ def test_reprs_show_no_key_material(tmp_path):
     signer, _ = store.root()
     seal = store.new_department_seal("d-1", "name", "11350100003595127K")
     for value in (signer, seal, store.ledger_signer()):
-        assert repr(value) == f"FileSigner(kid={value.kid!r})"
+        assert repr(value) == f"FileKey(kid={value.kid!r})"
     assert "horse" not in repr(store)
 
 

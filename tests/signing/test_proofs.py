@@ -10,6 +10,7 @@ import pytest
 from jwcrypto import jwk
 from jwcrypto import jws as jwcrypto_jws
 
+from domain.proof import build_proof_payload
 from signing.certificates import create_root, to_der
 from signing.jws import sign_compact
 from signing.proofs import (
@@ -17,7 +18,6 @@ from signing.proofs import (
     CertificateTrust,
     DepartmentTrust,
     ProofVerdict,
-    build_proof_payload,
     seal_proof,
     verify_proof,
 )

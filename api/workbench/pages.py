@@ -1,0 +1,239 @@
+"""The workbench's pages under /ui: about, sign-in, enrolment, the signed-in home and sign-out.
+
+Plain HTML forms, posted and answered with a redirect (303) when they succeed, or the same form with an
+error summary linked to its fields when they do not; no page needs a script. Every POST carries the
+session's CSRF token (`CsrfRejected`: a 403 page otherwise). The language is the ``lang`` query parameter
+when given (kept in a cookie), else the cookie's, else Chinese.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
+
+from api.settings import Settings
+from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected
+from api.workbench.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from api.workbench.i18n import language, translator
+from api.workbench.lockout import Lockout
+from api.workbench.sessions import Officer, Session, Sessions
+from api.workbench.sign_in import SignIn
+from api.workbench.templating import render
+
+PREFIX = "/ui"
+SESSION_COOKIE = "nocert_session"
+LANGUAGE_COOKIE = "nocert_lang"
+CSRF_FIELD = "csrf_token"
+#: Messages a redirect may ask the next page to show (``?done=``): nothing else is echoed.
+DONE_MESSAGES = ("signed_out", "enrolled", "expired")
+#: The fields each form needs, with their labels' message keys, in the form's order.
+SIGN_IN_REQUIRED = {"department": "field.department", "login": "field.login", "password": "field.password"}
+ENROL_REQUIRED = {
+    "department": "field.department",
+    "login": "field.login",
+    "enrolment_code": "field.enrolment_code",
+    "password": "field.new_password",
+    "repeat": "field.repeat_password",
+}
+
+
+class CsrfRejected(Exception):
+    """A POST without the CSRF token of a live session of this browser."""
+
+
+@dataclass
+class FormErrors:
+    """Errors of a form by field name (in the form's order), for the summary and the fields."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        self.fields.setdefault(name, message)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The posted fields that are text; an unreadable body counts as no fields (then a 403, not a 500)."""
+    try:
+        form = await request.form()
+    except (HTTPException, ValueError):  # a malformed body (Starlette answers 400): the CSRF check refuses it
+        return {}
+    return {name: value for name, value in form.items() if isinstance(value, str)}
+
+
+Form = Annotated[dict[str, str], Depends(read_form)]
+
+
+def _utc(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(moment))
+
+
+class Workbench:
+    """The pages, over the workbench's stores."""
+
+    def __init__(self, sessions: Sessions, accounts: Accounts, lockout: Lockout, settings: Settings) -> None:
+        self.sessions = sessions
+        self.accounts = accounts
+        self.lockout = lockout
+        self.settings = settings
+        self.sign_in_service = SignIn(accounts, lockout, sessions)
+
+    # -- request context ------------------------------------------------------------------------
+
+    @staticmethod
+    def lang(request: Request) -> str:
+        return language(request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE))
+
+    def page(
+        self, request: Request, template: str, session: Session | None, *, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        lang = self.lang(request)
+        done = request.query_params.get("done")
+        response = render(
+            template,
+            lang=lang,
+            status=status,
+            path=request.url.path,
+            officer=session.officer if session else None,
+            csrf_field=CSRF_FIELD,
+            csrf_token=session.csrf_token if session else "",
+            done=done if done in DONE_MESSAGES else None,
+            errors=context.pop("errors", FormErrors()),
+            values=context.pop("values", {}),
+            **context,
+        )
+        if "lang" in request.query_params:
+            response.set_cookie(LANGUAGE_COOKIE, lang, path=PREFIX, secure=True, httponly=True, samesite="strict")
+        return response
+
+    @staticmethod
+    def keep(response: Response, session: Session) -> Response:
+        """Sets the cookie of ``session`` on ``response``: opaque, this browser's only, sent only to /ui."""
+        response.set_cookie(SESSION_COOKIE, session.id, path=PREFIX, secure=True, httponly=True, samesite="strict")
+        return response
+
+    def session_for_form(self, request: Request) -> tuple[Session, bool]:
+        """The browser's live session, or a new anonymous one (True: its cookie must be set)."""
+        session = self.sessions.resume(request.cookies.get(SESSION_COOKIE))
+        return (session, False) if session else (self.sessions.start(), True)
+
+    def checked(self, request: Request, form: Mapping[str, str]) -> Session:
+        """The live session whose CSRF token the form carries; `CsrfRejected` otherwise."""
+        session = self.sessions.resume(request.cookies.get(SESSION_COOKIE))
+        if session is None or not session.csrf_matches(form.get(CSRF_FIELD)):
+            raise CsrfRejected
+        return session
+
+    def form_page(self, request: Request, template: str, **context: Any) -> Response:
+        session, new = self.session_for_form(request)
+        response = self.page(request, template, session, **context)
+        return self.keep(response, session) if new else response
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        pages = APIRouter(prefix=PREFIX, include_in_schema=False)
+        pages.add_api_route("/", self.about, methods=["GET"])
+        pages.add_api_route("/sign-in", self.sign_in_form, methods=["GET"])
+        pages.add_api_route("/sign-in", self.sign_in, methods=["POST"])
+        pages.add_api_route("/enrol", self.enrol_form, methods=["GET"])
+        pages.add_api_route("/enrol", self.enrol, methods=["POST"])
+        pages.add_api_route("/home", self.home, methods=["GET"])
+        pages.add_api_route("/sign-out", self.sign_out, methods=["POST"])
+        return pages
+
+    def about(self, request: Request) -> Response:
+        return self.page(request, "about.html", self.sessions.resume(request.cookies.get(SESSION_COOKIE)))
+
+    def sign_in_form(self, request: Request) -> Response:
+        return self.form_page(request, "sign_in.html")
+
+    def sign_in(self, request: Request, form: Form) -> Response:
+        session = self.checked(request, form)
+        lang = self.lang(request)
+        values = {name: form.get(name, "").strip() for name in ("department", "login", "totp")}
+        errors = self._required(form, SIGN_IN_REQUIRED, lang)
+        if errors:
+            return self.page(request, "sign_in.html", session, status=400, errors=errors, values=values)
+        officer = Officer(values["department"], values["login"])
+        outcome = self.sign_in_service.attempt(officer, form["password"], values["totp"], replacing=session)
+        if isinstance(outcome, Session):
+            return self.keep(RedirectResponse(f"{PREFIX}/home", status_code=303), outcome)
+        if outcome.locked_until is not None:
+            errors.add("password", self._message(lang, "error.locked", until=_utc(outcome.locked_until)))
+        else:
+            errors.add("password", self._message(lang, "error.sign_in_failed"))
+        status = 429 if outcome.locked_until is not None else 401
+        return self.page(request, "sign_in.html", session, status=status, errors=errors, values=values)
+
+    def enrol_form(self, request: Request) -> Response:
+        return self.form_page(request, "enrol.html", min_length=MIN_PASSWORD_LENGTH)
+
+    def enrol(self, request: Request, form: Form) -> Response:
+        session = self.checked(request, form)
+        lang = self.lang(request)
+        values = {name: form.get(name, "").strip() for name in ("department", "login", "enrolment_code")}
+        errors = self._required(form, ENROL_REQUIRED, lang)
+        if not errors and form["password"] != form["repeat"]:
+            errors.add("repeat", self._message(lang, "error.password_mismatch"))
+        if not errors:
+            officer = Officer(values["department"], values["login"])
+            try:
+                self.accounts.enrol(officer, values["enrolment_code"], form["password"])
+            except PasswordRejected as rejected:
+                limits = {"min": MIN_PASSWORD_LENGTH, "max": MAX_PASSWORD_LENGTH}
+                errors.add("password", self._message(lang, f"error.password.{rejected.problems[0]}", **limits))
+            except EnrolmentRefused:
+                errors.add("enrolment_code", self._message(lang, "error.enrolment_refused"))
+            else:
+                return RedirectResponse(f"{PREFIX}/sign-in?done=enrolled", status_code=303)
+        return self.page(
+            request, "enrol.html", session, status=400, errors=errors, values=values, min_length=MIN_PASSWORD_LENGTH
+        )
+
+    def home(self, request: Request) -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = self.sessions.resume(cookie)
+        if session is None or session.officer is None:
+            ended = cookie is not None and session is None  # timed out, signed out elsewhere, or ended
+            return RedirectResponse(f"{PREFIX}/sign-in" + ("?done=expired" if ended else ""), status_code=303)
+        return self.page(
+            request,
+            "home.html",
+            session,
+            started=_utc(session.created_at),
+            idle_minutes=f"{self.settings.ui_idle_minutes:g}",
+            absolute_hours=f"{self.settings.ui_absolute_hours:g}",
+        )
+
+    def sign_out(self, request: Request, form: Form) -> Response:
+        session = self.checked(request, form)
+        self.sessions.end(session)
+        response = RedirectResponse(f"{PREFIX}/sign-in?done=signed_out", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=PREFIX, secure=True, httponly=True, samesite="strict")
+        return response
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _message(lang: str, key: str, **fields: object) -> str:
+        return translator(lang)(key, **fields)
+
+    def _required(self, form: Mapping[str, str], labels: Mapping[str, str], lang: str) -> FormErrors:
+        """An error for each field of ``labels`` (name → its label's message key) left empty."""
+        errors = FormErrors()
+        for name, label in labels.items():
+            if not form.get(name, "").strip():
+                errors.add(name, self._message(lang, "error.required", field=self._message(lang, label)))
+        return errors
+
+    def csrf_rejected(self, request: Request, error: Exception) -> Response:
+        return self.page(request, "csrf.html", None, status=403)

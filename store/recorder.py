@@ -1,0 +1,129 @@
+"""The PostgreSQL event store, failing promptly while the database is unreachable.
+
+eventsourcing 9.5.6 retries every recorder call up to 10 times, 0.2 s apart, and each attempt may wait the
+whole pool timeout (``POSTGRES_CONNECT_TIMEOUT``) for a connection: with the database down, a request
+hangs for about a minute instead of being answered 503. Worse, requests for one aggregate queue behind
+each other on the repository's fast-forward lock, so their waits add up.
+
+Here a call is retried only after a *quick* failure (a connection that died under it, which a new
+connection cures) and only within a short budget. A *slow* failure (no connection within the pool
+timeout: the database is unreachable) opens a breaker: until a call succeeds again, calls fail at once,
+except one probing call at a time, at most every ``PROBE_INTERVAL_SECONDS``. So while the database is
+down a request is answered within one pool timeout, most of them at once, and the first probe after the
+database returns closes the breaker.
+
+Selected with eventsourcing's ``APPLICATION_RECORDER_TOPIC`` (see ``api.settings.store_env``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.postgres import PostgresApplicationRecorder
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+QUICK_FAILURE_SECONDS = 0.5
+RETRY_BUDGET_SECONDS = 1.0
+RETRY_WAIT_SECONDS = 0.1
+PROBE_INTERVAL_SECONDS = 0.5
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+class Breaker:
+    """Open after a slow failure; then calls fail at once but for one probe at a time."""
+
+    def __init__(self, probe_interval: float = PROBE_INTERVAL_SECONDS) -> None:
+        self.probe_interval = probe_interval
+        self._lock = threading.Lock()
+        self._open = False
+        self._probing = False
+        self._last_probe = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def admit(self) -> bool:
+        """Whether a call may go to the database now (raises when it may not); True for a probe."""
+        with self._lock:
+            if not self._open:
+                return False
+            now = time.monotonic()
+            if self._probing or now - self._last_probe < self.probe_interval:
+                raise OperationalError("the database is unreachable (failing fast until a probe gets through)")
+            self._probing = True
+            self._last_probe = now
+            return True
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._open = self._probing = False
+
+    def failed(self, slow: bool, probe: bool) -> None:
+        with self._lock:
+            if probe:
+                self._probing = False
+            if probe or slow:  # the next probe waits its interval (a caller queued behind this one fails fast)
+                self._last_probe = time.monotonic()
+            if slow:
+                self._open = True
+
+
+def bounded(method: Method) -> Method:
+    """``method`` without eventsourcing's own retry loop: behind the recorder's breaker, retried only
+    after quick failures and within ``RETRY_BUDGET_SECONDS``."""
+    inner = getattr(method, "__wrapped__", method)
+
+    @wraps(inner)
+    def call(self: BoundedPostgresApplicationRecorder, *args: Any, **kwargs: Any) -> Any:
+        quick: list[bool] = []  # whether the last attempt failed quickly (only those are retried)
+
+        def attempt() -> Any:
+            quick.clear()
+            probe = self.breaker.admit()  # raises at once while the breaker is open
+            began = time.monotonic()
+            try:
+                result = inner(self, *args, **kwargs)
+            except (InterfaceError, OperationalError):
+                slow = time.monotonic() - began > QUICK_FAILURE_SECONDS
+                self.breaker.failed(slow, probe)
+                quick.append(not slow)
+                raise
+            self.breaker.succeeded()
+            return result
+
+        started = time.monotonic()
+        try:
+            return attempt()  # the common case, without building a retry policy
+        except (InterfaceError, OperationalError):
+            if quick != [True]:
+                raise
+        time.sleep(RETRY_WAIT_SECONDS)
+        retrying = Retrying(
+            retry=retry_if_exception(lambda error: isinstance(error, InterfaceError | OperationalError) and quick == [True]),
+            stop=stop_after_delay(max(0.0, RETRY_BUDGET_SECONDS - (time.monotonic() - started))),
+            wait=wait_fixed(RETRY_WAIT_SECONDS),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    return cast(Method, call)  # `wraps` keeps the wrapped method's signature
+
+
+class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """The recorder the Platform uses on PostgreSQL: the calls of a request, bounded in time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.breaker = Breaker()
+
+    insert_events = bounded(PostgresApplicationRecorder.insert_events)
+    select_events = bounded(PostgresApplicationRecorder.select_events)
+    select_notifications = bounded(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = bounded(PostgresApplicationRecorder.max_notification_id)

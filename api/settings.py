@@ -120,6 +120,7 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(location.sqlite_path),
             SQLITE_LOCK_TIMEOUT="10",
+            APPLICATION_RECORDER_TOPIC="store.sqlite_recorder:GroupCommitSQLiteRecorder",
         )
     else:
         env.update(
@@ -136,7 +137,7 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_LOCK_TIMEOUT="5",
             POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (store.recorder)
             # eventsourcing's own retries would hold a request for a minute while the database is down.
-            APPLICATION_RECORDER_TOPIC="store.recorder:BoundedPostgresApplicationRecorder",
+            APPLICATION_RECORDER_TOPIC="store.recorder:GroupCommitPostgresRecorder",
         )
     env.update(cipher_env(cipher_key))
     # eventsourcing requires POSTGRES_PASSWORD to be set, empty included (a server that trusts the user).

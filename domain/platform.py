@@ -6,7 +6,7 @@ read their writes from asynchronously updated views.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -22,7 +22,7 @@ from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
-from domain.ports import ClaimsValidator, Sealer
+from domain.ports import ClaimsValidator, SaveHook, Sealer
 from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
 from domain.timefmt import utcnow
 
@@ -44,17 +44,23 @@ class Platform(Application[UUID]):
         sealer: Sealer,
         claims: ClaimsValidator,
         clock: Callable[[], datetime] = utcnow,
+        save_hooks: Sequence[SaveHook] = (),
     ) -> None:
         super().__init__(env)
         self.sealer = sealer
         self.claims = claims
         self.clock = clock
+        self.save_hooks = list(save_hooks)
 
     # -- persistence helpers ------------------------------------------------------------------
 
     def _save(self, *aggregates: Aggregate) -> int:
+        """Records the aggregates' pending events, with whatever the save hooks attach to them, in one
+        transaction; returns the position of the last event."""
+        events = [event for aggregate in aggregates for event in aggregate.pending_events]
+        attachments = [attachment for hook in self.save_hooks for attachment in hook(aggregates, events)]
         try:
-            recordings = self.save(*aggregates)
+            recordings = self.save(*aggregates, attachments=attachments) if attachments else self.save(*aggregates)
         except IntegrityError:
             raise ConcurrentUpdate("another command changed this object first; retry") from None
         return recordings[-1].notification.id if recordings else 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from eventsourcing.domain import Aggregate
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,19 @@ class ClaimsValidator(Protocol):
     def validate(self, schema: dict[str, Any], claims: dict[str, Any]) -> None:
         """Raises `InvalidClaims` when ``claims`` does not validate."""
         ...
+
+
+class Attachment(Protocol):
+    """Rows a save writes in the transaction of its events: the command's replayable outcome, its outbox
+    rows. Opaque to the domain; the store calls `write` once the events have their positions."""
+
+    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+        """Writes the rows with ``cursor`` (a `store.database.Cursor`, ``?`` placeholders); ``positions``
+        are those of the save's events, in the order the save collected them."""
+        ...
+
+
+class SaveHook(Protocol):
+    """Gives the attachments of a save from its aggregates and their pending events (in save order)."""
+
+    def __call__(self, aggregates: Sequence[Aggregate], events: Sequence[Any]) -> Iterable[Attachment]: ...

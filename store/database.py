@@ -28,7 +28,7 @@ class DatabaseUnavailable(Exception):
 
 
 class Cursor(Protocol):
-    """A cursor of either store, with ``?`` placeholders (sqlite3's own, and `_PostgresCursor`)."""
+    """A cursor of either store, with ``?`` placeholders (sqlite3's own, and `PostgresCursor`)."""
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor: ...
 
@@ -196,7 +196,7 @@ def _numbered_rows(width: int, count: int) -> str:
     return ", ".join("(" + ", ".join(f"${n * width + i + 1}" for i in range(width)) + ")" for n in range(count))
 
 
-class _PostgresCursor:
+class PostgresCursor:
     """Translates ``?`` placeholders to psycopg's ``%s``."""
 
     def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
@@ -206,7 +206,7 @@ class _PostgresCursor:
     def _sql(sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _PostgresCursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> PostgresCursor:
         self._cursor.execute(self._sql(sql), params)
         return self
 
@@ -278,17 +278,17 @@ class PostgresDatabase:
             raise DatabaseUnavailable(f"PostgreSQL: {error}") from error
 
     @contextmanager
-    def transaction(self) -> Iterator[_PostgresCursor]:
+    def transaction(self) -> Iterator[PostgresCursor]:
         with self._guarded(), self._pool.connection() as connection, connection.transaction():
             with connection.cursor() as cursor:
-                yield _PostgresCursor(cursor)
+                yield PostgresCursor(cursor)
 
     @contextmanager
-    def reading(self) -> Iterator[_PostgresCursor]:
+    def reading(self) -> Iterator[PostgresCursor]:
         with self._guarded(), self._pool.connection() as connection, connection.transaction():
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield _PostgresCursor(cursor)
+                yield PostgresCursor(cursor)
 
     def leader_lock(self, name: str) -> LeaderLock:
         return AdvisoryLeaderLock(self.conninfo, f"nocert:{self.schema}:{name}")

@@ -104,7 +104,7 @@ class GroupCommit(Generic[W, R]):
             if not isinstance(error, Exception):
                 raise
             return
-        for slot, result in zip(batch, results):
+        for slot, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
                 self._settle(slot, None, result)
             else:

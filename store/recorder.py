@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from store.database import PostgresCursor
+from store.group_commit import GroupCommit
+from store.writes import EventWrite, Existing, all_keys, key_of, plan
 
 QUICK_FAILURE_SECONDS = 0.5
 RETRY_BUDGET_SECONDS = 1.0
@@ -127,3 +134,62 @@ class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
     select_events = bounded(PostgresApplicationRecorder.select_events)
     select_notifications = bounded(PostgresApplicationRecorder.select_notifications)
     max_notification_id = bounded(PostgresApplicationRecorder.max_notification_id)
+
+
+class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
+    """Saves of concurrent requests share one transaction under the table lock (`store.group_commit`), each
+    with its attachments; a conflicting save is refused alone (`store.writes.plan`). A batch whose
+    transaction failed quickly is retried within the recorder's budget, which `plan` makes safe: a batch
+    that committed although its answer was lost is recognised, not recorded twice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group: GroupCommit[EventWrite, list[int]] = GroupCommit(self._commit_batch)
+        self._select_existing = SQL(
+            "SELECT originator_id, originator_version, notification_id, topic, state FROM {schema}.{table}"
+            " WHERE (originator_id, originator_version) IN"
+            " (SELECT * FROM unnest(%s::uuid[], %s::integer[]))"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        # Attachments name their tables unqualified, as all of nocert's SQL does: in the store's schema.
+        self._search_path = SQL("SET LOCAL search_path TO {schema}").format(schema=Identifier(self.datastore.schema))
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        return self.group.submit(EventWrite(stored_events, kwargs.get("attachments", ())))
+
+    @bounded
+    def _commit_batch(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
+        keys = all_keys(writes)
+        with self.datastore.get_connection() as connection, connection.transaction():
+            with connection.cursor() as cursor:
+                cursor.execute(self._search_path, prepare=True)
+                self._lock_table(cursor)
+                cursor.execute(
+                    self._select_existing, ([UUID(hex=k) for k, _ in keys], [v for _, v in keys]), prepare=True
+                )
+                existing = {
+                    key_of(row["originator_id"], row["originator_version"]): Existing(
+                        row["notification_id"], row["topic"], bytes(row["state"])
+                    )
+                    for row in cursor.fetchall()
+                }
+                decided = plan(writes, existing)
+                positions: list[int] = []
+                events = [event for index in decided.insert for event in writes[index].events]
+                if events:
+                    self._insert_stored_events(cursor, events)  # locks (again: a no-op) and notifies
+                    positions = [row["notification_id"] for row in cursor.fetchall()]
+                    if len(positions) != len(events):
+                        raise OperationalError(f"{len(events)} events inserted, {len(positions)} positions returned")
+            with connection.cursor(row_factory=tuple_row) as plain:
+                portable = PostgresCursor(plain)
+                offset = 0
+                for index in decided.insert:
+                    count = len(writes[index].events)
+                    mine = positions[offset : offset + count]
+                    offset += count
+                    for attachment in writes[index].attachments:
+                        attachment.write(portable, mine)
+                    decided.outcomes[index] = mine
+        return [decided.outcomes[index] for index in range(len(writes))]

@@ -125,10 +125,10 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if start_views:
-            services.views.start()
+            services.start()
         LOG.info("nocert serving on %s store", services.location.kind)
         yield
-        services.views.stop()
+        services.stop()
 
     app = FastAPI(
         title="nocert",

@@ -10,6 +10,7 @@ from api.claims import JsonSchemaClaims
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
+from escalation.timer import OverdueTimer
 from projections.views import Views
 from signing.keystore import KeyStore
 from store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -27,9 +28,19 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    overdue: OverdueTimer
+
+    def start(self) -> None:
+        """Starts the process's workers: the view follower and the Overdue timer."""
+        self.views.start()
+        self.overdue.start()
+
+    def stop(self) -> None:
+        self.overdue.stop()
+        self.views.stop()
 
     def close(self) -> None:
-        self.views.stop()
+        self.stop()
         self.database.close()
         self.platform.close()
 
@@ -87,4 +98,5 @@ def build(settings: Settings | None = None) -> Services:
         ledger_signer=keystore.ledger_signer(),
         checkpoint_every=settings.checkpoint_every,
     )
-    return Services(settings, location, platform, database, log, keystore, views)
+    overdue = OverdueTimer(platform, views, database)
+    return Services(settings, location, platform, database, log, keystore, views, overdue)

@@ -120,6 +120,10 @@ class Close(Strict):
     outcome: Outcome
 
 
+class Urge(Strict):
+    note: StrictStr = Text
+
+
 class Empty(Strict):
     pass
 
@@ -134,7 +138,7 @@ class VerifyRequest(Strict):
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     DepartmentCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
-    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
+    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge,
 )
 
 # -- responses ----------------------------------------------------------------------------------
@@ -239,6 +243,8 @@ class Check(BaseModel):
     info_requests: list[InfoRequestItem]
     forwarded_from: list[str]
     version: int
+    overdue_since: str | None = None  # §13: the time of the check's current Overdue
+    urged: int = 0  # §13: how often the approver urged
 
 
 class HistoryEvent(BaseModel):

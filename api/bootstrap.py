@@ -9,6 +9,8 @@ from pydantic import SecretStr
 from api.claims import JsonSchemaClaims
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
+from delivery.routing import delivery_hook
+from delivery.schema import create_tables as create_delivery_tables
 from domain.platform import Platform
 from escalation.timer import OverdueTimer
 from projections.views import Views
@@ -88,7 +90,8 @@ def build(settings: Settings | None = None) -> Services:
     keystore.root()
     database = _open_database(location, settings)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    create_delivery_tables(database)  # before the first save: its attachments write them
+    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[delivery_hook])
     _check_cipher(platform)
     log = EventLog(platform, database)
     views = Views(

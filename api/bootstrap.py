@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
+from api.cloudevents import render_delivery
 from api.sealing import KeyStoreSealer
-from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
+from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, parse_retry, store_env
+from delivery.address import allowed_prefixes
+from delivery.dispatcher import Dispatcher
 from delivery.routing import delivery_hook
 from delivery.schema import create_tables as create_delivery_tables
+from delivery.secrets import WebhookKeys
 from domain.platform import Platform
 from escalation.timer import OverdueTimer
 from projections.views import Views
@@ -31,13 +37,17 @@ class Services:
     keystore: KeyStore
     views: Views
     overdue: OverdueTimer
+    webhook_keys: WebhookKeys
+    webhooks: Dispatcher
 
     def start(self) -> None:
-        """Starts the process's workers: the view follower and the Overdue timer."""
+        """Starts the process's workers: the view follower, the Overdue timer and the webhook dispatcher."""
         self.views.start()
         self.overdue.start()
+        self.webhooks.start()
 
     def stop(self) -> None:
+        self.webhooks.stop()
         self.overdue.stop()
         self.views.stop()
 
@@ -102,4 +112,21 @@ def build(settings: Settings | None = None) -> Services:
         checkpoint_every=settings.checkpoint_every,
     )
     overdue = OverdueTimer(platform, views, database)
-    return Services(settings, location, platform, database, log, keystore, views, overdue)
+    webhook_keys = WebhookKeys(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+    webhooks = build_dispatcher(settings, platform, database, webhook_keys)
+    return Services(settings, location, platform, database, log, keystore, views, overdue, webhook_keys, webhooks)
+
+
+def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
+    """The webhook dispatcher of these settings (tests give a transport or a poll interval)."""
+    return Dispatcher(
+        database,
+        keys,
+        lambda due: render_delivery(platform, due.department, due.position, due.check_id, due.version),
+        lambda subscription, position, status, error: platform.subscription_failing(UUID(subscription), position, status, error),
+        retry=parse_retry(settings.webhook_retry),
+        timeout=settings.webhook_timeout,
+        allow=allowed_prefixes(settings.webhook_allow),
+        workers=settings.webhook_workers,
+        **overrides,
+    )

@@ -3,36 +3,40 @@ is the check exactly as ``GET /v1/checks/{id}?version=v`` shows it to that depar
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from api.presenters import check_document
 from api.principal import Principal
-from delivery.feed import Entry
 from domain.platform import Platform
 from domain.timefmt import format_time
 
 MEDIA_TYPE = "application/cloudevents+json"
 
 
-def cloud_event(platform: Platform, principal: Principal, entry: Entry, now: datetime) -> dict[str, Any]:
-    current = platform.check(UUID(entry.check_id))
-    check = platform.check(current.id, entry.version) if entry.version != current.version else current
-    event = platform.check_events(current.id)[entry.version - 1]
+def cloud_event(
+    platform: Platform, principal: Principal, position: int, check_id: str, version: int, now: datetime
+) -> dict[str, Any]:
+    """The event that made version `version` of the check, recorded at `position`, for `principal`."""
+    current = platform.check(UUID(check_id))
+    check = platform.check(current.id, version) if version != current.version else current
+    event = platform.check_events(current.id)[version - 1]
+    kind = type(event).__name__
     return {
         "specversion": "1.0",
-        "id": str(entry.position),
-        "source": f"/v1/checks/{entry.check_id}",
-        "type": f"nocert.check.{entry.type}",
-        "subject": entry.check_id,
+        "id": str(position),
+        "source": f"/v1/checks/{check_id}",
+        "type": f"nocert.check.{kind}",
+        "subject": check_id,
         "time": format_time(event.timestamp),
-        "sequence": f"{entry.position:020d}",
+        "sequence": f"{position:020d}",
         "datacontenttype": "application/json",
         "data": {
-            "position": entry.position,
-            "version": entry.version,
-            "type": entry.type,
+            "position": position,
+            "version": version,
+            "type": kind,
             "officer": getattr(event, "officer", None),
             "check": check_document(check, principal, now, current),
         },
@@ -43,3 +47,9 @@ def department_principal(platform: Platform, department_id: str) -> Principal:
     """The department as the reader of its deliveries."""
     department = platform.department(department_id)
     return Principal(department.department_id, frozenset(department.roles), department)
+
+
+def render_delivery(platform: Platform, department: str, position: int, check_id: str, version: int) -> bytes:
+    """The body of a webhook: the CloudEvent as the subscription's department sees it now."""
+    event = cloud_event(platform, department_principal(platform, department), position, check_id, version, platform.clock())
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()

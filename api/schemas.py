@@ -124,6 +124,11 @@ class Urge(Strict):
     note: StrictStr = Text
 
 
+class SubscriptionCreate(Strict):
+    url: StrictStr = Field(min_length=1, max_length=2000)
+    types: list[StrictStr] | None = None
+
+
 class Empty(Strict):
     pass
 
@@ -138,7 +143,7 @@ class VerifyRequest(Strict):
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     DepartmentCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
-    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge,
+    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge, SubscriptionCreate,
 )
 
 # -- responses ----------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from delivery.outbox import subscription_rows
 from domain.check import Check
+from domain.ports import Attachment
+from domain.subscription import Subscription
 
 OUTBOX = (
     "INSERT INTO webhook_deliveries (subscription_id, position, department, check_id, version, status, attempts)"
@@ -69,13 +72,17 @@ class DeliveryRows:
                 cursor.execute(OUTBOX, (position, item.check_id, item.version, department, f"%,{item.type},%"))
 
 
-def delivery_hook(aggregates: Sequence[Aggregate], events: Sequence[Any]) -> Iterable[DeliveryRows]:
-    """The `domain.ports.SaveHook` of delivery."""
+def delivery_hook(aggregates: Sequence[Aggregate], events: Sequence[Any]) -> Iterable[Attachment]:
+    """The `domain.ports.SaveHook` of delivery: feed entries and outbox rows of check events, and the rows of
+    subscriptions."""
     told: list[Told] = []
+    attachments: list[Attachment] = []
     for aggregate in aggregates:
+        if isinstance(aggregate, Subscription):
+            attachments.append(subscription_rows(aggregate, [e for e in events if e.originator_id == aggregate.id]))
         if not isinstance(aggregate, Check):
             continue
         mine = [(index, event) for index, event in enumerate(events) if event.originator_id == aggregate.id]
         for (index, event), departments in zip(mine, parties(aggregate, [event for _, event in mine]), strict=True):
             told.append(Told(index, str(aggregate.id), event.originator_version, type(event).__name__, departments))
-    return [DeliveryRows(tuple(told))] if told else []
+    return [*attachments, DeliveryRows(tuple(told))] if told else attachments

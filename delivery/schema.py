@@ -43,6 +43,7 @@ def statements(dialect: str) -> list[str]:
     version INTEGER NOT NULL,
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    streak INTEGER NOT NULL DEFAULT 0,
     last_status_code INTEGER,
     last_error TEXT,
     next_attempt_at DOUBLE PRECISION,

@@ -25,6 +25,7 @@ from domain.escalation import Escalation
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, SaveHook, Sealer
 from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
+from domain.subscription import SubscriptionCommands
 from domain.timefmt import utcnow
 
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
@@ -32,8 +33,8 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(Escalation, Application[UUID]):
-    """Departments, categories and checks (escalation: `Escalation`). ``sealer`` and ``claims`` come from the composition root."""
+class Platform(Escalation, SubscriptionCommands, Application[UUID]):
+    """Departments, categories and checks (escalation: `Escalation`; webhooks: `SubscriptionCommands`). ``sealer`` and ``claims`` come from the composition root."""
 
     name = "nocert"
     retry_conflicts = 5

@@ -36,5 +36,5 @@ def read_feed(
     wait_for_store(services, min_position)
     entries = feed.entries(services.database, principal.id, after, limit)
     now = services.platform.clock()
-    items = [cloud_event(services.platform, principal, entry, now) for entry in entries]
+    items = [cloud_event(services.platform, principal, e.position, e.check_id, e.version, now) for e in entries]
     return {"items": items, "next_after": entries[-1].position if len(entries) == limit else None}

@@ -4,6 +4,7 @@ then ``default``. It records every attempt (headers, body, the answer given) in 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Receiver:
         self.script = list(script or [])
         self.default = default
         self.hang_seconds = hang_seconds
+        self.down_until = 0.0  # answers 503 ("down") to every request before this time.time()
         self.attempts: list[Attempt] = []
         self.lock = threading.Lock()
         receiver = self
@@ -36,7 +38,10 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver.lock:
-                    step = receiver.script.pop(0) if receiver.script else receiver.default
+                    if time.time() < receiver.down_until:
+                        step: Any = "down"
+                    else:
+                        step = receiver.script.pop(0) if receiver.script else receiver.default
                     receiver.attempts.append(Attempt(self.headers.get("webhook-id", ""), dict(self.headers), body, str(step)))
                 if step == "timeout":
                     time.sleep(receiver.hang_seconds)
@@ -83,4 +88,13 @@ class Receiver:
     def log(self) -> str:
         with self.lock:
             start = self.attempts[0].at if self.attempts else 0.0
-            return "\n".join(f"+{a.at - start:7.2f}s  webhook-id {a.webhook_id:>6}  answered {a.answer}" for a in self.attempts)
+            return "\n".join(f"+{a.at - start:7.2f}s  webhook-id {a.webhook_id:>6}  {_what(a.body):<28} answered {a.answer}" for a in self.attempts)
+
+
+def _what(body: bytes) -> str:
+    """``Raised of 1b2c3d4e``: the event type and the check, from a CloudEvent body."""
+    try:
+        event = json.loads(body)
+        return f"{event['data']['type']} of check {event['subject'][:8]}"
+    except (ValueError, KeyError, TypeError):
+        return "?"

@@ -24,6 +24,10 @@ class Metrics:
         self.checkpoint_size = Gauge(
             "nocert_checkpoint_tree_size", "Tree size of the latest signed ledger checkpoint", registry=self.registry
         )
+        self.webhook_backlog = Gauge(
+            "nocert_webhook_backlog", "Webhook deliveries not yet delivered (pending or failing) of live subscriptions",
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "nocert_auth_failures_total", "Requests refused for a missing or unknown API key", registry=self.registry
         )

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import ServicesDep
 from api.problems import problem_response
 from api.schemas import Health
+from delivery import outbox
 from store.database import STORE_ERRORS
 
 router = APIRouter(tags=["operations"])
@@ -42,6 +43,7 @@ def metrics(request: Request, services: ServicesDep) -> Response:
         gauges.view_lag.set(services.views.lag())
         latest = services.views.latest_checkpoint()
         gauges.checkpoint_size.set(latest["tree_size"] if latest else 0)
+        gauges.webhook_backlog.set(outbox.backlog(services.database))
     except STORE_ERRORS:
         pass  # the request counters still answer while the store is down; /readyz says why
     return Response(generate_latest(gauges.registry), media_type=CONTENT_TYPE_LATEST)

@@ -84,3 +84,18 @@ def test_a_receiver_down_for_a_while_catches_up(durable_database_url: str, tmp_p
             firsts = list(dict.fromkeys(i for i in hook.delivered_ids() if known[i]["subject"] == check_id))
             assert [known[i]["data"]["position"] for i in firsts] == sorted(known[i]["data"]["position"] for i in firsts)
         assert any(a.answer == "down" for a in hook.attempts)
+
+
+def test_the_demo_tells_how_to_subscribe(tmp_path: Path) -> None:
+    from tests.reliability.support import run_cli
+
+    env = server_env(f"sqlite:///{tmp_path}/demo.db", tmp_path / "keys")
+    result = run_cli(env, "demo", "--checks", "2")
+    assert result.returncode == 0, result.stderr
+    assert "/v1/subscriptions" in result.stdout and "whsec_" in result.stdout
+    services = build(settings_for(f"sqlite:///{tmp_path}/demo.db", tmp_path / "keys"))
+    try:
+        with services.database.reading() as cursor:
+            assert cursor.execute("SELECT COUNT(*) FROM webhook_subscriptions").fetchone() == (0,)  # none created
+    finally:
+        services.close()

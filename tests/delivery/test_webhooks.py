@@ -106,6 +106,8 @@ def test_410_makes_the_subscription_failing_until_resumed(province: Province, re
     assert len(hook.attempts) == 1
     pending = province.as_("approver").get(f"{path}/deliveries", params={"status": "pending"}, expect=200).json()["items"]
     assert len(pending) == 5
+    metrics = province.anonymous.get("/metrics", expect=200).text
+    assert "nocert_webhook_backlog 6.0" in metrics  # the failing delivery and the five held back
     resumed = province.as_("approver").post(f"{path}/resume", expect=200).json()
     assert resumed["status"] == "active"
     everything = {item["id"] for item in feed_of(province, "approver")}
@@ -149,3 +151,25 @@ def test_subscription_rules(province: Province, receiver) -> None:
     assert events == ["Created", "Deleted"]
     stored = json.dumps([e.__dict__ for e in province.services.platform.events.get(UUID(mine["id"]))], default=str)
     assert mine["secret"] not in stored and mine["secret"][6:] not in stored  # sealed, never in clear
+
+
+def test_the_integrators_examples_verify_real_deliveries(province: Province, receiver) -> None:
+    """The two Python examples of docs/webhooks.md, run as written against a delivery."""
+    import re
+    from pathlib import Path
+
+    hook = receiver()
+    subscription = subscribe(province, "approver", hook.url)
+    province.raise_check()
+    hook.wait_for({str(province.position())})
+    public_key = province.anonymous.get("/v1/trust/webhook-key", expect=200).json()["public_key"]
+    text = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    library, plain = re.findall(r"```python\n(.*?)```", text, re.S)
+    scope: dict[str, object] = {}
+    exec(library.replace('"whsec_…"', repr(subscription["secret"])), scope)  # noqa: S102 - our own documentation
+    exec(plain.replace('"whpk_…"', repr(public_key)), scope)  # noqa: S102
+    attempt = hook.delivered()[0]
+    assert scope["receive"](attempt.body, attempt.headers)["id"] == attempt.webhook_id  # type: ignore[operator]
+    assert scope["genuine_v1a"](attempt.body, attempt.headers) is True  # type: ignore[operator]
+    assert scope["receive"](attempt.body + b" ", attempt.headers) is None  # type: ignore[operator]
+    assert scope["genuine_v1a"](attempt.body + b" ", attempt.headers) is False  # type: ignore[operator]

@@ -30,6 +30,8 @@ def test_urge(province: Province) -> None:
     assert shown["urged"] == 2
     history = province.as_("gulou").get(f"/v1/checks/{check['id']}/history", expect=200).json()["events"]
     urges = [event for event in history if event["type"] == "Urged"]
+    feed = province.as_("gulou").get("/v1/feed", params={"limit": 1000}, expect=200).json()["items"]
+    assert [item["data"]["check"]["urged"] for item in feed if item["data"]["type"] == "Urged"] == [1, 2]
     assert [event["data"]["note"] for event in urges] == ["请尽快回复", "再催"]
     assert {event["actor"] for event in urges} == {province.approver.id}
 
@@ -70,6 +72,10 @@ def test_the_timer_records_overdue_once_and_keeps_the_views_meaning(province: Pr
     assert [item["id"] for item in inbox] == [late["id"]] and inbox[0]["overdue_since"] == shown["overdue_since"]
     coverage_after = province.as_("auditor").get("/v1/coverage", expect=200).json()
     assert coverage_after["totals"] == coverage_before["totals"]
+    for who in ("approver", "gulou"):  # both parties are told (§13: history, feed and webhooks)
+        feed = province.as_(who).get("/v1/feed", params={"limit": 1000}, expect=200).json()["items"]
+        told = [item for item in feed if item["subject"] == late["id"] and item["data"]["type"] == "Overdue"]
+        assert len(told) == 1 and told[0]["data"]["check"]["overdue_since"] == shown["overdue_since"]
 
 
 def test_a_forwarded_check_can_be_overdue_again(province: Province) -> None:

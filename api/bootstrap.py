@@ -13,6 +13,7 @@ from api.cloudevents import render_delivery
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, parse_retry, store_env
 from delivery.address import allowed_prefixes
+from delivery.backfill import index_feed
 from delivery.dispatcher import Dispatcher
 from delivery.routing import delivery_hook
 from delivery.schema import create_tables as create_delivery_tables
@@ -104,6 +105,7 @@ def build(settings: Settings | None = None) -> Services:
     platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[delivery_hook])
     _check_cipher(platform)
     log = EventLog(platform, database)
+    index_feed(database, log, platform.mapper)
     views = Views(
         database,
         platform,

@@ -5,6 +5,7 @@ the rows are attachments of the commands' saves (`delivery.routing`).
 ``feed_entries``         one row per (department, event) the department is told of (§11's parties)
 ``webhook_subscriptions`` one row per subscription (its state; the history is the Subscription's events)
 ``webhook_deliveries``   the outbox: one row per (subscription, event), pending until delivered
+``delivery_state``       markers of one-time work (`delivery.backfill`)
 =======================  ==================================================================================
 """
 
@@ -50,6 +51,7 @@ def statements(dialect: str) -> list[str]:
     delivered_at TEXT,
     PRIMARY KEY (subscription_id, position)
 )""",
+        "CREATE TABLE IF NOT EXISTS delivery_state (name TEXT PRIMARY KEY)",
         "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
         "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_check ON webhook_deliveries (subscription_id, check_id, position)",
     ]

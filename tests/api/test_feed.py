@@ -72,3 +72,19 @@ def test_feed_refusals(province: Province) -> None:
     assert province.anonymous.get("/v1/feed", expect=401).json()["code"] == "unauthenticated"
     for params in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"after": "x"}):
         assert province.as_("approver").get("/v1/feed", params=params, expect=422).json()["code"] == "validation_error"
+
+
+def test_a_store_from_before_the_feed_gets_its_events_indexed(province: Province) -> None:
+    from api.bootstrap import build
+
+    story(province)
+    before = {who: feed(province, who, limit=1000)["items"] for who in ("approver", "gulou", "city")}
+    with province.services.database.transaction() as cursor:  # as a store written before §11 looks
+        cursor.execute("DELETE FROM feed_entries")
+        cursor.execute("DELETE FROM delivery_state")
+    assert feed(province, "approver")["items"] == []
+    build(province.services.settings).close()  # a process of the new version starts on that store
+    for who, items in before.items():
+        assert feed(province, who, limit=1000)["items"] == items
+    build(province.services.settings).close()  # once: the next start changes nothing
+    assert feed(province, "approver", limit=1000)["items"] == before["approver"]

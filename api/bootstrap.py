@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
+from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
@@ -38,21 +41,28 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _open_database(location: StoreLocation, settings: Settings) -> Database:
+def _ensure_schema(location: StoreLocation) -> None:
+    """Creates the PostgreSQL schema of the store if needed; one line naming the variable if it cannot."""
+    import psycopg
+
+    try:
+        with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
+            if location.schema:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+    except psycopg.Error as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
+
+
+def _open_database(location: StoreLocation, settings: Settings, pool: Any = None) -> Database:
+    """The views' database; on PostgreSQL over ``pool`` (eventsourcing's datastore pool) when given."""
     if location.kind == "sqlite":
         assert location.sqlite_path is not None
         return SQLiteDatabase(location.sqlite_path)
     if location.kind == "postgres":
-        import psycopg
-
-        try:
-            with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
-                if location.schema:
-                    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
-        except psycopg.Error as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
-        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size)
+        if pool is None:
+            _ensure_schema(location)
+        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size, pool=pool)
     raise ConfigurationError("NOCERT_DATABASE_URL: memory:// serves domain tests only; use sqlite:/// or postgresql://")
 
 
@@ -75,10 +85,17 @@ def build(settings: Settings | None = None) -> Services:
     location = parse_database_url(settings.database_url)
     keystore = KeyStore(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
     keystore.root()
-    database = _open_database(location, settings)
+    if location.kind == "postgres":
+        _ensure_schema(location)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    platform = Platform(
+        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed]
+    )
     _check_cipher(platform)
+    # One pool per process: the views and idempotency records share the event store's connections.
+    recorder = platform.recorder
+    pool = recorder.datastore.pool if isinstance(recorder, PostgresApplicationRecorder) else None
+    database = _open_database(location, settings, pool=pool)
     log = EventLog(platform, database)
     views = Views(
         database,

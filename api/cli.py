@@ -8,16 +8,23 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
+from api import inputs
 from api.logs import configure_logging
 from api.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from api.bootstrap import Services
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other refusal; ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _services() -> Services:
@@ -101,11 +108,10 @@ def views_rebuild(args: argparse.Namespace) -> int:
 def proof_verify(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from signing.certificates import load_pem
     from signing.proofs import verify_proof
 
-    text = Path(args.file).read_text().strip() if args.file != "-" else sys.stdin.read().strip()
-    root = load_pem(Path(args.root).read_bytes())
+    text = inputs.read_text(args.file, "proof").strip()
+    root = inputs.read_certificate(args.root)
     verdict = verify_proof(text, root, None, datetime.now(UTC))
     if args.json:
         print(json.dumps({"valid": verdict.valid, "reasons": verdict.reasons, "kid": verdict.kid,
@@ -117,7 +123,7 @@ def proof_verify(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nocert",
         description="nocert: online checks (协查) answered with sealed proofs. Configured by NOCERT_* environment variables.",
     )
@@ -125,12 +131,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("serve", help="run the HTTP service with its view updaters")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--port", type=inputs.port, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=inputs.positive, default=None, help="worker processes (default: one per core)")
     p.set_defaults(run=serve)
 
     p = commands.add_parser("demo", help="create a demo province on an empty store and print its API keys")
-    p.add_argument("--checks", type=int, default=50, help="how many checks to raise (default 50)")
+    p.add_argument("--checks", type=inputs.not_negative, default=50, help="how many checks to raise (default 50)")
     p.set_defaults(run=demo)
 
     views = commands.add_parser("views", help="maintain the views").add_subparsers(dest="views_command", required=True, metavar="ACTION")
@@ -160,6 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"nocert: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print("nocert: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the last word: one line, never a traceback (a bug: please report it)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"nocert {args.command}: internal error: {type(error).__name__}: {first}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from api import inputs
@@ -122,6 +123,49 @@ def proof_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.valid else EXIT_PROBLEMS
 
 
+def backup(args: argparse.Namespace) -> int:
+    from api.backup import backup as write_backup
+    from api.bootstrap import build
+
+    inputs.check_writable(args.output, "backup")
+    services = build(read_only=True)
+    try:
+        summary = write_backup(services, Path(args.output), subject_keys=not args.without_subject_keys)
+    finally:
+        services.close()
+    print(f"nocert: backed up {summary.line()} to {args.output} (it holds private keys: keep it safe)", file=sys.stderr)
+    return EXIT_OK
+
+
+def restore(args: argparse.Namespace) -> int:
+    from api.app import create_app
+    from api.backup import check_key_dirs_empty, key_stores, read_archive, restore_store, write_keys
+    from api.bootstrap import build
+    from api.settings import load_settings
+
+    settings = load_settings()
+    stores = key_stores(settings)
+    check_key_dirs_empty(stores)
+    manifest, members = read_archive(Path(inputs.require_file(args.archive, "restore")))
+    written = [stores[name.partition("/")[0]] / name.partition("/")[2] for name in members if name.partition("/")[0] in stores]
+    key_files = write_keys(stores, members)
+    try:
+        services = build(settings)
+        try:
+            create_app(services, start_views=False)  # every table the service sets up, before the rows go in
+            summary = restore_store(services, members)
+        finally:
+            services.close()
+    except BaseException:
+        for path in written:  # the keys go again, so that the restore can be run again once the cause is fixed
+            path.unlink(missing_ok=True)
+        raise
+    summary.key_files = key_files
+    print(f"nocert: restored {summary.line()} from a backup of {manifest['created_at']}; "
+          "`nocert serve` rebuilds the views, `nocert audit verify` checks the ledger", file=sys.stderr)
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="nocert",
@@ -150,6 +194,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=proof_verify)
 
+    p = commands.add_parser("backup", help="write the event store, kept tables, keys and signed checkpoints to one tar archive")
+    p.add_argument("output", help="the archive to write (.tar, or .tar.gz to compress); mode 0600")
+    p.add_argument("--without-subject-keys", action="store_true", help="leave the subject key store out (kept apart)")
+    p.set_defaults(run=backup)
+
+    p = commands.add_parser("restore", help="restore a backup into an empty store and an empty key directory")
+    p.add_argument("archive", help="an archive written by `nocert backup`")
+    p.set_defaults(run=restore)
+
     from api.audit_cli import add_audit_commands
 
     add_audit_commands(commands)
@@ -164,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
         return status
     except ConfigurationError as error:
-        print(f"nocert: {error}", file=sys.stderr)
+        print("nocert: " + "; ".join(line.strip(" -") for line in str(error).splitlines() if line.strip()), file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         print("nocert: interrupted", file=sys.stderr)

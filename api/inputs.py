@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,18 @@ def read_bytes(path: str, what: str) -> bytes:
         raise ConfigurationError(f"{what}: {path} does not exist") from None
     except OSError as error:
         raise ConfigurationError(f"{what}: cannot read {path}: {error.strerror or error}") from None
+
+
+def require_file(path: str, what: str) -> str:
+    """``path`` when it names a readable file."""
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigurationError(f"{what}: {path} is a directory, not a file")
+    if not file.is_file():
+        raise ConfigurationError(f"{what}: {path} does not exist")
+    if not os.access(file, os.R_OK):
+        raise ConfigurationError(f"{what}: cannot read {path}")
+    return path
 
 
 def read_text(path: str, what: str) -> str:

@@ -35,6 +35,20 @@ def _services() -> Services:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from api.metrics_dir import MULTIPROC_VARIABLE, prepare_multiprocess_dir
+
+    owned = MULTIPROC_VARIABLE not in os.environ
+    metrics_dir = prepare_multiprocess_dir()  # before anything imports prometheus_client
+    try:
+        return _serve(args, metrics_dir)
+    finally:
+        if owned:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     import uvicorn
 
     from api.bootstrap import build
@@ -45,7 +59,8 @@ def serve(args: argparse.Namespace) -> int:
     # request threads then keep memory that no arena gives back, and RSS creeps up under steady load.
     # The workers are started afresh (spawn), so they read this when they start.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s); docs at http://{args.host}:{args.port}/docs", file=sys.stderr)
+    print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s); docs at http://{args.host}:{args.port}/docs"
+          f"; worker metrics in {metrics_dir}", file=sys.stderr)
     uvicorn.run(
         "api.main:create",
         factory=True,
@@ -167,9 +182,16 @@ def restore(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from api.settings import variables
+
+    listed = "\n".join(f"  {name:<28} default {default}" for name, default in variables())
     parser = OneLineParser(
         prog="nocert",
         description="nocert: online checks (协查) answered with sealed proofs. Configured by NOCERT_* environment variables.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"environment (README.md, Configuration; deploy/nocert.env documents each):\n{listed}\n"
+        "exit codes: 0 done or valid, 1 a problem found or a proof invalid, 2 refused (a setting, an argument "
+        "or a file that cannot be used), 3 internal error",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -47,6 +47,15 @@ def load_settings() -> Settings:
         raise ConfigurationError(f"NOCERT_{field.upper()}: {first['msg'].lower()}{shown}{more}") from None
 
 
+def variables() -> list[tuple[str, str]]:
+    """Every environment variable the service reads, with its default (``unset`` for none), in field order."""
+    shown = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown.append((f"NOCERT_{name.upper()}", "unset" if default is None else str(default)))
+    return shown
+
+
 SECRET_FIELDS = frozenset({"admin_key", "key_passphrase", "cipher_key", "database_url"})
 
 

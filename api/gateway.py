@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,13 +93,15 @@ class Gateway:
         started = time.perf_counter()
         seen: dict[str, Any] = {"status": 500}
         is_api = scope["path"].startswith("/v1")
+        request_id = scope["nocert.request_id"] = request_id_of(_header(scope, b"x-request-id"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
                 seen["started"] = True
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers += SECURITY_HEADERS + (API_ONLY_HEADERS if is_api else [])
+                headers.append((b"x-request-id", request_id.encode("ascii")))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -308,19 +312,39 @@ class Gateway:
         labels = (scope["method"], template, str(status))
         self.metrics.requests.labels(*labels).inc()
         self.metrics.latency.labels(*labels).observe(seconds)
+        client = scope.get("client")
         ACCESS_LOG.info(
             json.dumps(
                 {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "time": access_time(time.time()),
+                    "client": client[0] if client else None,
                     "method": scope["method"],
                     "route": template,
                     "status": status,
                     "latency_ms": round(seconds * 1000, 2),
                     "principal": principal.id if principal else None,
+                    "request_id": scope.get("nocert.request_id"),
                 },
                 ensure_ascii=False,
             )
         )
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}", re.ASCII)
+
+
+def request_id_of(given: str | None) -> str:
+    """The request's id: the one the proxy in front sent (``X-Request-Id``: nginx's ``$request_id``) when it
+    is a plain token, else a new one. Logged with the request and returned in ``X-Request-Id``."""
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def access_time(epoch: float) -> str:
+    """UTC with milliseconds, e.g. ``2026-12-02T15:04:05.123Z``."""
+    whole = int(epoch)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((epoch - whole) * 1000):03d}Z"
 
 
 def idempotency_scope(principal: Principal) -> str:

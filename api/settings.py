@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,31 @@ class Settings(BaseSettings):
     ui_lockout_minutes: float = Field(default=15, gt=0)
 
 
+def load_settings() -> Settings:
+    """The settings from the environment; a wrong value is a ConfigurationError naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and field not in SECRET_FIELDS else ""
+        more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
+        raise ConfigurationError(f"NOCERT_{field.upper()}: {first['msg'].lower()}{shown}{more}") from None
+
+
+def variables() -> list[tuple[str, str]]:
+    """Every environment variable the service reads, with its default (``unset`` for none), in field order."""
+    shown = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown.append((f"NOCERT_{name.upper()}", "unset" if default is None else str(default)))
+    return shown
+
+
+SECRET_FIELDS = frozenset({"admin_key", "key_passphrase", "cipher_key", "database_url"})
+
+
 @dataclass(frozen=True)
 class StoreLocation:
     """Where the event store and the views live, parsed from ``NOCERT_DATABASE_URL``."""
@@ -60,9 +85,10 @@ class StoreLocation:
         return " ".join(f"{key}='{value}'" for key, value in parts.items())
 
 
-def parse_database_url(url: str) -> StoreLocation:
+def parse_database_url(url: str, *, existing: bool = False) -> StoreLocation:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://u:p@host:port/db?schema=s``
-    or ``memory://`` (tests only). Parent directories of a SQLite file are created."""
+    or ``memory://`` (tests only). Parent directories of a SQLite file are created, unless ``existing``
+    (the read-only commands): then the file must already be there."""
     parsed = urlsplit(url)
     if parsed.scheme == "memory":
         return StoreLocation("memory")
@@ -72,6 +98,11 @@ def parse_database_url(url: str) -> StoreLocation:
                 f"NOCERT_DATABASE_URL: {url!r} is no sqlite URL (sqlite:///relative.db or sqlite:////abs/path.db)"
             )
         path = Path(unquote(parsed.path[1:]))
+        if existing:
+            if not path.is_file():
+                what = "is a directory" if path.is_dir() else "does not exist"
+                raise ConfigurationError(f"NOCERT_DATABASE_URL: the SQLite file {path} {what}; nothing was created")
+            return StoreLocation("sqlite", sqlite_path=path.absolute())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -129,6 +129,22 @@ class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.breaker = Breaker()
+        self._select_streams = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            " FROM unnest(%s::uuid[], %s::integer[]) AS after_version(id, version)"
+            " JOIN {schema}.{table} e ON e.originator_id = after_version.id AND e.originator_version > after_version.version"
+            " ORDER BY e.originator_id, e.originator_version"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+
+    @bounded
+    def select_streams(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        """The events of several streams after given versions, in one query (`domain.repository.StreamReader`)."""
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self._select_streams, ([i for i, _ in after], [v for _, v in after]), prepare=True)
+            return [
+                StoredEvent(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
 
     insert_events = bounded(PostgresApplicationRecorder.insert_events)
     select_events = bounded(PostgresApplicationRecorder.select_events)

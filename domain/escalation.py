@@ -6,24 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
-
 from domain.check import Check
 from domain.errors import ConcurrentUpdate, InvalidInput
+from domain.repository import CachedApplication
 
 NOTE_MAX = 2000
 
 
-class Escalation:
-    """Mixed into `Platform`, which gives `_current`, `check` and `_save`."""
+class Escalation(CachedApplication):
+    """A part of `Platform`, which gives `_current` and `check` (the stubs below are overridden)."""
 
     def _current(self, check: Check | UUID) -> Check:
         raise NotImplementedError
 
     def check(self, check_id: UUID, version: int | None = None) -> Check:
-        raise NotImplementedError
-
-    def _save(self, *aggregates: Aggregate) -> int:
         raise NotImplementedError
 
     def urge(self, check: Check | UUID, actor: str, note: str) -> tuple[Check, int]:

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate
 
 from domain.errors import Forbidden, InvalidInput, NotFound
+from domain.repository import CachedApplication
 
 EVENT_TYPES = (
     "Raised", "Accepted", "InfoRequested", "InfoSupplied", "Forwarded", "Replied", "Declined", "Withdrawn",
@@ -85,14 +86,8 @@ class Subscription(Aggregate):
         self.trigger_event(self.Deleted, actor=actor)
 
 
-class SubscriptionCommands:
-    """Mixed into `Platform`, which gives `_get` and `_save`."""
-
-    def _get(self, aggregate_id: UUID, kind: type[Any], what: str, version: int | None = None) -> Any:
-        raise NotImplementedError
-
-    def _save(self, *aggregates: Aggregate) -> int:
-        raise NotImplementedError
+class SubscriptionCommands(CachedApplication):
+    """The subscription commands of `Platform`."""
 
     def subscription(self, subscription_id: UUID) -> Subscription:
         found: Subscription = self._get(subscription_id, Subscription, "subscription")

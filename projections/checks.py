@@ -250,3 +250,11 @@ def overdue_pending(cursor: Any, now: datetime, limit: int) -> list[str]:
         (*sorted(OPEN_UNANSWERED), format_time(now), limit),
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def oldest_unanswered(cursor: Any) -> dict[str, str]:
+    """Per issuer, when the oldest check still waiting for its answer (in its inbox) was raised."""
+    rows = cursor.execute(
+        "SELECT inbox_issuer, MIN(raised_at) FROM view_checks WHERE inbox_issuer IS NOT NULL GROUP BY inbox_issuer"
+    ).fetchall()
+    return {issuer: raised_at for issuer, raised_at in rows}

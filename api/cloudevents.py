@@ -3,6 +3,7 @@ is the check exactly as ``GET /v1/checks/{id}?version=v`` shows it to that depar
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime
 from typing import Any
@@ -20,9 +21,16 @@ def cloud_event(
     platform: Platform, principal: Principal, position: int, check_id: str, version: int, now: datetime
 ) -> dict[str, Any]:
     """The event that made version `version` of the check, recorded at `position`, for `principal`."""
-    current = platform.check(UUID(check_id))
-    check = platform.check(current.id, version) if version != current.version else current
-    event = platform.check_events(current.id)[version - 1]
+    events = platform.check_events(UUID(check_id))  # one read: the version and the check now, replayed
+    check: Any = None
+    for each in events[:version]:
+        check = each.mutate(check)
+    current = check
+    if version < len(events):
+        check = copy.deepcopy(check)
+        for each in events[version:]:
+            current = each.mutate(current)
+    event = events[version - 1]
     kind = type(event).__name__
     return {
         "specversion": "1.0",

@@ -29,6 +29,7 @@ from delivery.address import check_url
 from delivery.outbox import Due
 from delivery.secrets import WebhookKeys
 from domain.errors import InvalidUrl
+from domain.timefmt import format_time, utcnow
 from store.database import Database, LeaderLock
 
 logger = logging.getLogger(__name__)
@@ -154,22 +155,30 @@ class Dispatcher:
                 heads = outbox.due_heads(self.database, subscription_id, time.time(), HEADS_PER_ROUND)
                 if not heads or self._lock is None or not self._lock.try_acquire():
                     return
-                for due in heads:
-                    if self._stopping.is_set():
-                        return
-                    self.send(due)
+                done: list[tuple[Due, int, str]] = []
+                try:
+                    for due in heads:
+                        if self._stopping.is_set():
+                            return
+                        status = self.send(due)
+                        if status is not None:
+                            done.append((due, status, format_time(utcnow())))
+                finally:  # one transaction for the round's deliveries (a crash before it: sent again)
+                    outbox.delivered(self.database, done)
         except Exception:
             logger.exception("webhook worker of subscription %s failed; the next round tries again", subscription_id)
 
     # -- one delivery -----------------------------------------------------------------------------
 
-    def send(self, due: Due) -> None:
+    def send(self, due: Due) -> int | None:
+        """Attempts one delivery; the 2xx status when it was delivered (the caller records it), else None
+        (the failure is recorded here)."""
         now = time.time()
         try:
             check_url(due.url, self.allow)
         except InvalidUrl as refused:
             self._failed(due, None, f"refused: {refused.detail}", None)
-            return
+            return None
         body = self.render(due)
         webhook_id = str(due.position)
         headers = signature.headers(webhook_id, int(now), body, self.keys.unseal(due.secret), self.keys.signing_key())
@@ -183,17 +192,18 @@ class Dispatcher:
                 status, wait = response.status_code, retry_after(response.headers.get("retry-after"), now)
         except httpx.TimeoutException:
             self._failed(due, None, f"no answer within {self.timeout:g} s", None)
-            return
+            return None
         except httpx.HTTPError as error:
             self._failed(due, None, f"{type(error).__name__}: {error}"[:300], None)
-            return
+            return None
         if 200 <= status < 300:
-            outbox.delivered(self.database, due, status)
-            logger.info("webhook %s delivered to subscription %s (HTTP %d, attempt %d)", webhook_id, due.subscription_id, status, due.attempts + 1)
-        elif status == 410:
+            logger.debug("webhook %s delivered to subscription %s (HTTP %d, attempt %d)", webhook_id, due.subscription_id, status, due.attempts + 1)
+            return status
+        if status == 410:
             self._give_up(due, status, "the receiver answered 410 Gone")
         else:
             self._failed(due, status, f"HTTP {status}", wait)
+        return None
 
     def _failed(self, due: Due, status: int | None, error: str, wait: float | None) -> None:
         if due.streak >= len(self.retry):

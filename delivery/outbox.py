@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.subscription import Subscription
-from domain.timefmt import format_time, utcnow
+from domain.timefmt import format_time
 from store.database import Database
 
 UPSERT = (
@@ -99,13 +99,16 @@ def due_heads(database: Database, subscription_id: str, now: float, limit: int) 
     return [Due(*row) for row in rows]
 
 
-def delivered(database: Database, due: Due, status_code: int) -> None:
+def delivered(database: Database, done: Sequence[tuple[Due, int, str]]) -> None:
+    """Marks deliveries delivered: (delivery, status code, delivered at), in one transaction."""
+    if not done:
+        return
     with database.transaction() as cursor:
-        cursor.execute(
+        cursor.executemany(
             "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, streak = 0,"
             " last_status_code = ?, last_error = NULL, next_attempt_at = NULL, delivered_at = ?"
             " WHERE subscription_id = ? AND position = ? AND status = 'pending'",
-            (status_code, format_time(utcnow()), due.subscription_id, due.position),
+            [(status, at, due.subscription_id, due.position) for due, status, at in done],
         )
 
 

@@ -13,6 +13,8 @@ from uuid import UUID
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks.webhooks import Webhook
 
+from api.trust import PlatformTrust
+from audit.verify import verify_ledger
 from domain.timefmt import parse_time
 from tests.api.conftest import Province
 from tests.delivery.conftest import feed_of, story, subscribe
@@ -113,6 +115,14 @@ def test_410_makes_the_subscription_failing_until_resumed(province: Province, re
     everything = {item["id"] for item in feed_of(province, "approver")}
     hook.wait_for(everything)
     assert len(hook.delivered_ids()) == len(everything) == 6
+    services = province.services
+    kinds = [type(event).__name__ for event in services.platform.events.get(UUID(subscription["id"]))]
+    assert kinds == ["Created", "BecameFailing", "Resumed"]  # subscription changes are events
+    report = verify_ledger(
+        services.platform, services.database, services.log, services.keystore.root()[1],
+        trust=PlatformTrust(services.platform), workers=1,
+    )
+    assert report.ok, report.to_dict()  # ... that the audit reads like every other
 
 
 def test_the_last_retry_makes_it_failing(province: Province, receiver) -> None:

@@ -12,6 +12,7 @@ from domain.vocabulary import (
     Conclusion,
     ConsentMethod,
     DeclineReason,
+    DepartmentStatus,
     Mode,
     Outcome,
     ProofStatus,
@@ -39,6 +40,14 @@ class DepartmentCreate(Strict):
     roles: list[Role] = Field(min_length=1, max_length=3)
     kind: StrictStr = Field(min_length=1, max_length=64)
     region: StrictStr = Field(pattern=r"^[0-9]{6}$")
+
+
+class DepartmentPatch(Strict):
+    """API.md §10: any of the three; a field left out stays as it is (null is refused)."""
+
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
+    region: StrictStr | None = Field(default=None, pattern=r"^[0-9]{6}$")
+    status: DepartmentStatus | None = None
 
 
 class KeyRevocation(Strict):
@@ -133,7 +142,7 @@ class VerifyRequest(Strict):
 
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
-    DepartmentCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
+    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
     Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
 )
 
@@ -162,6 +171,7 @@ class Department(BaseModel):
     roles: list[Role]
     kind: str
     region: str
+    status: DepartmentStatus
     certificates: list[Certificate]
 
 

@@ -12,6 +12,7 @@ FastAPI's generated document is completed here, in one place, from what the serv
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
@@ -114,6 +115,8 @@ def build_openapi(app: FastAPI, routes: Iterable[Any]) -> dict[str, Any]:
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(definition.pop("$defs", {}))
         components[model.__name__] = definition
+    for model in BODY_MODELS:
+        _defaults_described(components[model.__name__])
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -126,6 +129,16 @@ def build_openapi(app: FastAPI, routes: Iterable[Any]) -> dict[str, Any]:
             _complete(path, method, operation, route)
     app.openapi_schema = schema
     return schema
+
+
+def _defaults_described(definition: dict[str, Any]) -> None:
+    """A request field the service defaults is optional, and said so in words: generators that read ``default``
+    as "always present" (openapi-typescript) would otherwise require it from every caller."""
+    for prop in definition.get("properties", {}).values():
+        if "default" in prop:
+            default = prop.pop("default")
+            if default is not None:
+                prop["description"] = f"{prop.get('description', '')} Default: {json.dumps(default)}.".strip()
 
 
 def _routes(routes: Iterable[Any]) -> dict[tuple[str, str], APIRoute]:

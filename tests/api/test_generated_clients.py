@@ -186,7 +186,7 @@ def test_the_generated_client_drives_a_check_from_raise_to_close(gen: Generated,
     assert root.startswith("-----BEGIN CERTIFICATE-----")
 
 
-def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[Province, str]) -> None:
+def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[Province, str], spec_file: Path) -> None:
     """Every §9 case a conforming client can cause, each answered as the generated ``Problem``. Not here:
     ``malformed_json`` and ``unsupported_media_type`` (a generated client always sends JSON),
     ``concurrent_update`` and ``idempotency_in_progress`` (races), ``unavailable`` (a store outage; see
@@ -197,26 +197,34 @@ def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[
     issuer, city = gen.client(province.gulou.key), gen.client(province.city.key)
     raise_check = gen.op("checks", "raise_check")
 
-    def problem(response: Any, status: int, code: str) -> Any:
+    documented = {
+        operation["operationId"]: operation["responses"]
+        for item in json.loads(spec_file.read_text("utf-8"))["paths"].values()
+        for operation in item.values()
+    }
+
+    def problem(response: Any, status: int, code: str, operation: str = "raise_check") -> Any:
         assert response.status_code == status, (code, response.status_code, response.content)
         assert isinstance(response.parsed, m.Problem) and response.parsed.code == code, response.content
+        # and the description names that code under that status for that operation
+        assert code in documented[operation][str(status)]["x-problem-codes"], (operation, status, code)
         return response.parsed
 
     def raising(**overrides: Any) -> Any:
         return raise_check.sync_detailed(client=approver, body=check_create(m, **overrides))
 
     check = raise_check.sync(client=approver, body=check_create(m))
-    problem(gen.op("checks", "list_checks").sync_detailed(client=gen.client("nck_nobody_0_x")), 401, "unauthenticated")
-    problem(gen.op("checks", "accept_check").sync_detailed(check.id, client=approver, body=m.Empty()), 403, "forbidden")
-    problem(gen.op("checks", "get_check").sync_detailed(uuid.uuid4(), client=approver), 404, "not_found")
+    problem(gen.op("checks", "list_checks").sync_detailed(client=gen.client("nck_nobody_0_x")), 401, "unauthenticated", "list_checks")
+    problem(gen.op("checks", "accept_check").sync_detailed(check.id, client=approver, body=m.Empty()), 403, "forbidden", "accept_check")
+    problem(gen.op("checks", "get_check").sync_detailed(uuid.uuid4(), client=approver), 404, "not_found", "get_check")
     gen.op("checks", "accept_check").sync(check.id, client=issuer, body=m.Empty())
-    problem(gen.op("checks", "accept_check").sync_detailed(check.id, client=issuer, body=m.Empty()), 409, "invalid_transition")
+    problem(gen.op("checks", "accept_check").sync_detailed(check.id, client=issuer, body=m.Empty()), 409, "invalid_transition", "accept_check")
     bad_reply = m.Reply(conclusion=m.Conclusion.CONFIRMED, statements=m.ReplyStatements(), valid_days=0)
-    problem(gen.op("checks", "reply_check").sync_detailed(check.id, client=issuer, body=bad_reply), 422, "validation_error")
+    problem(gen.op("checks", "reply_check").sync_detailed(check.id, client=issuer, body=bad_reply), 422, "validation_error", "reply_check")
     problem(raising(purpose="长" * 70_000), 413, "payload_too_large")
     problem(
         gen.op("checks", "list_checks").sync_detailed(client=approver, min_position=province.position() + 10**9),
-        503, "not_caught_up",
+        503, "not_caught_up", "list_checks",
     )
 
     # identifiers, categories and routing
@@ -250,16 +258,16 @@ def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[
         return m.DepartmentCreate(**{**fields, **overrides})
 
     create_department = gen.op("departments", "create_department")
-    problem(create_department.sync_detailed(client=admin, body=department(id=province.gulou.id)), 409, "conflict")
-    problem(create_department.sync_detailed(client=admin, body=department(uscc="91350100M000100Y4Z")), 422, "invalid_uscc")
+    problem(create_department.sync_detailed(client=admin, body=department(id=province.gulou.id)), 409, "conflict", "create_department")
+    problem(create_department.sync_detailed(client=admin, body=department(uscc="91350100M000100Y4Z")), 422, "invalid_uscc", "create_department")
     second = create_department.sync(client=admin, body=department())
     problem(raising(), 422, "ambiguous_route")
     change = gen.op("departments", "change_department")
     inactive = change.sync(second.id, client=admin, body=m.DepartmentPatch(status=m.DepartmentStatus.INACTIVE))
     assert inactive.status == m.DepartmentStatus.INACTIVE
     assert raise_check.sync(client=approver, body=check_create(m)).issuer == province.gulou.id
-    problem(gen.op("checks", "get_inbox").sync_detailed(client=gen.client(second.api_key)), 401, "unauthenticated")
-    problem(change.sync_detailed("no-such-department", client=admin, body=m.DepartmentPatch(name="无")), 404, "not_found")
+    problem(gen.op("checks", "get_inbox").sync_detailed(client=gen.client(second.api_key)), 401, "unauthenticated", "get_inbox")
+    problem(change.sync_detailed("no-such-department", client=admin, body=m.DepartmentPatch(name="无")), 404, "not_found", "change_department")
 
     # a department whose current key is revoked cannot reply until its key is rotated
     routed_to_city = raise_check.sync(client=approver, body=check_create(m, issuer=province.city.id))
@@ -267,7 +275,7 @@ def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[
         province.city.id, province.city.kid, client=admin, body=m.KeyRevocation(reason="私钥泄露")
     )
     reply = m.Reply(conclusion=m.Conclusion.CONFIRMED, statements=m.ReplyStatements(), valid_days=90)
-    problem(gen.op("checks", "reply_check").sync_detailed(routed_to_city.id, client=city, body=reply), 409, "no_signing_key")
+    problem(gen.op("checks", "reply_check").sync_detailed(routed_to_city.id, client=city, body=reply), 409, "no_signing_key", "reply_check")
     gen.op("departments", "rotate_seal_key").sync(province.city.id, client=admin, body=m.Empty())
     replied = gen.op("checks", "reply_check").sync(routed_to_city.id, client=city, body=reply)
     assert replied.status == m.CheckStatus.REPLIED

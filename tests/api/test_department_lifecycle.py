@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from api.trust import PlatformTrust
+from audit.verify import verify_ledger
 from domain.department import Department
 from tests.api.conftest import Province
 from tests.bodies import check_body
@@ -205,3 +207,23 @@ def test_a_department_created_later_with_a_fresh_uscc_routes_after_the_old_one_m
     patch(province, province.gulou.id, {"region": "350111", "name": "福州市公安局晋安分局"})
     routed = province.as_("approver").post("/v1/checks", json=check_body(), expect=201).json()
     assert routed["issuer"] == second
+
+
+def test_a_renamed_department_seals_valid_proofs_and_the_audit_holds(province: Province) -> None:
+    """The certificate keeps the name it was issued under (it names the department by its URI, which does
+    not change); proofs sealed after a rename carry the new name and verify; `nocert audit verify` accepts
+    every department event of the lifecycle."""
+    gulou = province.gulou.id
+    patch(province, gulou, {"name": "福州市公安局鼓楼分局（更名）", "region": "350111"})
+    patch(province, gulou, {"status": "inactive"})
+    patch(province, gulou, {"status": "active", "region": "350102"})
+    check = province.replied_check()
+    verdict = province.as_("approver").post("/v1/proofs/verify", json={"jws": check["proof"]["jws"]}, expect=200).json()
+    assert verdict["valid"] is True and verdict["payload"]["issuer"]["name"] == "福州市公安局鼓楼分局（更名）"
+    services = province.services
+    report = verify_ledger(
+        services.platform, services.database, services.log, services.keystore.root()[1],
+        trust=PlatformTrust(services.platform), workers=1,
+    )
+    assert report.ok, report.problems
+    assert report.proofs == 1

@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.errors import Conflict, InvalidInput, NoSigningKey, NotFound
+from domain.identifiers import validate_region
 from domain.vocabulary import DepartmentStatus, Role, values
 
 ROLES = values(Role)
@@ -195,8 +196,9 @@ class Department(Aggregate):
         return region_at(self.first_region, self.moves, moment)
 
     def change(self, name: str | None, region: str | None, status: str | None) -> None:
-        """Records one event per field that changes (none when nothing does). ``region`` is validated by
-        the caller (`domain.identifiers.validate_region`)."""
+        """Records one event per field that changes (none when nothing does)."""
+        if region is not None:
+            validate_region(region)
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status must be one of {list(STATUSES)}")
         if name is not None and name != self.name:

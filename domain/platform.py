@@ -107,8 +107,6 @@ class Platform(CachedApplication):
     ) -> tuple[Department, int | None]:
         """Renames, moves, deactivates or re-activates a department (API.md §10): one event per change, saved
         with the directory's listing so routing sees it at once. None when nothing changed."""
-        if region is not None:
-            validate_region(region)
 
         def change() -> tuple[Department, int | None]:
             department = self.department(department_id)

@@ -20,10 +20,12 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@$(CHROMIUM) --version
 
-# Creates the demo province on first run (a store that holds events is left as it is), then serves.
+# Creates the demo province on first run (a store that holds events is left as it is, and the demo's keys
+# are shown again from ./var/demo-keys.txt), then serves on PORT (default 8000): `make run PORT=8080`.
+PORT ?= 8000
 run: install
-	-$(BIN)/nocert demo --checks 50
-	$(BIN)/nocert serve
+	$(BIN)/nocert demo --checks 50 --keep-existing --url http://127.0.0.1:$(PORT)
+	$(BIN)/nocert serve --port $(PORT)
 
 test: install
 	$(BIN)/pytest -q

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
+from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, load_settings, parse_database_url, store_env
 from domain.platform import Platform
@@ -79,23 +82,31 @@ def _require_keys(key_dir: Path) -> None:
         )
 
 
-def _open_database(location: StoreLocation, settings: Settings, read_only: bool = False) -> Database:
+def _ensure_schema(location: StoreLocation, read_only: bool = False) -> None:
+    """PostgreSQL: creates the store's schema if needed, or (``read_only``) requires its event store;
+    one line naming the variable if it cannot."""
+    import psycopg
+
+    try:
+        with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
+            if location.schema and not read_only:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+        if read_only:
+            _require_event_store(location)
+    except psycopg.Error as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
+
+
+def _open_database(location: StoreLocation, settings: Settings, read_only: bool = False, *, pool: Any = None) -> Database:
+    """The views' database; on PostgreSQL over ``pool`` (eventsourcing's datastore pool) when given."""
     if location.kind == "sqlite":
         assert location.sqlite_path is not None
         return SQLiteDatabase(location.sqlite_path)
     if location.kind == "postgres":
-        import psycopg
-
-        try:
-            with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
-                if location.schema and not read_only:
-                    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
-            if read_only:
-                _require_event_store(location)
-        except psycopg.Error as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
-        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size)
+        if pool is None:
+            _ensure_schema(location, read_only)
+        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size, pool=pool)
     raise ConfigurationError("NOCERT_DATABASE_URL: memory:// serves domain tests only; use sqlite:/// or postgresql://")
 
 
@@ -133,10 +144,19 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         raise ConfigurationError(f"NOCERT_KEY_DIR: {error}") from None
     except OSError as error:
         raise ConfigurationError(f"NOCERT_KEY_DIR: cannot use {settings.key_dir}: {error.strerror or error}") from None
-    database = _open_database(location, settings, read_only)
+    if location.kind == "postgres":
+        _ensure_schema(location, read_only)
+    elif location.kind != "sqlite":
+        _open_database(location, settings)  # says which stores serve
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    platform = Platform(
+        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed]
+    )
     _check_cipher(platform)
+    # One pool per process: the views and idempotency records share the event store's connections.
+    recorder = platform.recorder
+    pool = recorder.datastore.pool if isinstance(recorder, PostgresApplicationRecorder) else None
+    database = _open_database(location, settings, pool=pool)
     log = EventLog(platform, database)
     views = Views(
         database,

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1)
     cipher_key: SecretStr | None = None
     db_pool_size: int = Field(default=20, ge=1)
+    # Idempotency records (API.md §1) are kept this long after their last change, then forgotten.
+    idempotency_hours: float = Field(default=24, gt=0)
+    # A key whose first request has run this long without being recorded or answered (its process died)
+    # is taken over by a repeat; before that a repeat is 409 idempotency_in_progress.
+    idempotency_stale_seconds: float = Field(default=60, gt=0)
     # The workbench (api.workbench): a session ends after ui_idle_minutes without a request or ui_absolute_hours
     # after sign-in; ui_lockout_failures failed sign-ins in a row lock a login for ui_lockout_minutes.
     ui_idle_minutes: float = Field(default=30, gt=0)
@@ -162,8 +167,10 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_USER=location.user,
             POSTGRES_PASSWORD=location.password,
             POSTGRES_SCHEMA=location.schema,
-            POSTGRES_POOL_SIZE=str(pool_size),
-            POSTGRES_MAX_OVERFLOW="5",
+            # One pool per process for the events, the views and the idempotency records (api.bootstrap),
+            # at most pool_size connections, opened as they are needed; one more holds the leader locks.
+            POSTGRES_POOL_SIZE="1",
+            POSTGRES_MAX_OVERFLOW=str(pool_size - 1),
             POSTGRES_CONNECT_TIMEOUT="3",
             POSTGRES_LOCK_TIMEOUT="5",
             POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (store.recorder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC
@@ -252,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
         return status
     except ConfigurationError as error:
-        print("nocert: " + "; ".join(line.strip(" -") for line in str(error).splitlines() if line.strip()), file=sys.stderr)
+        parts = (re.sub(r"^\s*-\s+", "", line).strip() for line in str(error).splitlines())
+        print("nocert: " + "; ".join(part for part in parts if part), file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         print("nocert: interrupted", file=sys.stderr)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
+from privacy.index import BlindIndex
+from privacy.keys import SubjectKeys
+from privacy.mapper import SubjectMapper
 from projections.views import Views
 from signing.keystore import KeyStore
 from store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -27,6 +34,7 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    subjects: SubjectMapper  # the subject keys: blind index, field encryption, erasure's keys (`privacy`)
 
     def close(self) -> None:
         self.views.stop()
@@ -77,7 +85,7 @@ def build(settings: Settings | None = None) -> Services:
     keystore.root()
     database = _open_database(location, settings)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    platform, subjects = build_platform(env, settings.key_dir, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
     _check_cipher(platform)
     log = EventLog(platform, database)
     views = Views(
@@ -85,6 +93,21 @@ def build(settings: Settings | None = None) -> Services:
         platform,
         log,
         ledger_signer=keystore.ledger_signer(),
+        personal=subjects,
         checkpoint_every=settings.checkpoint_every,
     )
-    return Services(settings, location, platform, database, log, keystore, views)
+    return Services(settings, location, platform, database, log, keystore, views, subjects)
+
+
+def build_platform(env: dict[str, str], key_dir: Path, **kwargs: Any) -> tuple[Platform, SubjectMapper]:
+    """The application with its check events' personal data under the subject keys of `key_dir`."""
+    made: list[SubjectMapper] = []
+
+    def subject_mapper(base: Mapper[UUID]) -> Mapper[UUID]:
+        made.append(SubjectMapper(base, SubjectKeys(key_dir), BlindIndex.in_key_dir(key_dir)))
+        return made[-1]
+
+    platform = Platform(env, mapper=subject_mapper, **kwargs)
+    subjects = made[0]
+    subjects.attach(lambda stream_id: next(iter(platform.recorder.select_events(stream_id, lte=1, limit=1)), None))
+    return platform, subjects

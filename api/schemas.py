@@ -132,9 +132,22 @@ class VerifyRequest(Strict):
     jws: StrictStr = Field(max_length=60000)
 
 
+class SubjectQuery(Strict):
+    """The identity number travels in the body only (API.md §14)."""
+
+    id_number: StrictStr = Field(max_length=64)
+    limit: StrictInt = Field(default=50, ge=1, le=500)
+    cursor: StrictStr | None = Field(default=None, max_length=512)
+
+
+class SubjectErase(Strict):
+    id_number: StrictStr = Field(max_length=64)
+    legal_basis: StrictStr = Text
+
+
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     DepartmentCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
-    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
+    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, SubjectQuery, SubjectErase,
 )
 
 # -- responses ----------------------------------------------------------------------------------
@@ -224,8 +237,8 @@ class Check(BaseModel):
     matter: dict[str, Any]
     approver: str
     issuer: str
-    applicant: dict[str, Any]
-    claims: dict[str, Any]
+    applicant: dict[str, Any]  # name and id_number null once the applicant was erased (API.md §14)
+    claims: dict[str, Any] | None
     purpose: str
     consent: dict[str, Any]
     raised_at: str
@@ -274,7 +287,7 @@ class CategoryPage(Page):
 class ProofRecord(BaseModel):
     id: str
     check_id: str
-    jws: str
+    jws: str | None  # null once the applicant was erased (API.md §14)
     status: ProofStatus
     revoked_at: str | None
     revocation_reason: str | None
@@ -356,3 +369,60 @@ class ConsistencyProof(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+# -- subjects (API.md §14) ----------------------------------------------------------------------
+
+
+class Party(BaseModel):
+    id: str
+    name: str | None
+
+
+class CategoryRef(BaseModel):
+    code: str
+    name: str | None
+
+
+class ConsentRef(BaseModel):
+    method: str | None
+
+
+class Access(BaseModel):
+    check_id: str
+    raised_at: str
+    approver: Party
+    issuer: Party
+    category: CategoryRef
+    matter: dict[str, Any]
+    purpose: str
+    consent: ConsentRef
+    status: str
+    outcome: str | None
+    replied_at: str | None
+    closed_at: str | None
+
+
+class Accesses(BaseModel):
+    subject: str
+    items: list[Access]
+    next_cursor: str | None
+
+
+class Erasure(BaseModel):
+    subject: str
+    erased_at: str
+    checks: int
+    receipt: str
+
+
+class ErasureRecord(BaseModel):
+    id: str
+    erased_at: str
+    checks: int
+    receipt: str
+
+
+class ErasurePage(BaseModel):
+    items: list[ErasureRecord]
+    next_cursor: str | None

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Mapper
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
@@ -45,12 +45,19 @@ class Platform(Application[UUID]):
         claims: ClaimsValidator,
         clock: Callable[[], datetime] = utcnow,
         save_hooks: Sequence[SaveHook] = (),
+        mapper: Callable[[Mapper[UUID]], Mapper[UUID]] | None = None,
     ) -> None:
+        """``mapper``: wraps the library's mapper (the subject keys' field encryption, `privacy.mapper`)."""
+        self._wrap_mapper = mapper
         super().__init__(env)
         self.sealer = sealer
         self.claims = claims
         self.clock = clock
         self.save_hooks = list(save_hooks)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        mapper = super().construct_mapper()
+        return self._wrap_mapper(mapper) if self._wrap_mapper is not None else mapper
 
     # -- persistence helpers ------------------------------------------------------------------
 
@@ -339,7 +346,7 @@ class Platform(Application[UUID]):
             issuer={"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
             requester={"id": approver.department_id, "name": approver.name},
             subject={"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
-            claims=check.claims,
+            claims=check.claims or {},
             conclusion=conclusion,
             statements=statements,
             issued_at=issued_at,
@@ -386,6 +393,21 @@ class Platform(Application[UUID]):
         check = self.check_of_proof(proof_id)
         check.revoke_proof(actor, reason)
         return check, self._save(check)
+
+    def erase_subject(self, check_ids: Sequence[UUID], actor: str, erasure_id: str) -> tuple[list[Check], int]:
+        """Records ``SubjectErased`` on each of the checks not erased yet (the caller has destroyed the
+        applicant's key), in one save; returns the checks erased now."""
+
+        def erase() -> tuple[list[Check], int]:
+            erased = []
+            for check_id in check_ids:
+                check = self.check(check_id)
+                if check.erased_at is None:
+                    check.erase_subject(actor, erasure_id)
+                    erased.append(check)
+            return erased, self._save(*erased) if erased else 0
+
+        return self._retrying(erase)
 
     def proof_valid(self, check: Check, now: datetime) -> bool:
         """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked

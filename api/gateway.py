@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,16 +21,15 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import may_call
-from api.idempotency import request_fingerprint, valid_key
+from api.idempotency import IdempotentRequests, Replayer, valid_key
 from api.metrics import Metrics
 from api.principal import Principal, authenticate, bearer_token
-from api.problems import problem_response
+from api.problems import problem_response, store_unavailable
 from api.ratelimit import AuthFailureLimiter
 from store.database import STORE_ERRORS
-from store.idempotency import IdempotencyStore, StoredResponse
+from store.idempotency import IdempotencyStore
 
 BODY_LIMIT = 64 * 1024
-UNSETTLED_LIMIT = 10_000
 PUBLIC_PATHS = frozenset({"/v1/trust/root"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -47,6 +48,7 @@ ACCESS_LOG = logging.getLogger("nocert.access")
 LOG = logging.getLogger("nocert.api")
 
 Authenticator = Callable[[str], Principal | None]
+
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -68,6 +70,7 @@ class Gateway:
         *,
         authenticator: Authenticator,
         idempotency: IdempotencyStore,
+        replayer: Replayer,
         metrics: Metrics,
         limiter: AuthFailureLimiter | None = None,
         routes: Sequence[BaseRoute] = (),
@@ -75,11 +78,11 @@ class Gateway:
         self.app = app
         self.routes = tuple(routes)
         self.authenticator = authenticator
-        self.idempotency = idempotency
+        self.idempotent = IdempotentRequests(
+            app, idempotency, replayer, lambda scope: getattr(_route(scope, self.routes), "status_code", None) or 200
+        )
         self.metrics = metrics
         self.limiter = limiter or AuthFailureLimiter()
-        # Idempotency keys whose row could not be settled because the database was down (bounded).
-        self._unsettled: dict[tuple[str, str, str], None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,13 +91,15 @@ class Gateway:
         started = time.perf_counter()
         seen: dict[str, Any] = {"status": 500}
         is_api = scope["path"].startswith("/v1")
+        request_id = scope["nocert.request_id"] = request_id_of(_header(scope, b"x-request-id"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
                 seen["started"] = True
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers += SECURITY_HEADERS + (API_ONLY_HEADERS if is_api else [])
+                headers.append((b"x-request-id", request_id.encode("ascii")))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -118,7 +123,7 @@ class Gateway:
             try:
                 principal = await to_thread.run_sync(self.authenticator, token) if token else None
             except STORE_ERRORS as error:
-                await _unavailable(scope, receive, send, error)
+                await store_unavailable(scope, receive, send, error)
                 return
             if principal is None:
                 self.metrics.auth_failures.inc()
@@ -155,7 +160,7 @@ class Gateway:
                 # the body's media type and JSON have been judged (the order of API.md §1).
                 scope["nocert.invalid_idempotency_key"] = True
             else:
-                await self._idempotent(scope, replay, send, idempotency_scope(principal), key, body)
+                await self.idempotent(scope, replay, send, principal, key, body)
                 return
         await self.app(scope, replay, send)
 
@@ -178,112 +183,56 @@ class Gateway:
                 break
         return b"".join(chunks)
 
-    async def _idempotent(
-        self, scope: Scope, receive: Receive, send: Send, principal: str, key: str, body: bytes
-    ) -> None:
-        path = scope["path"]
-        ident = (principal, path, key)
-        try:
-            if ident in self._unsettled:  # its first attempt here ended long ago: take the key over now
-                await to_thread.run_sync(self.idempotency.release, principal, path, key)
-                self._unsettled.pop(ident, None)
-            outcome = await to_thread.run_sync(
-                self.idempotency.begin, principal, path, key, request_fingerprint(body)
-            )
-        except STORE_ERRORS as error:
-            await _unavailable(scope, receive, send, error)
-            return
-        if outcome.action == "mismatch":
-            response = problem_response("idempotency_mismatch", "this Idempotency-Key was used with a different body")
-            await response(scope, receive, send)
-            return
-        if outcome.action == "in_progress":
-            response = problem_response("idempotency_in_progress", "a request with this Idempotency-Key is in progress")
-            await response(scope, receive, send)
-            return
-        if outcome.action == "replay":
-            assert outcome.response is not None
-            await _send_stored(outcome.response, send)
-            return
-
-        captured: dict[str, Any] = {"status": 500, "headers": {}, "body": []}
-        held: list[Message] = []
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = {
-                    k.decode("latin-1"): v.decode("latin-1")
-                    for k, v in message.get("headers", [])
-                    if k in (b"content-type", b"x-event-position", b"location")
-                }
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
-            held.append(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        except BaseException:
-            await self._settle(scope, ident, None)
-            raise
-        stored = StoredResponse(captured["status"], b"".join(captured["body"]), captured["headers"])
-        if stored.status >= 500:  # not kept, so nothing to wait for: answer, then forget the key
-            for message in held:
-                await send(message)
-            await self._settle(scope, ident, None)
-            return
-        # Sent only once stored: a repeat that follows this answer is replayed, never 409 in_progress.
-        await self._settle(scope, ident, stored)
-        for message in held:
-            await send(message)
-
-    async def _settle(self, scope: Scope, ident: tuple[str, str, str], stored: StoredResponse | None) -> None:
-        """Keeps the answer of an idempotent request (``stored``), or forgets its key (None)."""
-        principal, path, key = ident
-        try:
-            if stored is not None:
-                await to_thread.run_sync(self.idempotency.complete, principal, path, key, stored)
-            else:
-                await to_thread.run_sync(self.idempotency.release, principal, path, key)
-        except STORE_ERRORS as error:
-            # The answer goes out all the same; the key's row is left in_progress. A retry with this
-            # key in this process takes it over at once instead of answering 409 for STALE_AFTER_SECONDS.
-            LOG.warning("idempotency key of %s %s left unsettled: %s", scope["method"], path, error)
-            self._unsettled[ident] = None
-            while len(self._unsettled) > UNSETTLED_LIMIT:
-                self._unsettled.pop(next(iter(self._unsettled)))
-
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         template = _route_template(scope, self.routes)
         principal = scope.get("nocert.principal")
         labels = (scope["method"], template, str(status))
         self.metrics.requests.labels(*labels).inc()
         self.metrics.latency.labels(*labels).observe(seconds)
+        client = scope.get("client")
         ACCESS_LOG.info(
             json.dumps(
                 {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "time": access_time(time.time()),
+                    "client": client[0] if client else None,
                     "method": scope["method"],
                     "route": template,
                     "status": status,
                     "latency_ms": round(seconds * 1000, 2),
                     "principal": principal.id if principal else None,
+                    "request_id": scope.get("nocert.request_id"),
                 },
                 ensure_ascii=False,
             )
         )
 
 
-def idempotency_scope(principal: Principal) -> str:
-    """Whose idempotency keys these are. The operator and departments are told apart by kind, not by
-    name alone: ``admin`` is also a valid department id, and must never be replayed the operator's answers."""
-    return "operator" if principal.is_admin else f"department:{principal.id}"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}", re.ASCII)
+
+
+def request_id_of(given: str | None) -> str:
+    """The request's id: the one the proxy in front sent (``X-Request-Id``: nginx's ``$request_id``) when it
+    is a plain token, else a new one. Logged with the request and returned in ``X-Request-Id``."""
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def access_time(epoch: float) -> str:
+    """UTC with milliseconds, e.g. ``2026-12-02T15:04:05.123Z``."""
+    whole = int(epoch)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((epoch - whole) * 1000):03d}Z"
 
 
 def _route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     """The path template of the route the request names, also when the gateway answered before the
     router ran (401, 413, idempotency replays): metrics and logs group by it, and never show ids."""
-    route = scope.get("route")
+    return getattr(_route(scope, routes), "path", None) or "(unmatched)"
+
+
+def _route(scope: Scope, routes: Sequence[BaseRoute]) -> BaseRoute | None:
+    """The route the request names (the one whose path matches when only the method does not)."""
+    route: BaseRoute | None = scope.get("route")
     if route is None:
         partial = None
         for candidate in routes:
@@ -294,15 +243,7 @@ def _route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
             if match == Match.PARTIAL and partial is None:  # the path matches, the method does not
                 partial = candidate
         route = route or partial
-    return getattr(route, "path", None) or "(unmatched)"
-
-
-async def _unavailable(scope: Scope, receive: Receive, send: Send, error: BaseException) -> None:
-    """503 ``unavailable`` when the store fails before a route runs: logged like the routes' own (api.app),
-    the cause in the log only."""
-    LOG.error("store unavailable on %s %s: %s", scope["method"], scope["path"], error)
-    detail = "the event store is unavailable; retry later"
-    await problem_response("unavailable", detail, headers={"Retry-After": "1"})(scope, receive, send)
+    return route
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
@@ -317,13 +258,6 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _send_stored(stored: StoredResponse, send: Send) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers.items()]
-    headers.append((b"content-length", str(len(stored.body)).encode()))
-    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
-    await send({"type": "http.response.body", "body": stored.body})
 
 
 def build_authenticator(app: Any, admin_key: str | None) -> Authenticator:

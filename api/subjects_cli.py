@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 EXIT_OK = 0
 
 
-def add_subject_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_subject_commands(commands: argparse._SubParsersAction[Any]) -> None:
     subjects = commands.add_parser("subjects", help="personal data: subject keys and erasures (API.md §14)")
     actions = subjects.add_subparsers(dest="subjects_command", required=True, metavar="ACTION")
     p = actions.add_parser("replay-erasures", help="destroy again the keys of every erased person (after a restore)")

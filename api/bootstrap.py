@@ -177,13 +177,18 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
 
 def build_platform(env: dict[str, str], key_dir: Path, **kwargs: Any) -> tuple[Platform, SubjectMapper]:
     """The application with its check events' personal data under the subject keys of `key_dir`."""
-    made: list[SubjectMapper] = []
+    keys, index = SubjectKeys(key_dir), BlindIndex.in_key_dir(key_dir)
 
-    def subject_mapper(base: Mapper[UUID]) -> Mapper[UUID]:
-        made.append(SubjectMapper(base, SubjectKeys(key_dir), BlindIndex.in_key_dir(key_dir)))
-        return made[-1]
+    class SubjectPlatform(Platform):
+        """The platform whose mapper seals personal fields per subject (eventsourcing's hook for a mapper)."""
 
-    platform = Platform(env, mapper=subject_mapper, **kwargs)
-    subjects = made[0]
+        name = Platform.name  # the library names tables and settings after it, not after the subclass
+
+        def construct_mapper(self) -> Mapper[UUID]:
+            return SubjectMapper(super().construct_mapper(), keys, index)
+
+    platform = SubjectPlatform(env, **kwargs)
+    subjects = platform.mapper
+    assert isinstance(subjects, SubjectMapper)
     subjects.attach(lambda stream_id: next(iter(platform.recorder.select_events(stream_id, lte=1, limit=1)), None))
     return platform, subjects

@@ -41,7 +41,7 @@ def _department_name(services: Services, department_id: str) -> str | None:
         return None
 
 
-def erase(services: Services, principal: Principal, id_number: str, legal_basis: str) -> dict[str, Any]:
+def erase(services: Services, principal: Principal, id_number: str, legal_basis: str) -> tuple[dict[str, Any], int]:
     """Destroys the person's keys, then records ``SubjectErased`` on each of their checks, then signs and
     keeps the receipt. Keys go first: should a step after fail, the data is already unreadable and a
     repeat records what is missing."""
@@ -68,7 +68,8 @@ def erase(services: Services, principal: Principal, id_number: str, legal_basis:
     if position:
         services.views.nudge(urgent=True)
         services.views.wait_for(position, CATCH_UP_SECONDS)
-    return {"subject": mask_id_number(number), "erased_at": erased_at, "checks": len(check_ids), "receipt": receipt}
+    answer = {"subject": mask_id_number(number), "erased_at": erased_at, "checks": len(check_ids), "receipt": receipt}
+    return answer, position or services.log.max_position()
 
 
 def replay_erasures(services: Services) -> tuple[int, int]:

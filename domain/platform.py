@@ -13,18 +13,17 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Mapper
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
+from domain.erasure import SubjectErasure
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, SaveHook, Sealer
 from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
-from domain.repository import CachedApplication
 from domain.timefmt import utcnow
 
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
@@ -32,7 +31,7 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(CachedApplication):
+class Platform(SubjectErasure):
     """Departments, categories and checks. ``sealer`` and ``claims`` come from the composition root."""
 
     name = "nocert"
@@ -45,19 +44,12 @@ class Platform(CachedApplication):
         claims: ClaimsValidator,
         clock: Callable[[], datetime] = utcnow,
         save_hooks: Sequence[SaveHook] = (),
-        mapper: Callable[[Mapper[UUID]], Mapper[UUID]] | None = None,
     ) -> None:
-        """``mapper``: wraps the library's mapper (the subject keys' field encryption, `privacy.mapper`)."""
-        self._wrap_mapper = mapper
         super().__init__(env)
         self.sealer = sealer
         self.claims = claims
         self.clock = clock
         self.save_hooks = list(save_hooks)
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        mapper = super().construct_mapper()
-        return self._wrap_mapper(mapper) if self._wrap_mapper is not None else mapper
 
     def cached_check(self, check_id: UUID) -> Check | None:
         """The check as this process last saw it, without a query: only for a command that then saves it
@@ -110,6 +102,23 @@ class Platform(CachedApplication):
         )
         return department.seals[certificate.kid]
 
+    def change_department(
+        self, department_id: str, *, name: str | None = None, region: str | None = None, status: str | None = None
+    ) -> tuple[Department, int | None]:
+        """Renames, moves, deactivates or re-activates a department (API.md §10): one event per change, saved
+        with the directory's listing so routing sees it at once. None when nothing changed."""
+
+        def change() -> tuple[Department, int | None]:
+            department = self.department(department_id)
+            department.change(name, region, status)
+            if not department.pending_events:
+                return department, None
+            directory = self.directory()
+            directory.relist(department_id, department.region, department.is_active)
+            return department, self._save(directory, department)
+
+        return self._retrying(change)
+
     def issue_api_key(self, department_id: str) -> tuple[IssuedKey, int]:
         department = self.department(department_id)
         issued, key_hash = new_api_key(department_id)
@@ -133,7 +142,9 @@ class Platform(CachedApplication):
         if not isinstance(department, Department):  # read only (a cache entry): never changed here
             return None
         expected = department.active_key_hash(key_id)
-        return department if expected is not None and key_matches(expected, api_key) else None
+        if expected is None or not key_matches(expected, api_key):
+            return None
+        return department if department.is_active else None  # an inactive department's keys answer 401
 
     def rotate_seal(self, department_id: str) -> tuple[Seal, int]:
         department = self.department(department_id)
@@ -375,21 +386,6 @@ class Platform(CachedApplication):
         check = self.check_of_proof(proof_id)
         check.revoke_proof(actor, reason)
         return check, self._save(check)
-
-    def erase_subject(self, check_ids: Sequence[UUID], actor: str, erasure_id: str) -> tuple[list[Check], int]:
-        """Records ``SubjectErased`` on each of the checks not erased yet (the caller has destroyed the
-        applicant's key), in one save; returns the checks erased now."""
-
-        def erase() -> tuple[list[Check], int]:
-            erased = []
-            for check_id in check_ids:
-                check = self.check(check_id)
-                if check.erased_at is None:
-                    check.erase_subject(actor, erasure_id)
-                    erased.append(check)
-            return erased, self._save(*erased) if erased else 0
-
-        return self._retrying(erase)
 
     def proof_valid(self, check: Check, now: datetime, sealer: Department | None = None) -> bool:
         """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked

@@ -13,6 +13,13 @@ class Role(StrEnum):
     CITIZEN_PORTAL = "citizen_portal"  # the province's citizen app (API.md §14): its own access log only
 
 
+class DepartmentStatus(StrEnum):
+    """An inactive department is no routing target, cannot be named as issuer, and its keys answer 401."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
 class Mode(StrEnum):
     """How a proof category can be checked instead of being brought."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
@@ -31,6 +32,9 @@ from delivery.schema import create_tables as create_delivery_tables
 from delivery.secrets import WebhookKeys
 from domain.platform import Platform
 from escalation.timer import OverdueTimer
+from privacy.index import BlindIndex
+from privacy.keys import SubjectKeys
+from privacy.mapper import SubjectMapper
 from projections.views import Views
 from signing.keystore import KeyPassphraseError, KeyStore, KeyStoreError
 from store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -48,6 +52,7 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    subjects: SubjectMapper  # the subject keys: blind index, field encryption, erasure's keys (`privacy`)
     overdue: OverdueTimer
     webhook_keys: WebhookKeys
     webhooks: Dispatcher
@@ -183,8 +188,12 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
     elif location.kind != "sqlite":
         _open_database(location, settings)  # says which stores serve
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(
-        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed, delivery_hook]
+    platform, subjects = build_platform(
+        env,
+        settings.key_dir,
+        sealer=KeyStoreSealer(keystore),
+        claims=JsonSchemaClaims(),
+        save_hooks=[record_committed, delivery_hook],
     )
     _check_cipher(platform)
     # One pool per process: the views and idempotency records share the event store's connections.
@@ -200,12 +209,13 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         platform,
         log,
         ledger_signer=keystore.ledger_signer(),
+        personal=subjects,
         checkpoint_every=settings.checkpoint_every,
     )
     overdue = OverdueTimer(platform, views, database)
     webhook_keys = WebhookKeys(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
     webhooks = build_dispatcher(settings, platform, database, webhook_keys)
-    return Services(settings, location, platform, database, log, keystore, views, overdue, webhook_keys, webhooks)
+    return Services(settings, location, platform, database, log, keystore, views, subjects, overdue, webhook_keys, webhooks)
 
 
 def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
@@ -221,3 +231,22 @@ def build_dispatcher(settings: Settings, platform: Platform, database: Database,
         workers=settings.webhook_workers,
         **overrides,
     )
+
+
+def build_platform(env: dict[str, str], key_dir: Path, **kwargs: Any) -> tuple[Platform, SubjectMapper]:
+    """The application with its check events' personal data under the subject keys of `key_dir`."""
+    keys, index = SubjectKeys(key_dir), BlindIndex.in_key_dir(key_dir)
+
+    class SubjectPlatform(Platform):
+        """The platform whose mapper seals personal fields per subject (eventsourcing's hook for a mapper)."""
+
+        name = Platform.name  # the library names tables and settings after it, not after the subclass
+
+        def construct_mapper(self) -> Mapper[UUID]:
+            return SubjectMapper(super().construct_mapper(), keys, index)
+
+    platform = SubjectPlatform(env, **kwargs)
+    subjects = platform.mapper
+    assert isinstance(subjects, SubjectMapper)
+    subjects.attach(lambda stream_id: next(iter(platform.recorder.select_events(stream_id, lte=1, limit=1)), None))
+    return platform, subjects

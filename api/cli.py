@@ -250,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
     from api.audit_cli import add_audit_commands
 
     add_audit_commands(commands)
+    from api.subjects_cli import add_subject_commands
+
+    add_subject_commands(commands)
     return parser
 
 

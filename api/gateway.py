@@ -20,6 +20,7 @@ from anyio import to_thread
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import may_call
 from api.idempotency import IdempotentRequests, Replayer, valid_key
 from api.metrics import Metrics
 from api.principal import Principal, authenticate, bearer_token
@@ -135,6 +136,9 @@ class Gateway:
                 detail = "missing API key" if token is None else "unknown or revoked API key"
                 response = problem_response("unauthenticated", detail, headers={"WWW-Authenticate": "Bearer"})
                 await response(scope, receive, send)
+                return
+            if not may_call(principal, method, path):
+                await problem_response("forbidden", "this key may not make this call")(scope, receive, send)
                 return
             scope["nocert.principal"] = principal
 

@@ -28,8 +28,35 @@ from api.deps import RoleCheck
 from api.examples import EXAMPLES
 from api.gateway import PUBLIC_PATHS
 from api.problems import PROBLEM_MEDIA_TYPE, STATUS_OF_CODE
-from api.schemas import BODY_MODELS
+from api.schemas import (
+    CategoryCreate,
+    CategoryPatch,
+    CheckCreate,
+    Close,
+    Decline,
+    DepartmentCreate,
+    DepartmentPatch,
+    Empty,
+    Forward,
+    InfoRequest,
+    InfoSupply,
+    KeyRevocation,
+    ProofRevocation,
+    Reply,
+    SubscriptionCreate,
+    Urge,
+    VerifyRequest,
+    Withdraw,
+)
 from api.schemas import Problem as ProblemModel
+from api.subject_schemas import SubjectErase, SubjectQuery
+
+# The body models handlers read themselves (`api.body.read_body`), documented as components.
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
+    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge, SubscriptionCreate,
+    SubjectQuery, SubjectErase,
+)
 
 OPERATION_IDS: dict[tuple[str, str], str] = {
     ("post", "/v1/departments"): "create_department",

@@ -156,10 +156,8 @@ class VerifyRequest(Strict):
     jws: StrictStr = Field(max_length=60000)
 
 
-BODY_MODELS: tuple[type[BaseModel], ...] = (
-    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
-    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge, SubscriptionCreate,
-)
+
+# (`api.openapi.BODY_MODELS` lists the body models; the subjects' are in `api.subject_schemas`.)
 
 # -- responses ----------------------------------------------------------------------------------
 
@@ -266,8 +264,8 @@ class Check(BaseModel):
     matter: Matter
     approver: str
     issuer: str
-    applicant: CheckApplicant
-    claims: dict[str, Any]
+    applicant: CheckApplicant  # name and id_number null once the applicant was erased (API.md §14)
+    claims: dict[str, Any] | None
     purpose: str
     consent: Consent
     raised_at: Time
@@ -318,7 +316,7 @@ class CategoryPage(Page):
 class ProofRecord(BaseModel):
     id: Uuid
     check_id: Uuid
-    jws: str
+    jws: str | None  # null once the applicant was erased (API.md §14)
     status: ProofStatus
     revoked_at: Time | None
     revocation_reason: str | None

@@ -210,6 +210,20 @@ class Check(Aggregate):
         def apply(self, check: Check) -> None:
             check.urged += 1
 
+    class SubjectErased(Event):
+        """The applicant's personal data was erased (API.md §14): their key is destroyed, so the applicant,
+        claims, statements and proof JWS of every event of the check read as null. Holds no personal data."""
+
+        TOPIC = "nocert:check:SubjectErased"
+        erasure_id: str
+
+        def apply(self, check: Check) -> None:
+            check.applicant = {"name": None, "id_number": None, **{key: None for key in check.applicant or {}}}
+            check.claims = None
+            if check.proof is not None:
+                check.proof.jws = None
+            check.erased_at = self.timestamp
+
     # Pinned name for the library's creation event, so it is not redefined without a topic.
     Created = Raised
 
@@ -231,8 +245,8 @@ class Check(Aggregate):
         self.matter = matter
         self.approver = approver
         self.issuer = issuer
-        self.applicant = applicant
-        self.claims = claims
+        self.applicant: dict[str, Any] = applicant
+        self.claims: dict[str, Any] | None = claims
         self.purpose = purpose
         self.consent = consent
         self.due_at: datetime = self.created_on + timedelta(seconds=sla_seconds)
@@ -246,6 +260,7 @@ class Check(Aggregate):
         self.overdue_since: datetime | None = None  # the time of the current ``Overdue``
         self.overdue_for: datetime | None = None  # the due time the last ``Overdue`` was recorded for
         self.urged = 0
+        self.erased_at: datetime | None = None
 
     @staticmethod
     def stream_id(approver: str, idempotency_key: str | None) -> UUID:
@@ -333,8 +348,16 @@ class Check(Aggregate):
         self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
 
     def require_reply(self, actor: str) -> None:
-        """The guard of ``reply``, checked before a proof is sealed."""
+        """The guard of ``reply``, checked before a proof is sealed: no proof about an erased applicant."""
         self._require("Replied", actor)
+        if self.erased_at is not None:
+            raise InvalidTransition("the check's applicant was erased; raise a new check")
+
+    def erase_subject(self, actor: str, erasure_id: str) -> None:
+        """Records that the applicant was erased (any status; once)."""
+        if self.erased_at is not None:
+            raise InvalidTransition("the check's applicant is already erased")
+        self.trigger_event(self.SubjectErased, actor=actor, erasure_id=erasure_id)
 
     def reply(
         self,
@@ -348,7 +371,7 @@ class Check(Aggregate):
         issued_at: datetime,
         valid_until: datetime,
     ) -> None:
-        self._require("Replied", actor)
+        self.require_reply(actor)
         self.trigger_event(
             self.Replied,
             actor=actor,

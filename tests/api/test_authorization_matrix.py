@@ -26,8 +26,11 @@ from typing import Any
 
 import pytest
 
+from domain.identifiers import make_id_number
 from tests.api.conftest import Caller, Member, Province, new_uscc
 from tests.bodies import APPLICANT
+
+NOBODY = make_id_number("35010219600606222")  # no check has this applicant
 
 ROLES = ("admin", "approver", "issuer", "former", "auditor", "unrelated", "nokey", "revoked")
 A, R = 401, 401  # columns nokey and revoked, named for readability below
@@ -183,6 +186,13 @@ TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
                         {None: (403, 403, 403, 403, 200, 403, A, R)}),
     "consistency proof": (E("GET", "/v1/audit/proofs/consistency", params=lambda w: {"first": 1, "second": 2, "min_position": w.setup_position}),
                           {None: (403, 403, 403, 403, 200, 403, A, R)}),
+    # §14 subjects (the citizen_portal role: tests/api/test_subjects.py)
+    "subject accesses": (E("POST", "/v1/subjects/accesses", body=_const({"id_number": APPLICANT})),
+                         {None: (403, 403, 403, 403, 200, 403, A, R)}),
+    "erase subject": (E("POST", "/v1/subjects/erase", body=_const({"id_number": NOBODY, "legal_basis": "矩阵"})),
+                      {None: (404, 403, 403, 403, 403, 403, A, R)}),
+    "list erasures": (E("GET", "/v1/subjects/erasures"),
+                      {None: (200, 403, 403, 403, 200, 403, A, R)}),
     # §8 operations: no key needed, and a key changes nothing
     "healthz": (E("GET", "/healthz"), {None: (200,) * 8}),
     "readyz": (E("GET", "/readyz"), {None: (200,) * 8}),

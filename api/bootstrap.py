@@ -5,15 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
+from api.cloudevents import render_delivery
 from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
-from api.settings import ConfigurationError, Settings, StoreLocation, load_settings, parse_database_url, store_env
+from api.settings import (
+    ConfigurationError,
+    Settings,
+    StoreLocation,
+    load_settings,
+    parse_database_url,
+    parse_retry,
+    store_env,
+)
+from delivery.address import allowed_prefixes
+from delivery.backfill import index_feed
+from delivery.dispatcher import Dispatcher
+from delivery.routing import delivery_hook
+from delivery.schema import create_tables as create_delivery_tables
+from delivery.secrets import WebhookKeys
 from domain.platform import Platform
+from escalation.timer import OverdueTimer
 from projections.views import Views
 from signing.keystore import KeyPassphraseError, KeyStore, KeyStoreError
 from store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -31,9 +48,23 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    overdue: OverdueTimer
+    webhook_keys: WebhookKeys
+    webhooks: Dispatcher
+
+    def start(self) -> None:
+        """Starts the process's workers: the view follower, the Overdue timer and the webhook dispatcher."""
+        self.views.start()
+        self.overdue.start()
+        self.webhooks.start()
+
+    def stop(self) -> None:
+        self.webhooks.stop()
+        self.overdue.stop()
+        self.views.stop()
 
     def close(self) -> None:
-        self.views.stop()
+        self.stop()
         self.database.close()
         self.platform.close()
 
@@ -144,13 +175,16 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         raise ConfigurationError(f"NOCERT_KEY_DIR: {error}") from None
     except OSError as error:
         raise ConfigurationError(f"NOCERT_KEY_DIR: cannot use {settings.key_dir}: {error.strerror or error}") from None
+    except ValueError as error:  # a certificate file that is no PEM certificate
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(f"NOCERT_KEY_DIR: {settings.key_dir} holds a damaged certificate file ({first})") from None
     if location.kind == "postgres":
         _ensure_schema(location, read_only)
     elif location.kind != "sqlite":
         _open_database(location, settings)  # says which stores serve
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
     platform = Platform(
-        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed]
+        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed, delivery_hook]
     )
     _check_cipher(platform)
     # One pool per process: the views and idempotency records share the event store's connections.
@@ -158,6 +192,9 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
     pool = recorder.datastore.pool if isinstance(recorder, PostgresApplicationRecorder) else None
     database = _open_database(location, settings, pool=pool)
     log = EventLog(platform, database)
+    if not read_only:
+        create_delivery_tables(database)  # before the first save: the delivery hook's attachments write them
+        index_feed(database, log, platform.mapper)
     views = Views(
         database,
         platform,
@@ -165,4 +202,22 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         ledger_signer=keystore.ledger_signer(),
         checkpoint_every=settings.checkpoint_every,
     )
-    return Services(settings, location, platform, database, log, keystore, views)
+    overdue = OverdueTimer(platform, views, database)
+    webhook_keys = WebhookKeys(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+    webhooks = build_dispatcher(settings, platform, database, webhook_keys)
+    return Services(settings, location, platform, database, log, keystore, views, overdue, webhook_keys, webhooks)
+
+
+def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
+    """The webhook dispatcher of these settings (tests give a transport or a poll interval)."""
+    return Dispatcher(
+        database,
+        keys,
+        lambda due: render_delivery(platform, due.department, due.position, due.check_id, due.version),
+        lambda subscription, position, status, error: platform.subscription_failing(UUID(subscription), position, status, error),
+        retry=parse_retry(settings.webhook_retry),
+        timeout=settings.webhook_timeout,
+        allow=allowed_prefixes(settings.webhook_allow),
+        workers=settings.webhook_workers,
+        **overrides,
+    )

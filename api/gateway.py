@@ -29,7 +29,7 @@ from store.database import STORE_ERRORS
 from store.idempotency import IdempotencyStore
 
 BODY_LIMIT = 64 * 1024
-PUBLIC_PATHS = frozenset({"/v1/trust/root"})
+PUBLIC_PATHS = frozenset({"/v1/trust/root", "/v1/trust/webhook-key"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),

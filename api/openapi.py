@@ -68,6 +68,15 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("get", "/healthz"): "get_health",
     ("get", "/readyz"): "get_readiness",
     ("get", "/metrics"): "get_metrics",
+    ("post", "/v1/checks/{check_id}/urge"): "urge_check",
+    ("get", "/v1/feed"): "get_feed",
+    ("post", "/v1/subscriptions"): "create_subscription",
+    ("get", "/v1/subscriptions"): "list_subscriptions",
+    ("get", "/v1/subscriptions/{subscription_id}"): "get_subscription",
+    ("delete", "/v1/subscriptions/{subscription_id}"): "delete_subscription",
+    ("post", "/v1/subscriptions/{subscription_id}/resume"): "resume_subscription",
+    ("get", "/v1/subscriptions/{subscription_id}/deliveries"): "list_deliveries",
+    ("get", "/v1/trust/webhook-key"): "get_webhook_key",
 }
 
 #: Operations that record no event, although they are POSTs.

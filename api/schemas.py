@@ -135,6 +135,15 @@ class Close(Strict):
     outcome: Outcome
 
 
+class Urge(Strict):
+    note: StrictStr = Text
+
+
+class SubscriptionCreate(Strict):
+    url: StrictStr = Field(min_length=1, max_length=2000)
+    types: list[StrictStr] | None = None
+
+
 class Empty(Strict):
     pass
 
@@ -149,7 +158,7 @@ class VerifyRequest(Strict):
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
-    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
+    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge, SubscriptionCreate,
 )
 
 # -- responses ----------------------------------------------------------------------------------
@@ -272,6 +281,8 @@ class Check(BaseModel):
     info_requests: list[InfoRequestItem]
     forwarded_from: list[str]
     version: int
+    overdue_since: str | None = None  # §13: the time of the check's current Overdue
+    urged: int = 0  # §13: how often the approver urged
 
 
 class HistoryEvent(BaseModel):

@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification
 
 from audit.proof_workers import ProofItem, ProofVerifier
 from audit.report import Findings
-from domain.check import TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
+from domain.check import PLATFORM, TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
 from domain.department import Department
 from domain.proof import Proof
 from domain.timefmt import format_time
@@ -27,7 +27,7 @@ class Stream:
 
     __slots__ = (
         "version", "aggregate", "status", "known", "approver", "issuer", "sealer", "conclusion", "replied", "revoked",
-        "valid_until",
+        "valid_until", "platform",
     )
 
     def __init__(self, aggregate: str) -> None:
@@ -42,6 +42,7 @@ class Stream:
         self.replied = False
         self.revoked = False
         self.valid_until: datetime | None = None
+        self.platform = PLATFORM  # the actor of the platform's own events (TRANSITIONS' party ``platform``)
 
 
 @functools.lru_cache(maxsize=1024)

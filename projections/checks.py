@@ -37,6 +37,7 @@ COLUMNS = (
     "answer",
     "outcome",
     "inbox_issuer",
+    "overdue_for",
     "position",
     "document",
 )
@@ -98,6 +99,8 @@ def check_document(check: Check, now: datetime) -> dict[str, Any]:
         ],
         "forwarded_from": list(check.forwarded_from),
         "version": check.version,
+        "overdue_since": format_time(check.overdue_since) if check.overdue_since else None,
+        "urged": check.urged,
     }
 
 
@@ -139,6 +142,7 @@ def check_row(check: Check, approver_region: str, position: int) -> dict[str, An
         "due_at": format_time(check.due_at),
         **facts,
         "inbox_issuer": check.issuer if check.status in OPEN_UNANSWERED else None,
+        "overdue_for": format_time(check.overdue_for) if check.overdue_for else None,
         "position": position,
         "document": json.dumps(list_document(check), ensure_ascii=False, separators=(",", ":")),
     }
@@ -234,6 +238,18 @@ def inbox(
     items = [read_document(document, now) for _, _, document in rows[:limit]]
     next_cursor = encode_cursor("inbox", rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
     return items, next_cursor
+
+
+def overdue_pending(cursor: Any, now: datetime, limit: int) -> list[str]:
+    """Ids of unanswered checks past their due time with no ``Overdue`` for it yet (API.md §13), longest
+    overdue first: what the platform's timer records ``Overdue`` on."""
+    open_statuses = ", ".join("?" for _ in OPEN_UNANSWERED)
+    rows = cursor.execute(
+        f"SELECT id FROM view_checks WHERE status IN ({open_statuses}) AND due_at < ? "
+        "AND (overdue_for IS NULL OR overdue_for <> due_at) ORDER BY due_at LIMIT ?",
+        (*sorted(OPEN_UNANSWERED), format_time(now), limit),
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def oldest_unanswered(cursor: Any) -> dict[str, str]:

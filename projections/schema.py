@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 VIEWS = ("directory", "checks", "coverage", "ledger")
 # The layout of the view tables. Views of another layout are dropped at start-up and built again from the
-# log. 2: exact medians kept incrementally (``view_answers``, ``view_medians``).
-VERSION = 2
+# log. 2: exact medians kept incrementally (``view_answers``, ``view_medians``). 3: check documents with
+# ``overdue_since`` and ``urged``, rows with ``overdue_for`` (API.md §13).
+VERSION = 3
 
 # Tables a rebuild builds again from the log (checkpoints are signed history and stay).
 VIEW_TABLES = (
@@ -113,6 +114,7 @@ def _statements(dialect: str) -> list[str]:
     answer TEXT,
     outcome TEXT,
     inbox_issuer {key},
+    overdue_for {key},
     position BIGINT NOT NULL,
     document TEXT NOT NULL
 )""",

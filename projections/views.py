@@ -147,6 +147,12 @@ class Views:
         with self.database.reading() as db:
             return checks.inbox(db, now, issuer, limit=limit, after=cursor)
 
+    def overdue_pending(self, now: datetime, limit: int) -> list[str]:
+        """Checks past their due time with no ``Overdue`` for it yet (`projections.checks.overdue_pending`)."""
+        self._ready()
+        with self.database.reading() as db:
+            return checks.overdue_pending(db, now, limit)
+
     # -- coverage -----------------------------------------------------------------------------
 
     def coverage(self, *, category: str | None = None, region: str | None = None) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def _const(value: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
 
 E = Endpoint
+WEBHOOK_URL = "https://8.8.8.8/nocert-hook"  # a public address: no name to resolve
 # name -> (endpoint, {object: expected statuses in ROLES order})
 TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
     # §3 departments and keys ------------------------------------------ admin appr iss  form aud  unrel nokey revoked
@@ -136,6 +137,27 @@ TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
     "close": (E("POST", "/v1/checks/{check}/close", "check:raised", _const({"outcome": "applicant_submitted"})),
               {"own": (403, 200, 403, 403, 403, 404, A, R),
                "other": (403, 404, 403, 403, 403, 404, A, R)}),
+    "urge": (E("POST", "/v1/checks/{check}/urge", "check:raised", _const({"note": "督办"})),
+             {"own": (403, 200, 403, 403, 403, 404, A, R),
+              "other": (403, 404, 403, 403, 403, 404, A, R)}),
+    # §11 feed and subscriptions (a department principal, for itself) - admin appr iss  form aud  unrel nokey revoked
+    "feed": (E("GET", "/v1/feed"), {None: (403, 200, 200, 200, 200, 200, A, R)}),
+    "subscribe": (E("POST", "/v1/subscriptions", body=_const({"url": WEBHOOK_URL})),
+                  {None: (403, 201, 201, 201, 201, 201, A, R)}),
+    "list subscriptions": (E("GET", "/v1/subscriptions"), {None: (403, 200, 200, 200, 200, 200, A, R)}),
+    "read subscription": (E("GET", "/v1/subscriptions/{subscription}", "subscription"),
+                          {"own": (403, 200, 404, 404, 404, 404, A, R),
+                           "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "delete subscription": (E("DELETE", "/v1/subscriptions/{subscription}", "subscription"),
+                            {"own": (403, 204, 404, 404, 404, 404, A, R),
+                             "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "resume subscription": (E("POST", "/v1/subscriptions/{subscription}/resume", "subscription", _empty),
+                            {"own": (403, 200, 404, 404, 404, 404, A, R),
+                             "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "deliveries": (E("GET", "/v1/subscriptions/{subscription}/deliveries", "subscription"),
+                   {"own": (403, 200, 404, 404, 404, 404, A, R),
+                    "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "webhook key": (E("GET", "/v1/trust/webhook-key"), {None: (200,) * 8}),
     # §5 proofs and trust ---------------------------------------------- admin appr iss  form aud  unrel nokey revoked
     "read proof": (E("GET", "/v1/proofs/{proof}", "proof"),
                    {"own": (404, 200, 200, 404, 200, 404, A, R),
@@ -235,6 +257,9 @@ class World:
                 return {"dept": self.keyring.id, "kid": "f" * 64}
             rotated = p.admin.post(f"/v1/departments/{self.keyring.id}/keys", json={}, expect=201).json()
             return {"dept": self.keyring.id, "kid": rotated["kid"]}
+        if kind == "subscription":
+            who = "approver" if which == "own" else "other-approver"
+            return {"subscription": p.as_(who).post("/v1/subscriptions", json={"url": WEBHOOK_URL}, expect=201).json()["id"]}
         if kind == "category":
             return {"code": self.category_code if which == "own" else "no-such-category"}
         raise AssertionError(kind)
@@ -285,6 +310,7 @@ def test_the_table_covers_every_operation_of_the_app(world: World) -> None:
     tabled = {(endpoint.method, endpoint.path) for endpoint, _ in TABLE.values()}
     normalise = {
         "{dept}": "{department_id}", "{key_id}": "{api_key_id}", "{check}": "{check_id}", "{proof}": "{proof_id}",
+        "{subscription}": "{subscription_id}",
     }
 
     def canonical(path: str) -> str:

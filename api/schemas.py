@@ -41,6 +41,11 @@ class DepartmentCreate(Strict):
     region: StrictStr = Field(pattern=r"^[0-9]{6}$")
 
 
+class OfficerCreate(Strict):
+    login: StrictStr = Field(min_length=3, max_length=64, pattern=r"^[a-z0-9._-]+$")
+    name: StrictStr = Name
+
+
 class KeyRevocation(Strict):
     reason: StrictStr = Text
     effective_at: StrictStr | None = None
@@ -133,7 +138,7 @@ class VerifyRequest(Strict):
 
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
-    DepartmentCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
+    DepartmentCreate, OfficerCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
     Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
 )
 
@@ -247,6 +252,7 @@ class HistoryEvent(BaseModel):
     type: str
     at: str
     actor: str
+    officer: str | None = Field(description="The login of the officer who acted (§12); null for the platform")
     data: dict[str, Any]
 
 
@@ -265,6 +271,21 @@ class CheckPage(Page):
 
 class DepartmentPage(Page):
     items: list[Department]
+
+
+class Officer(BaseModel):
+    login: str
+    name: str
+    department: str
+    status: str = Field(description="active, or removed (its login stays taken)")
+
+
+class OfficerCreated(Officer):
+    enrolment_code: str = Field(description="Shown this once; the officer sets a password with it at /ui/enrol")
+
+
+class OfficerPage(Page):
+    items: list[Officer]
 
 
 class CategoryPage(Page):

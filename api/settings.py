@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     ui_absolute_hours: float = Field(default=12, gt=0)
     ui_lockout_failures: int = Field(default=5, ge=1)
     ui_lockout_minutes: float = Field(default=15, gt=0)
+    # An officer's enrolment code (API.md §12, shown once at its creation) works for ui_enrolment_hours.
+    ui_enrolment_hours: float = Field(default=72, gt=0)
 
 
 @dataclass(frozen=True)

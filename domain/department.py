@@ -9,12 +9,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import Conflict, InvalidInput, NoSigningKey, NotFound
+from domain.errors import Conflict, InvalidInput, InvalidOfficer, NoSigningKey, NotFound
 from domain.vocabulary import Role, values
 
 ROLES = values(Role)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
+OFFICER_LOGIN = re.compile(r"^[a-z0-9._-]{3,64}$")
 
 
 @dataclass
@@ -41,6 +42,20 @@ class Seal:
         if self.revoked_at is not None and self.revoked_at <= now:
             return "revoked"
         return "retired" if self.retired else "active"
+
+
+@dataclass
+class OfficerRecord:
+    """An officer of the department (API.md §12). Its credentials live outside the event store."""
+
+    login: str
+    name: str
+    added_at: datetime
+    removed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "active" if self.removed_at is None else "removed"
 
 
 class Department(Aggregate):
@@ -101,6 +116,21 @@ class Department(Aggregate):
             seal.revoked_at = self.effective_at
             seal.revocation_reason = self.reason
 
+    class OfficerAdded(Event):
+        TOPIC = "nocert:department:OfficerAdded"
+        login: str
+        name: str
+
+        def apply(self, department: Department) -> None:
+            department.officers[self.login] = OfficerRecord(self.login, self.name, self.timestamp)
+
+    class OfficerRemoved(Event):
+        TOPIC = "nocert:department:OfficerRemoved"
+        login: str
+
+        def apply(self, department: Department) -> None:
+            department.officers[self.login].removed_at = self.timestamp
+
     # Pinned name for the library's creation event, so it is not redefined without a topic.
     Created = Registered
 
@@ -116,6 +146,7 @@ class Department(Aggregate):
         self.api_keys: dict[str, ApiKey] = {}
         self.seals: dict[str, Seal] = {}
         self.current_kid: str | None = None
+        self.officers: dict[str, OfficerRecord] = {}
 
     @staticmethod
     def is_valid_id(department_id: object) -> bool:
@@ -193,3 +224,36 @@ class Department(Aggregate):
     def _require_issuer(self) -> None:
         if not self.has_role("issuer"):
             raise Conflict("only departments with the issuer role hold seal keys")
+
+    # -- officers (API.md §12) -------------------------------------------------------------------
+
+    @staticmethod
+    def is_valid_login(login: object) -> bool:
+        return isinstance(login, str) and OFFICER_LOGIN.fullmatch(login) is not None
+
+    def add_officer(self, login: str, name: str) -> None:
+        """A new officer. A login stays taken once used, even after its officer was removed, so that the
+        ``officer`` of recorded events always names one person."""
+        if not self.is_valid_login(login):
+            raise InvalidInput("login must be 3-64 characters of a-z, 0-9, '.', '_' and '-'")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("name must be a non-empty string")
+        if login in self.officers:
+            raise Conflict(f"the login {login!r} is taken in this department")
+        self.trigger_event(self.OfficerAdded, login=login, name=name)
+
+    def remove_officer(self, login: str) -> None:
+        officer = self.officers.get(login)
+        if officer is None or officer.removed_at is not None:
+            raise NotFound.of("officer")
+        self.trigger_event(self.OfficerRemoved, login=login)
+
+    def has_active_officer(self, login: str) -> bool:
+        officer = self.officers.get(login)
+        return officer is not None and officer.removed_at is None
+
+    def require_officer(self, login: str | None) -> str | None:
+        """The officer a command names for this department: None (none named) or an active one of it."""
+        if login is not None and not self.has_active_officer(login):
+            raise InvalidOfficer(f"{login!r} is no active officer of {self.department_id}")
+        return login

@@ -83,3 +83,9 @@ class AmbiguousRoute(DomainError):
 
 class InvalidIssuer(DomainError):
     code = "invalid_issuer"
+
+
+class InvalidOfficer(DomainError):
+    """The officer a department names (``X-Officer``, API.md §12) is none of its active officers."""
+
+    code = "invalid_officer"

@@ -17,13 +17,15 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
+from domain.check_reads import CheckReads
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
-from domain.ports import ClaimsValidator, SaveHook, Sealer
-from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
+from domain.ports import Attachment, ClaimsValidator, SaveHook, Sealer
+from domain.proof import build_proof_payload, proof_id_of
+from domain.roster import Roster
 from domain.timefmt import utcnow
 
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
@@ -31,8 +33,9 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(Application[UUID]):
-    """Departments, categories and checks. ``sealer`` and ``claims`` come from the composition root."""
+class Platform(Roster, CheckReads, Application[UUID]):
+    """Departments (with their officers, `Roster`), categories and checks. ``sealer`` and ``claims`` come
+    from the composition root. Check commands take the ``officer`` acting for the department (§12)."""
 
     name = "nocert"
     retry_conflicts = 5
@@ -54,11 +57,12 @@ class Platform(Application[UUID]):
 
     # -- persistence helpers ------------------------------------------------------------------
 
-    def _save(self, *aggregates: Aggregate) -> int:
-        """Records the aggregates' pending events, with whatever the save hooks attach to them, in one
-        transaction; returns the position of the last event."""
+    def _save(self, *aggregates: Aggregate, extra: Sequence[Attachment] = ()) -> int:
+        """Records the aggregates' pending events, with whatever the save hooks (and the command:
+        ``extra``) attach to them, in one transaction; returns the position of the last event."""
         events = [event for aggregate in aggregates for event in aggregate.pending_events]
         attachments = [attachment for hook in self.save_hooks for attachment in hook(aggregates, events)]
+        attachments += extra
         try:
             recordings = self.save(*aggregates, attachments=attachments) if attachments else self.save(*aggregates)
         except IntegrityError:
@@ -217,28 +221,11 @@ class Platform(Application[UUID]):
         A check read before a concurrent command is refused at saving (``concurrent_update``)."""
         return check if isinstance(check, Check) else self.check(check)
 
-    def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
-        """The check as it was at ``moment``: after its last event recorded at or before then."""
-        version = None
-        for domain_event in self.check_events(check_id):
-            if domain_event.timestamp > moment:
-                break
-            version = domain_event.originator_version
-        if version is None:
-            raise NotFound.of("check at that time")
-        return self.check(check_id, version)
-
     def check_events(self, check_id: UUID) -> list[Check.Event]:
         events = [event for event in self.events.get(check_id) if isinstance(event, Check.Event)]
         if not events or not isinstance(events[0], Check.Raised):
             raise NotFound.of("check")
         return events
-
-    def check_of_proof(self, proof_id: UUID) -> Check:
-        check = self.check(check_id_of_proof(proof_id))
-        if check.proof is None or check.proof.id != proof_id:
-            raise NotFound.of("proof")
-        return check
 
     def raise_check(
         self,
@@ -252,9 +239,11 @@ class Platform(Application[UUID]):
         consent: dict[str, Any],
         issuer: str | None = None,
         idempotency_key: str | None = None,
+        officer: str | None = None,
     ) -> tuple[Check, int | None]:
         """Raises a check. Returns the position it recorded, or None when an earlier request with the
         same idempotency key had raised it already (that check is returned)."""
+        acting = self.acting(approver, officer)
         try:
             chosen = self.category(category)
         except NotFound:
@@ -281,6 +270,7 @@ class Platform(Application[UUID]):
             purpose=purpose,
             consent=consent,
             sla_seconds=chosen.sla_seconds,
+            **acting,
         )
         try:
             return check, self._save(check)
@@ -292,31 +282,40 @@ class Platform(Application[UUID]):
                 raise
             return existing, None
 
-    def accept(self, check: CheckRef, actor: str) -> tuple[Check, int]:
+    def accept(self, check: CheckRef, actor: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.accept(actor)
+        check.accept(actor, **self.acting_on(check, "Accepted", actor, officer))
         return check, self._save(check)
 
-    def request_info(self, check: CheckRef, actor: str, question: str) -> tuple[Check, int]:
+    def request_info(self, check: CheckRef, actor: str, question: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.request_info(actor, question)
+        check.request_info(actor, question, **self.acting_on(check, "InfoRequested", actor, officer))
         return check, self._save(check)
 
-    def supply_info(self, check: CheckRef, actor: str, answer: str) -> tuple[Check, int]:
+    def supply_info(self, check: CheckRef, actor: str, answer: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.supply_info(actor, answer)
+        check.supply_info(actor, answer, **self.acting_on(check, "InfoSupplied", actor, officer))
         return check, self._save(check)
 
-    def forward(self, check: CheckRef, actor: str, to: str, reason: str) -> tuple[Check, int]:
+    def forward(
+        self, check: CheckRef, actor: str, to: str, reason: str, officer: str | None = None
+    ) -> tuple[Check, int]:
         check = self._current(check)
         category = self.category(check.category)
         check._require_party("Forwarded", actor)
+        acting = self.acting(actor, officer)
         self.directory().require_issuer(to, category.issuer_kind)
-        check.forward(actor, to, reason, category.sla_seconds)
+        check.forward(actor, to, reason, category.sla_seconds, **acting)
         return check, self._save(check)
 
     def reply(
-        self, check: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
+        self,
+        check: CheckRef,
+        actor: str,
+        conclusion: str,
+        statements: dict[str, Any],
+        valid_days: int,
+        officer: str | None = None,
     ) -> tuple[Check, int]:
         if conclusion not in CONCLUSIONS:
             raise InvalidInput(f"conclusion must be one of {list(CONCLUSIONS)}")
@@ -325,6 +324,7 @@ class Platform(Application[UUID]):
         check = self._current(check)
         check.require_reply(actor)
         issuer = self.department(actor)
+        issuer.require_officer(officer)
         approver = self.department(check.approver)
         now = self.clock()
         seal = issuer.current_seal(now)
@@ -355,22 +355,25 @@ class Platform(Application[UUID]):
             statements=statements,
             issued_at=issued_at,
             valid_until=valid_until,
+            officer=officer,
         )
         return check, self._save(check)
 
-    def decline(self, check: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
+    def decline(
+        self, check: CheckRef, actor: str, reason_code: str, note: str, officer: str | None = None
+    ) -> tuple[Check, int]:
         if reason_code not in DECLINE_REASONS:
             raise InvalidInput(f"reason_code must be one of {list(DECLINE_REASONS)}")
         check = self._current(check)
-        check.decline(actor, reason_code, note)
+        check.decline(actor, reason_code, note, **self.acting_on(check, "Declined", actor, officer))
         return check, self._save(check)
 
-    def withdraw(self, check: CheckRef, actor: str, reason: str) -> tuple[Check, int]:
+    def withdraw(self, check: CheckRef, actor: str, reason: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.withdraw(actor, reason)
+        check.withdraw(actor, reason, **self.acting_on(check, "Withdrawn", actor, officer))
         return check, self._save(check)
 
-    def close_check(self, check: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
+    def close_check(self, check: CheckRef, actor: str, outcome: str, officer: str | None = None) -> tuple[Check, int]:
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome must be one of {list(OUTCOMES)}")
         check = self._current(check)
@@ -379,19 +382,12 @@ class Platform(Application[UUID]):
             outcome,
             proof_valid=self.proof_valid(check, self.clock()),
             commitment_allowed="commitment" in self.category(check.category).modes,
+            **self.acting_on(check, "Closed", actor, officer),
         )
         return check, self._save(check)
 
-    def revoke_proof(self, proof_id: UUID, actor: str, reason: str) -> tuple[Check, int]:
+    def revoke_proof(self, proof_id: UUID, actor: str, reason: str, officer: str | None = None) -> tuple[Check, int]:
         check = self.check_of_proof(proof_id)
-        check.revoke_proof(actor, reason)
+        acting = self.acting_on(check, "ProofRevoked", actor, officer) if check.proof else {}
+        check.revoke_proof(actor, reason, **acting)
         return check, self._save(check)
-
-    def proof_valid(self, check: Check, now: datetime) -> bool:
-        """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
-        at or before its issue, and not expired."""
-        proof = check.proof
-        if proof is None:
-            return False
-        seal = self.department(proof.sealer).seals.get(proof.kid)
-        return seal is not None and proof.valid_at(now, seal.revoked_at)

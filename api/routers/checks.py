@@ -55,7 +55,7 @@ Handler = Callable[..., JSONResponse]
 COMMAND_ERRORS = problem_responses(
     "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
-    "idempotency_mismatch", "payload_too_large",
+    "idempotency_mismatch", "payload_too_large", "invalid_officer",
 )
 
 
@@ -95,6 +95,7 @@ def raise_check(request: Request, approver: Approver, services: ServicesDep) -> 
         consent=body.consent.model_dump(),
         issuer=body.issuer,
         idempotency_key=request.headers.get("idempotency-key"),
+        officer=approver.officer,
     )
     if position is None:  # an earlier request with this key raised it
         position = max(services.log.stream_positions(check.id).values())
@@ -192,7 +193,7 @@ def _command(path: str, model: type[BaseModel], summary: str) -> Callable[[Handl
 def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     read_body(request, Empty)
-    check, position = services.platform.accept(check, issuer.id)
+    check, position = services.platform.accept(check, issuer.id, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -200,7 +201,7 @@ def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDe
 def request_info(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, InfoRequest)
-    check, position = services.platform.request_info(check, issuer.id, body.question)
+    check, position = services.platform.request_info(check, issuer.id, body.question, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -208,7 +209,7 @@ def request_info(check_id: str, request: Request, issuer: Issuer, services: Serv
 def supply_info(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, InfoSupply)
-    check, position = services.platform.supply_info(check, approver.id, body.answer)
+    check, position = services.platform.supply_info(check, approver.id, body.answer, approver.officer)
     return answer(services, check, approver, position)
 
 
@@ -216,7 +217,7 @@ def supply_info(check_id: str, request: Request, approver: Approver, services: S
 def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Forward)
-    check, position = services.platform.forward(check, issuer.id, body.to, body.reason)
+    check, position = services.platform.forward(check, issuer.id, body.to, body.reason, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -224,7 +225,9 @@ def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Reply)
-    check, position = services.platform.reply(check, issuer.id, body.conclusion, body.statements, body.valid_days)
+    check, position = services.platform.reply(
+        check, issuer.id, body.conclusion, body.statements, body.valid_days, issuer.officer
+    )
     return answer(services, check, issuer, position)
 
 
@@ -232,7 +235,7 @@ def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep
 def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Decline)
-    check, position = services.platform.decline(check, issuer.id, body.reason_code, body.note)
+    check, position = services.platform.decline(check, issuer.id, body.reason_code, body.note, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -240,7 +243,7 @@ def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 def withdraw(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Withdraw)
-    check, position = services.platform.withdraw(check, approver.id, body.reason)
+    check, position = services.platform.withdraw(check, approver.id, body.reason, approver.officer)
     return answer(services, check, approver, position)
 
 
@@ -248,6 +251,6 @@ def withdraw(check_id: str, request: Request, approver: Approver, services: Serv
 def close(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Close)
-    check, position = services.platform.close_check(check, approver.id, body.outcome)
+    check, position = services.platform.close_check(check, approver.id, body.outcome, approver.officer)
     return answer(services, check, approver, position)
 

@@ -21,7 +21,7 @@ def build(database: Database, settings: Settings) -> Workbench:
     """The workbench over ``database`` with the ``NOCERT_UI_*`` settings."""
     return Workbench(
         Sessions(database, idle=settings.ui_idle_minutes * 60, absolute=settings.ui_absolute_hours * 3600),
-        Accounts(database, Passwords()),
+        Accounts(database, Passwords(), enrolment_seconds=settings.ui_enrolment_hours * 3600),
         Lockout(database, limit=settings.ui_lockout_failures, duration=settings.ui_lockout_minutes * 60),
         settings,
     )

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.settings import Settings
 from api.workbench.accounts import Accounts
 from api.workbench.credentials import Passwords
+from api.workbench.desk import SignInNeeded
 from api.workbench.lockout import Lockout
 from api.workbench.pages import CsrfRejected, Workbench
 from api.workbench.sessions import Sessions
@@ -32,3 +33,4 @@ def mount(app: FastAPI, workbench: Workbench) -> None:
     app.state.workbench = workbench
     app.include_router(workbench.router())
     app.add_exception_handler(CsrfRejected, workbench.csrf_rejected)
+    app.add_exception_handler(SignInNeeded, workbench.sign_in_needed)

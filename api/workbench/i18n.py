@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from api.workbench.desk_messages import DESK
+
 DEFAULT = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
 #: How each language names itself, for the switch (a person looks for their own language's name).
@@ -137,6 +139,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "chart.no_data": "no data",
     },
 }
+
+
+for _lang, _messages in DESK.items():
+    CATALOGUE[_lang].update(_messages)
 
 
 def language(requested: str | None) -> str:

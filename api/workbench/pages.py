@@ -31,7 +31,10 @@ SESSION_COOKIE = "nocert_session"
 LANGUAGE_COOKIE = "nocert_lang"
 CSRF_FIELD = "csrf_token"
 #: Messages a redirect may ask the next page to show (``?done=``): nothing else is echoed.
-DONE_MESSAGES = ("signed_out", "enrolled", "expired")
+DONE_MESSAGES = (
+    "signed_out", "enrolled", "expired", "raised", "accept", "request-info", "supply-info", "forward", "reply",
+    "decline", "withdraw", "close", "revoke-proof",
+)
 #: The fields each form needs, with their labels' message keys, in the form's order.
 SIGN_IN_REQUIRED = {"department": "field.department", "login": "field.login", "password": "field.password"}
 ENROL_REQUIRED = {
@@ -148,6 +151,9 @@ class Workbench:
         pages.add_api_route("/enrol", self.enrol, methods=["POST"])
         pages.add_api_route("/home", self.home, methods=["GET"])
         pages.add_api_route("/sign-out", self.sign_out, methods=["POST"])
+        from api.workbench.desk import Desk  # the desk builds on this module's forms
+
+        Desk(self).routes(pages)
         return pages
 
     def about(self, request: Request) -> Response:
@@ -237,3 +243,8 @@ class Workbench:
 
     def csrf_rejected(self, request: Request, error: Exception) -> Response:
         return self.page(request, "csrf.html", None, status=403)
+
+    @staticmethod
+    def sign_in_needed(request: Request, error: Exception) -> Response:
+        """A page that needs a signed-in officer, asked without one (or after its session ended)."""
+        return RedirectResponse(f"{PREFIX}/sign-in?done=expired", status_code=303)

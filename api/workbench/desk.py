@@ -90,6 +90,9 @@ class Desk:
         pages.add_api_route("/checks/{check_id}", self.check_page, methods=["GET"])
         pages.add_api_route("/checks/{check_id}/proof.jws", self.proof_download, methods=["GET"])
         pages.add_api_route("/checks/{check_id}/{command}", self.command, methods=["POST"])
+        from api.workbench.oversight import Oversight  # builds on the desk
+
+        Oversight(self).routes(pages)
 
     # -- who is signed in -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from api.workbench.desk_messages import DESK
+from api.workbench.oversight_messages import OVERSIGHT
 
 DEFAULT = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
@@ -141,8 +142,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
 }
 
 
-for _lang, _messages in DESK.items():
-    CATALOGUE[_lang].update(_messages)
+for _words in (DESK, OVERSIGHT):
+    for _lang, _messages in _words.items():
+        CATALOGUE[_lang].update(_messages)
 
 
 def language(requested: str | None) -> str:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from api.settings import Settings
+from domain.errors import DomainError
 from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected
 from api.workbench.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from api.workbench.i18n import language, translator
@@ -211,10 +212,15 @@ class Workbench:
         if session is None or session.officer is None:
             ended = cookie is not None and session is None  # timed out, signed out elsewhere, or ended
             return RedirectResponse(f"{PREFIX}/sign-in" + ("?done=expired" if ended else ""), status_code=303)
+        try:
+            roles = sorted(request.app.state.services.platform.department(session.officer.department).roles)
+        except DomainError:
+            roles = []
         return self.page(
             request,
             "home.html",
             session,
+            roles=roles,
             started=_utc(session.created_at),
             idle_minutes=f"{self.settings.ui_idle_minutes:g}",
             absolute_hours=f"{self.settings.ui_absolute_hours:g}",

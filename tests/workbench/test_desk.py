@@ -109,3 +109,39 @@ def test_a_former_issuer_sees_masked_data_and_a_removed_officer_is_signed_out(pr
     p.admin.delete(f"/v1/departments/{p.gulou.id}/officers/wang.li", expect=204)
     ended = officer.get("/ui/inbox")
     assert ended.status_code == 303 and ended.headers["location"] == "/ui/sign-in?done=expired"
+
+
+def test_the_auditor_verifies_an_inclusion_and_runs_the_audit(province: Province) -> None:
+    p = province
+    auditor = Browser(p, p.auditor.id, "zhou.shen")
+    p.replied_check()
+    p.settle()
+    latest = p.as_("auditor").get("/v1/audit/checkpoints/latest", params={"min_position": p.position()})
+    while latest.status_code == 404 or latest.json()["tree_size"] < 3:  # signed within 10 s of a leaf (§7)
+        latest = p.as_("auditor").get("/v1/audit/checkpoints/latest")
+    page = auditor.get("/ui/audit", params={"index": "2"})
+    assert page.status_code == 200 and 'id="inclusion-result" role="status" class="verdict valid"' in page.text
+    assert str(latest.json()["tree_size"]) in page.text or "tree-size" in page.text
+    report = auditor.post("/ui/audit/verify", {})
+    assert report.status_code == 200 and 'id="audit-report" role="status" class="verdict valid"' in report.text
+    assert Browser(p, p.gulou.id, "wang.li").get("/ui/audit").status_code == 403  # auditors only, as the API
+
+
+def test_every_dashboard_figure_equals_the_apis_answer_for_the_same_scope(province: Province) -> None:
+    p = province
+    auditor = Browser(p, p.auditor.id, "zhou.shen")
+    p.replied_check()
+    closed = p.replied_check()
+    p.act(closed["id"], "close", "approver", {"outcome": "exempted"})
+    p.act(p.raise_check()["id"], "decline", "gulou")
+    p.settle()
+    for scope in ({}, {"region": "350102"}, {"category": "household-registration"}, {"region": "350200"}):
+        expected = p.as_("auditor").get("/v1/coverage", params=scope, expect=200).json()
+        page = auditor.get("/ui/dashboard", params=scope).text
+        rows = {row["code"]: row for row in expected["categories"]} | {"": expected["totals"]}
+        for code, row in rows.items():
+            block = re.search(rf'<tr data-category="{re.escape(code)}"[^>]*>(.*?)</tr>', page, re.S).group(1)
+            shown = dict(re.findall(r'data-figure="([a-z_]+)" data-value="([^"]*)"', block))
+            assert shown.keys() == set(row) - {"code", "name"}, (code, shown)
+            for name, value in shown.items():
+                assert value == ("null" if row[name] is None else str(row[name])), (scope, code, name)

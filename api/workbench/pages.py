@@ -18,7 +18,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from api.settings import Settings
-from domain.errors import DomainError
 from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected
 from api.workbench.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from api.workbench.i18n import language, translator
@@ -26,6 +25,7 @@ from api.workbench.lockout import Lockout
 from api.workbench.sessions import Officer, Session, Sessions
 from api.workbench.sign_in import SignIn
 from api.workbench.templating import render
+from domain.errors import DomainError
 
 PREFIX = "/ui"
 SESSION_COOKIE = "nocert_session"

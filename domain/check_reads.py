@@ -41,11 +41,13 @@ class CheckReads:
             raise NotFound.of("proof")
         return check
 
-    def proof_valid(self, check: Check, now: datetime) -> bool:
+    def proof_valid(self, check: Check, now: datetime, sealer: Department | None = None) -> bool:
         """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
-        at or before its issue, and not expired."""
+        at or before its issue, and not expired. ``sealer``: the sealing department, if read already."""
         proof = check.proof
         if proof is None:
             return False
-        seal = self.department(proof.sealer).seals.get(proof.kid)
+        if sealer is None or sealer.department_id != proof.sealer:
+            sealer = self.department(proof.sealer)
+        seal = sealer.seals.get(proof.kid)
         return seal is not None and proof.valid_at(now, seal.revoked_at)

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
@@ -23,8 +22,9 @@ from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
-from domain.ports import Attachment, ClaimsValidator, SaveHook, Sealer
+from domain.ports import ClaimsValidator, SaveHook, Sealer
 from domain.proof import build_proof_payload, proof_id_of
+from domain.repository import CachedApplication
 from domain.roster import Roster
 from domain.timefmt import utcnow
 
@@ -33,12 +33,11 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(Roster, CheckReads, Application[UUID]):
+class Platform(CachedApplication, Roster, CheckReads):
     """Departments (with their officers, `Roster`), categories and checks. ``sealer`` and ``claims`` come
     from the composition root. Check commands take the ``officer`` acting for the department (§12)."""
 
     name = "nocert"
-    retry_conflicts = 5
 
     def __init__(
         self,
@@ -55,38 +54,11 @@ class Platform(Roster, CheckReads, Application[UUID]):
         self.clock = clock
         self.save_hooks = list(save_hooks)
 
-    # -- persistence helpers ------------------------------------------------------------------
-
-    def _save(self, *aggregates: Aggregate, extra: Sequence[Attachment] = ()) -> int:
-        """Records the aggregates' pending events, with whatever the save hooks (and the command:
-        ``extra``) attach to them, in one transaction; returns the position of the last event."""
-        events = [event for aggregate in aggregates for event in aggregate.pending_events]
-        attachments = [attachment for hook in self.save_hooks for attachment in hook(aggregates, events)]
-        attachments += extra
-        try:
-            recordings = self.save(*aggregates, attachments=attachments) if attachments else self.save(*aggregates)
-        except IntegrityError:
-            raise ConcurrentUpdate("another command changed this object first; retry") from None
-        return recordings[-1].notification.id if recordings else 0
-
-    def _get(self, aggregate_id: UUID, kind: type[Found], what: str, version: int | None = None) -> Found:
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            raise NotFound.of(what) from None
-        if not isinstance(aggregate, kind):
-            raise NotFound.of(what)
-        return aggregate
-
-    def _retrying(self, command: Callable[[], Result]) -> Result:
-        """Runs an admin command again when a concurrent admin command moved an index first."""
-        for attempt in range(self.retry_conflicts):
-            try:
-                return command()
-            except ConcurrentUpdate:
-                if attempt == self.retry_conflicts - 1:
-                    raise
-        raise AssertionError("unreachable")
+    def cached_check(self, check_id: UUID) -> Check | None:
+        """The check as this process last saw it, without a query: only for a command that then saves it
+        (a stale copy makes the save fail as a conflict; read it afresh with `check` and decide again)."""
+        cached = self.caching.cached(check_id)
+        return cached if isinstance(cached, Check) else None
 
     def directory(self) -> Directory:
         try:
@@ -244,8 +216,11 @@ class Platform(Roster, CheckReads, Application[UUID]):
         """Raises a check. Returns the position it recorded, or None when an earlier request with the
         same idempotency key had raised it already (that check is returned)."""
         acting = self.acting(approver, officer)
+        if not isinstance(category, str) or not category:
+            raise UnknownCategory(f"no category {category!r}")
+        found = self._read(Category.stream_id(category), Directory.STREAM_ID)  # one query for both
         try:
-            chosen = self.category(category)
+            chosen = self._found(found, Category.stream_id(category), Category, "category")
         except NotFound:
             raise UnknownCategory(f"no category {category!r}") from None
         if not chosen.online:
@@ -253,7 +228,7 @@ class Platform(Roster, CheckReads, Application[UUID]):
         applicant = {**applicant, "id_number": validate_id_number(applicant.get("id_number"))}
         if chosen.claims_schema is not None:
             self.claims.validate(chosen.claims_schema, claims)
-        directory = self.directory()
+        directory = found.get(Directory.STREAM_ID) or Directory.open()
         if issuer is None:
             issuer = directory.route(chosen.issuer_kind, applicant["id_number"][:6])
         else:
@@ -302,8 +277,7 @@ class Platform(Roster, CheckReads, Application[UUID]):
     ) -> tuple[Check, int]:
         check = self._current(check)
         category = self.category(check.category)
-        check._require_party("Forwarded", actor)
-        acting = self.acting(actor, officer)
+        acting = self.acting_on(check, "Forwarded", actor, officer)
         self.directory().require_issuer(to, category.issuer_kind)
         check.forward(actor, to, reason, category.sla_seconds, **acting)
         return check, self._save(check)
@@ -323,9 +297,10 @@ class Platform(Roster, CheckReads, Application[UUID]):
             raise InvalidInput("valid_days must be an integer from 1 to 3650")
         check = self._current(check)
         check.require_reply(actor)
-        issuer = self.department(actor)
+        found = self._read(Department.stream_id(actor), Department.stream_id(check.approver))  # one query
+        issuer = self._found(found, Department.stream_id(actor), Department, "department")
+        approver = self._found(found, Department.stream_id(check.approver), Department, "department")
         issuer.require_officer(officer)
-        approver = self.department(check.approver)
         now = self.clock()
         seal = issuer.current_seal(now)
         issued_at = now
@@ -377,11 +352,14 @@ class Platform(Roster, CheckReads, Application[UUID]):
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome must be one of {list(OUTCOMES)}")
         check = self._current(check)
+        sealer = [Department.stream_id(check.proof.sealer)] if check.proof is not None else []
+        found = self._read(Category.stream_id(check.category), *sealer)  # one query for both
+        category = self._found(found, Category.stream_id(check.category), Category, "category")
         check.close(
             actor,
             outcome,
-            proof_valid=self.proof_valid(check, self.clock()),
-            commitment_allowed="commitment" in self.category(check.category).modes,
+            proof_valid=self.proof_valid(check, self.clock(), found.get(sealer[0]) if sealer else None),
+            commitment_allowed="commitment" in category.modes,
             **self.acting_on(check, "Closed", actor, officer),
         )
         return check, self._save(check)

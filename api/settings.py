@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     ui_lockout_minutes: float = Field(default=15, gt=0)
     # An officer's enrolment code (API.md §12, shown once at its creation) works for ui_enrolment_hours.
     ui_enrolment_hours: float = Field(default=72, gt=0)
+    # The officers of this department (if set) are the platform operator in the workbench: /ui/operator
+    # manages departments, officers, categories and seal keys with the admin's rights (API.md §3, §12).
+    ui_operator_department: str | None = None
 
 
 def load_settings() -> Settings:

@@ -90,9 +90,11 @@ class Desk:
         pages.add_api_route("/checks/{check_id}", self.check_page, methods=["GET"])
         pages.add_api_route("/checks/{check_id}/proof.jws", self.proof_download, methods=["GET"])
         pages.add_api_route("/checks/{check_id}/{command}", self.command, methods=["POST"])
-        from api.workbench.oversight import Oversight  # builds on the desk
+        from api.workbench.operator import Operator  # these build on the desk
+        from api.workbench.oversight import Oversight
 
         Oversight(self).routes(pages)
+        Operator(self).routes(pages)
 
     # -- who is signed in -----------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class Desk:
     ) -> Response:
         return self.workbench.page(
             request, template, session, status=status, roles=sorted(principal.roles), department=principal.department,
-            **context,
+            operator_nav=principal.id == self.workbench.settings.ui_operator_department, **context,
         )
 
     def refused(self, request: Request, session: Session, principal: Principal, error: Exception) -> Response:

@@ -34,7 +34,7 @@ CSRF_FIELD = "csrf_token"
 #: Messages a redirect may ask the next page to show (``?done=``): nothing else is echoed.
 DONE_MESSAGES = (
     "signed_out", "enrolled", "expired", "raised", "accept", "request-info", "supply-info", "forward", "reply",
-    "decline", "withdraw", "close", "revoke-proof",
+    "decline", "withdraw", "close", "revoke-proof", "operator",
 )
 #: The fields each form needs, with their labels' message keys, in the form's order.
 SIGN_IN_REQUIRED = {"department": "field.department", "login": "field.login", "password": "field.password"}
@@ -221,6 +221,7 @@ class Workbench:
             "home.html",
             session,
             roles=roles,
+            operator_nav=session.officer.department == self.settings.ui_operator_department,
             started=_utc(session.created_at),
             idle_minutes=f"{self.settings.ui_idle_minutes:g}",
             absolute_hours=f"{self.settings.ui_absolute_hours:g}",

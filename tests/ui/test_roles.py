@@ -19,10 +19,10 @@ import pytest
 from api.workbench.accounts import Accounts
 from api.workbench.credentials import Passwords
 from api.workbench.sessions import Officer
-from domain.identifiers import make_id_number
+from domain.identifiers import make_id_number, make_uscc
 from tests.reliability.support import ADMIN_KEY
 from tests.reliability.support import Province as HttpProvince
-from tests.ui.conftest import UiServer
+from tests.ui.conftest import OPERATOR_DEPARTMENT, UiServer
 
 PASSWORD = "correct horse battery"
 APPLICANT = make_id_number("35010219900101123")  # registered in Gulou: routes to its police
@@ -58,10 +58,14 @@ def desk(ui_server: UiServer) -> Iterator[Desk]:
         if client.get("/v1/departments/fz-estate/officers", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404:
             province = HttpProvince.create(client)
             ids = province.ids
+            operator = {"id": OPERATOR_DEPARTMENT, "name": "福建省大数据管理局", "uscc": make_uscc("11350000MB0000001"),
+                        "roles": ["auditor"], "kind": "data", "region": "350000"}
+            response = client.post("/v1/departments", json=operator, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert response.status_code == 201, response.text
         else:
-            ids = {"approver": "fz-estate", "gulou": "fz-gulou-police", "city": "fz-police", "auditor": "fj-audit",
+            ids = {"operator": OPERATOR_DEPARTMENT, "approver": "fz-estate", "gulou": "fz-gulou-police", "city": "fz-police", "auditor": "fj-audit",
                    "stranger": "xm-estate"}
-    yield Desk(ui_server, ids)
+    yield Desk(ui_server, {**ids, "operator": OPERATOR_DEPARTMENT})
 
 
 def sign_in(page: Any, officer: Officer) -> None:
@@ -205,3 +209,31 @@ def test_a_form_posted_after_the_session_ended_changes_nothing(page: Any, desk: 
     sign_in(page, clerk)
     page.goto(f"/ui/checks/{check_id}")
     page.locator("h1", has_text="待受理").wait_for()  # not withdrawn
+
+
+def test_the_operator_reads_coverage_and_retires_a_category(page: Any, desk: Desk, axe: Callable[[Any], Any]) -> None:
+    operator = desk.officer("operator")
+    code = f"op-{uuid.uuid4().hex[:8]}"
+    sign_in(page, operator)
+    page.get_by_role("navigation", name="主导航").get_by_role("link", name="平台管理").click()
+    page.locator("summary", has_text="新增证明事项").click()
+    form = page.locator("form[action='/ui/operator/category']")
+    form.get_by_label("编码").fill(code)
+    form.get_by_label("名称").fill("测试证明")
+    form.get_by_label("开具部门类型").fill("police")
+    form.get_by_label("办理时限（小时）").fill("24")
+    form.get_by_label("协查").check()
+    form.get_by_role("button", name="新增证明事项").click()
+    page.get_by_role("status").get_by_text("已保存。").wait_for()
+    axe(page)
+    shoot(page, desk.server, "operator")
+
+    page.get_by_role("navigation", name="主导航").get_by_role("link", name="全省概览").click()
+    before = int(page.locator("#coverage").get_attribute("data-total") or 0)
+    page.locator(f"#coverage tr[data-category='{code}']").wait_for()
+    page.get_by_role("navigation", name="主导航").get_by_role("link", name="平台管理").click()
+    page.locator(f"tr[data-category='{code}']").get_by_role("button", name="停用").click()
+    page.get_by_role("status").get_by_text("已保存。").wait_for()
+    assert page.locator(f"tr[data-category='{code}']").get_by_role("button", name="启用").count() == 1
+    page.get_by_role("navigation", name="主导航").get_by_role("link", name="全省概览").click()
+    assert int(page.locator("#coverage").get_attribute("data-total") or 0) == before - 1

@@ -145,3 +145,29 @@ def test_every_dashboard_figure_equals_the_apis_answer_for_the_same_scope(provin
             assert shown.keys() == set(row) - {"code", "name"}, (code, shown)
             for name, value in shown.items():
                 assert value == ("null" if row[name] is None else str(row[name])), (scope, code, name)
+
+
+def test_the_operator_manages_the_platform_through_the_admin_commands(province: Province) -> None:
+    p = province
+    workbench = p.app.state.workbench
+    workbench.settings = workbench.settings.model_copy(update={"ui_operator_department": p.auditor.id})
+    operator = Browser(p, p.auditor.id, "op.li")
+    assert Browser(p, p.gulou.id, "wang.li").get("/ui/operator").status_code == 403
+    page = operator.get("/ui/operator")
+    assert page.status_code == 200 and "household-registration" in page.text
+    retired = operator.post("/ui/operator/category-status", {"code": "household-registration", "status": "retired"})
+    assert retired.status_code == 303
+    [category] = [c for c in p.admin.get("/v1/categories").json()["items"] if c["code"] == "household-registration"]
+    assert category["status"] == "retired"
+    assert p.as_("approver").post("/v1/checks", json=p.check_body(), expect=422).json()["code"] == "category_unavailable"
+    added = operator.post("/ui/operator/officer", {"department": p.gulou.id, "login": "li.na", "name": "李娜"})
+    assert added.status_code == 200 and 'id="shown-once"' in added.text
+    code = re.search(r'<p class="mono secret">([^<]+)</p>', added.text).group(1)
+    assert code not in operator.get("/ui/operator").text  # shown once
+    listed = p.admin.get(f"/v1/departments/{p.gulou.id}/officers").json()["items"]
+    assert [o["login"] for o in listed] == ["li.na", "wang.li"]
+    assert operator.post("/ui/operator/officer", {"department": p.gulou.id, "login": "li.na", "name": "李娜"}).status_code == 409
+    assert operator.post("/ui/operator/remove-officer", {"department": p.gulou.id, "login": "li.na"}).status_code == 303
+    assert operator.post("/ui/operator/rotate-seal", {"department": p.gulou.id}).status_code == 303
+    seals = [d for d in p.admin.get("/v1/departments").json()["items"] if d["id"] == p.gulou.id][0]["certificates"]
+    assert [s["status"] for s in seals] == ["retired", "active"]

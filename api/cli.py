@@ -80,12 +80,14 @@ def demo(args: argparse.Namespace) -> int:
 
     from api.demo import StoreNotEmpty, run_demo
     from api.progress import progress_bar
+    from api.workbench.demo_officers import enrol_demo_officers
 
     services = _services()
     console = Console()
     try:
         with progress_bar("raising demo checks", total=args.checks, console=console) as report:
             departments = run_demo(services.platform, args.checks, lambda done: report(done, args.checks))
+        officers = enrol_demo_officers(services.platform, services.database, [d.id for d in departments])
     except StoreNotEmpty:
         console.print(
             f"[red]nocert demo: the store at {services.settings.database_url} already holds events; "
@@ -101,6 +103,9 @@ def demo(args: argparse.Namespace) -> int:
         f"Raised {args.checks} checks. Try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/v1/inbox"
         " with an issuer's key (e.g. fz-gulou-police), or open http://127.0.0.1:8000/docs and 'Authorize'."
     )
+    console.print("[bold]Workbench sign-ins[/bold] at http://127.0.0.1:8000/ui/sign-in (passwords shown this once):")
+    for officer in officers:
+        console.print(f"{officer.department:<22} {officer.login:<14} {officer.password}", soft_wrap=True, highlight=False)
     if not services.settings.admin_key:
         console.print("Set NOCERT_ADMIN_KEY before `nocert serve` to use the admin endpoints.")
     return EXIT_OK

@@ -149,7 +149,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
     app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
     app.mount(STATIC_PATH, Assets(), name="static")
-    workbench.mount(app, workbench.build(services.database, services.settings))
+    workbench.mount(app, workbench.build(services.database, services.settings, services.keystore.secret("totp")))
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

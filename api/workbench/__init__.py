@@ -18,11 +18,13 @@ from api.workbench.sessions import Sessions
 from store.database import Database
 
 
-def build(database: Database, settings: Settings) -> Workbench:
-    """The workbench over ``database`` with the ``NOCERT_UI_*`` settings."""
+def build(database: Database, settings: Settings, totp_key: bytes | None = None) -> Workbench:
+    """The workbench over ``database`` with the ``NOCERT_UI_*`` settings; ``totp_key`` encrypts TOTP secrets."""
     return Workbench(
         Sessions(database, idle=settings.ui_idle_minutes * 60, absolute=settings.ui_absolute_hours * 3600),
-        Accounts(database, Passwords(), enrolment_seconds=settings.ui_enrolment_hours * 3600),
+        Accounts(
+            database, Passwords(), enrolment_seconds=settings.ui_enrolment_hours * 3600, totp_key=totp_key
+        ),
         Lockout(database, limit=settings.ui_lockout_failures, duration=settings.ui_lockout_minutes * 60),
         settings,
     )

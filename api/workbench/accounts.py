@@ -1,6 +1,7 @@
 """Officers' sign-in credentials, kept in the table ``ui_accounts`` (never in the event store, whose events
 auditors export): the hash of the enrolment code until the officer enrols, then the argon2id hash of the
-password, and the TOTP secret when the officer turned the second factor on.
+password, and the TOTP secret (encrypted with a key of the key directory) when the officer turned the
+second factor on.
 
 The officer itself (its login, name, department and whether it is active) belongs to the domain (API.md
 §12: every change is an event). Whoever records an officer's creation saves the `Accounts.creation`
@@ -18,9 +19,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+
 from api.workbench.credentials import (
     PasswordProblem,
     Passwords,
+    TotpCipher,
     enrolment_code_hash,
     enrolment_code_matches,
     new_enrolment_code,
@@ -92,7 +96,10 @@ class Accounts:
         *,
         clock: Callable[[], float] = time.time,
         enrolment_seconds: float = ENROLMENT_SECONDS,
+        totp_key: bytes | None = None,
     ) -> None:
+        """``totp_key``: the key directory's key for TOTP secrets (a process-local one when None: tests)."""
+        self.totp = TotpCipher(totp_key or secrets.token_bytes(32))
         self.database = database
         self.passwords = passwords
         self.clock = clock
@@ -170,6 +177,10 @@ class Accounts:
             return False
         key = (officer.department, officer.login)
         if secret is not None:
+            try:
+                secret = self.totp.open(officer.department, officer.login, secret)
+            except (ValueError, InvalidTag):  # another key, or a damaged row: no sign-in, never a 500
+                return False
             step = totp_step(secret, totp_code, self.clock())
             if step is None:
                 return False
@@ -206,7 +217,7 @@ class Accounts:
         with self.database.transaction() as cursor:
             cursor.execute(
                 "UPDATE ui_accounts SET totp_secret = ?, totp_last_step = ? WHERE department = ? AND login = ?",
-                (secret, step, officer.department, officer.login),
+                (self.totp.seal(officer.department, officer.login, secret), step, officer.department, officer.login),
             )
             if cursor.rowcount != 1:
                 raise EnrolmentRefused(f"no account {officer.login} in {officer.department}")

@@ -29,7 +29,7 @@ from api.problems import STATUS_OF_CODE, Problem
 from api.routers.checks import check_history, read_check, visible_check
 from api.trust import PlatformTrust
 from api.workbench.i18n import CATALOGUE
-from api.workbench.pages import Form, FormErrors
+from api.workbench.pages import Form, FormErrors, _SignInNeeded
 from api.workbench.sessions import Session
 from domain.errors import DomainError, NotFound
 from domain.identifiers import validate_id_number
@@ -63,12 +63,7 @@ COMMANDS: dict[str, tuple[type[BaseModel], str, Callable[[Mapping[str, str]], di
 }
 
 
-class SignInNeeded(Exception):
-    """No signed-in officer (or no longer an active one): the browser goes to the sign-in page."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__("sign in")
-        self.expired = expired
+SignInNeeded = _SignInNeeded  # no signed-in officer (or no longer an active one): go and sign in
 
 
 def remaining(due_at: str, now: datetime) -> dict[str, Any]:

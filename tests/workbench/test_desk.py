@@ -171,3 +171,19 @@ def test_the_operator_manages_the_platform_through_the_admin_commands(province: 
     assert operator.post("/ui/operator/rotate-seal", {"department": p.gulou.id}).status_code == 303
     seals = [d for d in p.admin.get("/v1/departments").json()["items"] if d["id"] == p.gulou.id][0]["certificates"]
     assert [s["status"] for s in seals] == ["retired", "active"]
+
+
+def test_an_officer_turns_two_factor_sign_in_on(province: Province) -> None:
+    import pyotp
+
+    p = province
+    officer = Browser(p, p.gulou.id, "wang.li")
+    page = officer.get("/ui/totp")
+    assert page.status_code == 200
+    secret = re.search(r'name="secret" value="([A-Z2-7]+)"', page.text).group(1)
+    assert officer.post("/ui/totp", {"secret": secret, "totp": "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"}).status_code == 400
+    assert officer.post("/ui/totp", {"secret": secret, "totp": pyotp.TOTP(secret).now()}).headers["location"] == "/ui/home?done=totp_on"
+    accounts = p.app.state.workbench.accounts
+    with p.services.database.transaction() as cursor:
+        stored = cursor.execute("SELECT totp_secret FROM ui_accounts WHERE login = 'wang.li'").fetchone()[0]
+    assert stored and secret not in stored and accounts.totp.open(p.gulou.id, "wang.li", stored) == secret

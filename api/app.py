@@ -29,6 +29,7 @@ from api.routers import (
     departments,
     feed,
     health,
+    officers,
     proofs,
     subjects,
     subscriptions,
@@ -111,14 +112,14 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.state.services = services
     app.state.metrics = metrics
     _problem_handlers(app)
-    modules = (departments, categories, checks, proofs, trust, coverage, audit, health, feed, subscriptions, subjects)
+    modules = (departments, officers, categories, checks, proofs, trust, coverage, audit, health, feed, subscriptions, subjects)
     for module in modules:
         app.include_router(module.router)
     app.state.routes = [route for module in modules for route in module.router.routes]
     app.openapi = lambda: build_openapi(app, app.state.routes)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
     app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
     app.mount(STATIC_PATH, Assets(), name="static")
-    workbench.mount(app, workbench.build(services.database, services.settings))
+    workbench.mount(app, workbench.build(services.database, services.settings, services.keystore.secret("totp")))
     admin_key = services.settings.admin_key.get_secret_value() if services.settings.admin_key else None
     app.add_middleware(
         Gateway,

@@ -81,6 +81,7 @@ def demo(args: argparse.Namespace) -> int:
 
     from api.demo import StoreNotEmpty, keys_file, run_demo, write_keys_file
     from api.progress import progress_bar
+    from api.workbench.demo_officers import enrol_demo_officers
 
     services = _services()
     console = Console(soft_wrap=True, highlight=False)
@@ -89,6 +90,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         with progress_bar("raising demo checks", total=args.checks, console=console) as report:
             departments = run_demo(services.platform, args.checks, lambda done: report(done, args.checks))
+        officers = enrol_demo_officers(services.platform, services.database, [d.id for d in departments])
     except StoreNotEmpty:
         if not args.keep_existing:
             print(f"nocert demo: the store at {services.settings.database_url} already holds events; nothing was changed "
@@ -120,6 +122,9 @@ def demo(args: argparse.Namespace) -> int:
         "Keep the whsec_ secret it answers (shown once); docs/webhooks.md shows how to verify deliveries.",
         soft_wrap=True, highlight=False,
     )
+    console.print("[bold]Workbench sign-ins[/bold] at http://127.0.0.1:8000/ui/sign-in (passwords shown this once):")
+    for officer in officers:
+        console.print(f"{officer.department:<22} {officer.login:<14} {officer.password}", soft_wrap=True, highlight=False)
     if not services.settings.admin_key:
         console.print("Set NOCERT_ADMIN_KEY before `nocert serve` to use the admin endpoints.")
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
 
@@ -22,7 +23,12 @@ def get_services(request: Request) -> Services:
 
 
 def get_principal(request: Request) -> Principal:
+    """The caller; a department's with the officer its ``X-Officer`` header names (the platform's
+    commands refuse one that is no active officer of it: 422 ``invalid_officer``)."""
     principal: Principal = request.scope["nocert.principal"]
+    officer = request.headers.get("x-officer")
+    if officer is not None and principal.department is not None:
+        return replace(principal, officer=officer.strip())
     return principal
 
 

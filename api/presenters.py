@@ -11,12 +11,12 @@ from api.access import sees_full_numbers, sees_proof_jws
 from api.principal import Principal
 from domain.category import Category
 from domain.check import Check
-from domain.department import Department
+from domain.department import Department, OfficerRecord
 from domain.privacy import mask_check, mask_claims
 from domain.timefmt import format_time
 from projections.checks import check_document as check_fields
 
-BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
+BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "officer"})
 
 
 def check_document(
@@ -65,6 +65,7 @@ def history_document(
                 "type": type(event).__name__,
                 "at": format_time(event.timestamp),
                 "actor": event.actor,
+                "officer": event.officer,
                 "data": data,
             }
         )
@@ -95,6 +96,16 @@ def department_document(department: Department, now: datetime) -> dict[str, Any]
 
 def seal_entry(department: Department, kid: str, now: datetime) -> dict[str, Any]:
     return next(item for item in department_document(department, now)["certificates"] if item["kid"] == kid)
+
+
+def officer_document(department: Department, officer: OfficerRecord) -> dict[str, Any]:
+    """An officer as §12 lists it: never its credentials."""
+    return {
+        "login": officer.login,
+        "name": officer.name,
+        "department": department.department_id,
+        "status": officer.status,
+    }
 
 
 def category_document(category: Category) -> dict[str, Any]:

@@ -18,6 +18,9 @@ class Principal:
     id: str
     roles: frozenset[str]
     department: Department | None = None
+    #: The officer acting for the department (``X-Officer``, API.md §12; the signed-in officer in the
+    #: workbench), checked by the platform's commands; None for the admin and for calls naming none.
+    officer: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -33,6 +33,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "no_route": 422,
     "ambiguous_route": 422,
     "invalid_issuer": 422,
+    "invalid_officer": 422,
     "idempotency_mismatch": 422,
     "invalid_url": 422,
     "too_many_requests": 429,

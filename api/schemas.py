@@ -56,6 +56,11 @@ class DepartmentPatch(Strict):
     status: DepartmentStatus | None = None
 
 
+class OfficerCreate(Strict):
+    login: StrictStr = Field(min_length=3, max_length=64, pattern=r"^[a-z0-9._-]+$")
+    name: StrictStr = Name
+
+
 class KeyRevocation(Strict):
     reason: StrictStr = Text
     effective_at: StrictTime | None = None
@@ -289,6 +294,7 @@ class HistoryEvent(BaseModel):
     type: str
     at: Time
     actor: str
+    officer: str | None = Field(description="The login of the officer who acted (§12); null for the platform")
     data: dict[str, Any]
 
 
@@ -307,6 +313,21 @@ class CheckPage(Page):
 
 class DepartmentPage(Page):
     items: list[Department]
+
+
+class Officer(BaseModel):
+    login: str
+    name: str
+    department: str
+    status: str = Field(description="active, or removed (its login stays taken)")
+
+
+class OfficerCreated(Officer):
+    enrolment_code: str = Field(description="Shown this once; the officer sets a password with it at /ui/enrol")
+
+
+class OfficerPage(Page):
+    items: list[Officer]
 
 
 class CategoryPage(Page):

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     webhook_retry: str = "5,300,1800,7200,18000,36000,36000"
     webhook_timeout: float = Field(default=10, gt=0)
     webhook_workers: int = Field(default=8, ge=1)
+    # An officer's enrolment code (API.md §12, shown once at its creation) works for ui_enrolment_hours.
+    ui_enrolment_hours: float = Field(default=72, gt=0)
+    # The officers of this department (if set) are the platform operator in the workbench: /ui/operator
+    # manages departments, officers, categories and seal keys with the admin's rights (API.md §3, §12).
+    ui_operator_department: str | None = None
 
 
 def load_settings() -> Settings:

@@ -90,7 +90,18 @@ class Check(Aggregate):
     TOPIC = "nocert:check"
 
     class Event(Aggregate.Event):
+        """``actor``: the department (or ``platform``) that recorded the event; ``officer``: the login of
+        the officer who acted for it (API.md §12), None for the platform and for calls that named none.
+
+        Version 2 added ``officer``: events stored before it load with ``officer`` None."""
+
+        class_version = 2
         actor: str
+        officer: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["officer"] = None
 
     class Raised(Event, Aggregate.Created):
         TOPIC = "nocert:check:Raised"
@@ -239,6 +250,7 @@ class Check(Aggregate):
         consent: dict[str, Any],
         sla_seconds: float,
         actor: str,
+        officer: str | None = None,
     ) -> None:
         self.status = "raised"
         self.category = category
@@ -283,6 +295,7 @@ class Check(Aggregate):
         purpose: str,
         consent: dict[str, Any],
         sla_seconds: float,
+        officer: str | None = None,
     ) -> Check:
         return cls._create(
             cls.Raised,
@@ -297,7 +310,13 @@ class Check(Aggregate):
             consent=consent,
             sla_seconds=sla_seconds,
             actor=approver,
+            officer=officer,
         )
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        """Every event of a check names its officer; events no officer caused (the platform's) name None."""
+        kwargs.setdefault("officer", None)
+        super().trigger_event(event_class, **kwargs)
 
     # -- guards -------------------------------------------------------------------------------
 
@@ -328,24 +347,26 @@ class Check(Aggregate):
 
     # -- commands -----------------------------------------------------------------------------
 
-    def accept(self, actor: str) -> None:
+    def accept(self, actor: str, officer: str | None = None) -> None:
         self._require("Accepted", actor)
-        self.trigger_event(self.Accepted, actor=actor)
+        self.trigger_event(self.Accepted, actor=actor, officer=officer)
 
-    def request_info(self, actor: str, question: str) -> None:
+    def request_info(self, actor: str, question: str, officer: str | None = None) -> None:
         self._require("InfoRequested", actor)
-        self.trigger_event(self.InfoRequested, actor=actor, question=question)
+        self.trigger_event(self.InfoRequested, actor=actor, question=question, officer=officer)
 
-    def supply_info(self, actor: str, answer: str) -> None:
+    def supply_info(self, actor: str, answer: str, officer: str | None = None) -> None:
         self._require("InfoSupplied", actor)
-        self.trigger_event(self.InfoSupplied, actor=actor, answer=answer)
+        self.trigger_event(self.InfoSupplied, actor=actor, answer=answer, officer=officer)
 
-    def forward(self, actor: str, to: str, reason: str, sla_seconds: float) -> None:
+    def forward(self, actor: str, to: str, reason: str, sla_seconds: float, officer: str | None = None) -> None:
         # The target is checked (422) before the status (409), API.md §1.
         self._require_party("Forwarded", actor)
         _refuse(forward_refusal(self.issuer, to))
         self._require_status("Forwarded")
-        self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
+        self.trigger_event(
+            self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds, officer=officer
+        )
 
     def require_reply(self, actor: str) -> None:
         """The guard of ``reply``, checked before a proof is sealed: no proof about an erased applicant."""
@@ -370,11 +391,13 @@ class Check(Aggregate):
         statements: dict[str, Any],
         issued_at: datetime,
         valid_until: datetime,
+        officer: str | None = None,
     ) -> None:
         self.require_reply(actor)
         self.trigger_event(
             self.Replied,
             actor=actor,
+            officer=officer,
             proof_id=proof_id,
             jws=jws,
             kid=kid,
@@ -384,29 +407,31 @@ class Check(Aggregate):
             valid_until=valid_until,
         )
 
-    def decline(self, actor: str, reason_code: str, note: str) -> None:
+    def decline(self, actor: str, reason_code: str, note: str, officer: str | None = None) -> None:
         self._require("Declined", actor)
-        self.trigger_event(self.Declined, actor=actor, reason_code=reason_code, note=note)
+        self.trigger_event(self.Declined, actor=actor, reason_code=reason_code, note=note, officer=officer)
 
-    def withdraw(self, actor: str, reason: str) -> None:
+    def withdraw(self, actor: str, reason: str, officer: str | None = None) -> None:
         self._require("Withdrawn", actor)
-        self.trigger_event(self.Withdrawn, actor=actor, reason=reason)
+        self.trigger_event(self.Withdrawn, actor=actor, reason=reason, officer=officer)
 
-    def close(self, actor: str, outcome: str, *, proof_valid: bool, commitment_allowed: bool) -> None:
+    def close(
+        self, actor: str, outcome: str, *, proof_valid: bool, commitment_allowed: bool, officer: str | None = None
+    ) -> None:
         """Closes the check. ``proof_valid``: the proof is valid now (§5); the caller knows the key history."""
         self._require("Closed", actor)
         if outcome == "exempted":
             _refuse(exemption_refusal(self.status, self.proof.conclusion if self.proof else None, proof_valid))
         if outcome == "commitment" and not commitment_allowed:
             raise InvalidTransition("the category does not allow a written commitment")
-        self.trigger_event(self.Closed, actor=actor, outcome=outcome)
+        self.trigger_event(self.Closed, actor=actor, outcome=outcome, officer=officer)
 
-    def revoke_proof(self, actor: str, reason: str) -> None:
+    def revoke_proof(self, actor: str, reason: str, officer: str | None = None) -> None:
         _refuse(revocation_refusal(self.proof is not None, revoked=False))  # before its sealer is asked for
         assert self.proof is not None
         self._require("ProofRevoked", actor)
         _refuse(revocation_refusal(True, self.proof.revoked_at is not None))
-        self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason)
+        self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason, officer=officer)
 
     def urge(self, actor: str, note: str) -> None:
         self._require("Urged", actor)

@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import Conflict, InvalidInput, NoSigningKey, NotFound
+from domain.errors import Conflict, InvalidInput, InvalidOfficer, NoSigningKey, NotFound
 from domain.identifiers import validate_region
 from domain.vocabulary import DepartmentStatus, Role, values
 
@@ -17,6 +17,7 @@ ROLES = values(Role)
 STATUSES = values(DepartmentStatus)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
+OFFICER_LOGIN = re.compile(r"^[a-z0-9._-]{3,64}$")
 
 
 @dataclass
@@ -43,6 +44,20 @@ class Seal:
         if self.revoked_at is not None and self.revoked_at <= now:
             return "revoked"
         return "retired" if self.retired else "active"
+
+
+@dataclass
+class OfficerRecord:
+    """An officer of the department (API.md §12). Its credentials live outside the event store."""
+
+    login: str
+    name: str
+    added_at: datetime
+    removed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "active" if self.removed_at is None else "removed"
 
 
 class Department(Aggregate):
@@ -132,6 +147,21 @@ class Department(Aggregate):
         def apply(self, department: Department) -> None:
             department.status = "active"
 
+    class OfficerAdded(Event):
+        TOPIC = "nocert:department:OfficerAdded"
+        login: str
+        name: str
+
+        def apply(self, department: Department) -> None:
+            department.officers[self.login] = OfficerRecord(self.login, self.name, self.timestamp)
+
+    class OfficerRemoved(Event):
+        TOPIC = "nocert:department:OfficerRemoved"
+        login: str
+
+        def apply(self, department: Department) -> None:
+            department.officers[self.login].removed_at = self.timestamp
+
     # Pinned name for the library's creation event, so it is not redefined without a topic.
     Created = Registered
 
@@ -151,6 +181,7 @@ class Department(Aggregate):
         self.first_region = region
         # (since, region) of every move, oldest first: see ``region_at``.
         self.moves: list[tuple[datetime, str]] = []
+        self.officers: dict[str, OfficerRecord] = {}
 
     @staticmethod
     def is_valid_id(department_id: object) -> bool:
@@ -252,6 +283,39 @@ class Department(Aggregate):
     def _require_issuer(self) -> None:
         if not self.has_role("issuer"):
             raise Conflict("only departments with the issuer role hold seal keys")
+
+    # -- officers (API.md §12) -------------------------------------------------------------------
+
+    @staticmethod
+    def is_valid_login(login: object) -> bool:
+        return isinstance(login, str) and OFFICER_LOGIN.fullmatch(login) is not None
+
+    def add_officer(self, login: str, name: str) -> None:
+        """A new officer. A login stays taken once used, even after its officer was removed, so that the
+        ``officer`` of recorded events always names one person."""
+        if not self.is_valid_login(login):
+            raise InvalidInput("login must be 3-64 characters of a-z, 0-9, '.', '_' and '-'")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("name must be a non-empty string")
+        if login in self.officers:
+            raise Conflict(f"the login {login!r} is taken in this department")
+        self.trigger_event(self.OfficerAdded, login=login, name=name)
+
+    def remove_officer(self, login: str) -> None:
+        officer = self.officers.get(login)
+        if officer is None or officer.removed_at is not None:
+            raise NotFound.of("officer")
+        self.trigger_event(self.OfficerRemoved, login=login)
+
+    def has_active_officer(self, login: str) -> bool:
+        officer = self.officers.get(login)
+        return officer is not None and officer.removed_at is None
+
+    def require_officer(self, login: str | None) -> str | None:
+        """The officer a command names for this department: None (none named) or an active one of it."""
+        if login is not None and not self.has_active_officer(login):
+            raise InvalidOfficer(f"{login!r} is no active officer of {self.department_id}")
+        return login
 
 
 def region_at(first_region: str, moves: list[tuple[datetime, str]], moment: datetime) -> str:

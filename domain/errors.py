@@ -87,3 +87,9 @@ class InvalidIssuer(DomainError):
 
 class InvalidUrl(DomainError):
     code = "invalid_url"
+
+
+class InvalidOfficer(DomainError):
+    """The officer a department names (``X-Officer``, API.md §12) is none of its active officers."""
+
+    code = "invalid_officer"

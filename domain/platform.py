@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
+from domain.check_reads import CheckReads
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
@@ -24,7 +25,8 @@ from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, Inval
 from domain.escalation import Escalation
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, SaveHook, Sealer
-from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
+from domain.proof import build_proof_payload, proof_id_of
+from domain.roster import Roster
 from domain.subscription import SubscriptionCommands
 from domain.timefmt import utcnow
 
@@ -33,9 +35,10 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(Escalation, SubscriptionCommands, SubjectErasure):
-    """Departments, categories and checks (escalation: `Escalation`; webhooks: `SubscriptionCommands`; erasure:
-    `SubjectErasure`). ``sealer`` and ``claims`` come from the composition root."""
+class Platform(Escalation, SubscriptionCommands, SubjectErasure, Roster, CheckReads):
+    """Departments (with their officers, `Roster`), categories and checks (escalation: `Escalation`; webhooks:
+    `SubscriptionCommands`; erasure: `SubjectErasure`). ``sealer`` and ``claims`` come from the composition
+    root. Check commands take the ``officer`` acting for the department (§12)."""
 
     name = "nocert"
 
@@ -213,28 +216,11 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
         A check read before a concurrent command is refused at saving (``concurrent_update``)."""
         return self.caching.owned(check) if isinstance(check, Check) else self.check(check)
 
-    def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
-        """The check as it was at ``moment``: after its last event recorded at or before then."""
-        version = None
-        for domain_event in self.check_events(check_id):
-            if domain_event.timestamp > moment:
-                break
-            version = domain_event.originator_version
-        if version is None:
-            raise NotFound.of("check at that time")
-        return self.check(check_id, version)
-
     def check_events(self, check_id: UUID) -> list[Check.Event]:
         events = [event for event in self.events.get(check_id) if isinstance(event, Check.Event)]
         if not events or not isinstance(events[0], Check.Raised):
             raise NotFound.of("check")
         return events
-
-    def check_of_proof(self, proof_id: UUID) -> Check:
-        check = self.check(check_id_of_proof(proof_id))
-        if check.proof is None or check.proof.id != proof_id:
-            raise NotFound.of("proof")
-        return check
 
     def raise_check(
         self,
@@ -248,9 +234,11 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
         consent: dict[str, Any],
         issuer: str | None = None,
         idempotency_key: str | None = None,
+        officer: str | None = None,
     ) -> tuple[Check, int | None]:
         """Raises a check. Returns the position it recorded, or None when an earlier request with the
         same idempotency key had raised it already (that check is returned)."""
+        acting = self.acting(approver, officer)
         if not isinstance(category, str) or not category:
             raise UnknownCategory(f"no category {category!r}")
         found = self._read(Category.stream_id(category), Directory.STREAM_ID)  # one query for both
@@ -280,6 +268,7 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
             purpose=purpose,
             consent=consent,
             sla_seconds=chosen.sla_seconds,
+            **acting,
         )
         try:
             return check, self._save(check)
@@ -291,31 +280,39 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
                 raise
             return existing, None
 
-    def accept(self, check: CheckRef, actor: str) -> tuple[Check, int]:
+    def accept(self, check: CheckRef, actor: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.accept(actor)
+        check.accept(actor, **self.acting_on(check, "Accepted", actor, officer))
         return check, self._save(check)
 
-    def request_info(self, check: CheckRef, actor: str, question: str) -> tuple[Check, int]:
+    def request_info(self, check: CheckRef, actor: str, question: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.request_info(actor, question)
+        check.request_info(actor, question, **self.acting_on(check, "InfoRequested", actor, officer))
         return check, self._save(check)
 
-    def supply_info(self, check: CheckRef, actor: str, answer: str) -> tuple[Check, int]:
+    def supply_info(self, check: CheckRef, actor: str, answer: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.supply_info(actor, answer)
+        check.supply_info(actor, answer, **self.acting_on(check, "InfoSupplied", actor, officer))
         return check, self._save(check)
 
-    def forward(self, check: CheckRef, actor: str, to: str, reason: str) -> tuple[Check, int]:
+    def forward(
+        self, check: CheckRef, actor: str, to: str, reason: str, officer: str | None = None
+    ) -> tuple[Check, int]:
         check = self._current(check)
         category = self.category(check.category)
-        check._require_party("Forwarded", actor)
+        acting = self.acting_on(check, "Forwarded", actor, officer)
         self.directory().require_issuer(to, category.issuer_kind)
-        check.forward(actor, to, reason, category.sla_seconds)
+        check.forward(actor, to, reason, category.sla_seconds, **acting)
         return check, self._save(check)
 
     def reply(
-        self, check: CheckRef, actor: str, conclusion: str, statements: dict[str, Any], valid_days: int
+        self,
+        check: CheckRef,
+        actor: str,
+        conclusion: str,
+        statements: dict[str, Any],
+        valid_days: int,
+        officer: str | None = None,
     ) -> tuple[Check, int]:
         if conclusion not in CONCLUSIONS:
             raise InvalidInput(f"conclusion must be one of {list(CONCLUSIONS)}")
@@ -326,6 +323,7 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
         found = self._read(Department.stream_id(actor), Department.stream_id(check.approver))  # one query
         issuer = self._found(found, Department.stream_id(actor), Department, "department")
         approver = self._found(found, Department.stream_id(check.approver), Department, "department")
+        issuer.require_officer(officer)
         now = self.clock()
         seal = issuer.current_seal(now)
         issued_at = now
@@ -355,22 +353,25 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
             statements=statements,
             issued_at=issued_at,
             valid_until=valid_until,
+            officer=officer,
         )
         return check, self._save(check)
 
-    def decline(self, check: CheckRef, actor: str, reason_code: str, note: str) -> tuple[Check, int]:
+    def decline(
+        self, check: CheckRef, actor: str, reason_code: str, note: str, officer: str | None = None
+    ) -> tuple[Check, int]:
         if reason_code not in DECLINE_REASONS:
             raise InvalidInput(f"reason_code must be one of {list(DECLINE_REASONS)}")
         check = self._current(check)
-        check.decline(actor, reason_code, note)
+        check.decline(actor, reason_code, note, **self.acting_on(check, "Declined", actor, officer))
         return check, self._save(check)
 
-    def withdraw(self, check: CheckRef, actor: str, reason: str) -> tuple[Check, int]:
+    def withdraw(self, check: CheckRef, actor: str, reason: str, officer: str | None = None) -> tuple[Check, int]:
         check = self._current(check)
-        check.withdraw(actor, reason)
+        check.withdraw(actor, reason, **self.acting_on(check, "Withdrawn", actor, officer))
         return check, self._save(check)
 
-    def close_check(self, check: CheckRef, actor: str, outcome: str) -> tuple[Check, int]:
+    def close_check(self, check: CheckRef, actor: str, outcome: str, officer: str | None = None) -> tuple[Check, int]:
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome must be one of {list(OUTCOMES)}")
         check = self._current(check)
@@ -382,21 +383,12 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure):
             outcome,
             proof_valid=self.proof_valid(check, self.clock(), found.get(sealer[0]) if sealer else None),
             commitment_allowed="commitment" in category.modes,
+            **self.acting_on(check, "Closed", actor, officer),
         )
         return check, self._save(check)
 
-    def revoke_proof(self, proof_id: UUID, actor: str, reason: str) -> tuple[Check, int]:
+    def revoke_proof(self, proof_id: UUID, actor: str, reason: str, officer: str | None = None) -> tuple[Check, int]:
         check = self.check_of_proof(proof_id)
-        check.revoke_proof(actor, reason)
+        acting = self.acting_on(check, "ProofRevoked", actor, officer) if check.proof else {}
+        check.revoke_proof(actor, reason, **acting)
         return check, self._save(check)
-
-    def proof_valid(self, check: Check, now: datetime, sealer: Department | None = None) -> bool:
-        """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
-        at or before its issue, and not expired. ``sealer``: the sealing department, if read already."""
-        proof = check.proof
-        if proof is None:
-            return False
-        if sealer is None or sealer.department_id != proof.sealer:
-            sealer = self.department(proof.sealer)
-        seal = sealer.seals.get(proof.kid)
-        return seal is not None and proof.valid_at(now, seal.revoked_at)

@@ -33,7 +33,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import EventStore, IntegrityError, StoredEvent
 
 from domain.errors import ConcurrentUpdate, NotFound
-from domain.ports import SaveHook
+from domain.ports import Attachment, SaveHook
 
 Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
@@ -184,11 +184,12 @@ class CachedApplication(Application[UUID]):
         assert isinstance(self.repository, CachingRepository)
         return self.repository
 
-    def _save(self, *aggregates: Aggregate) -> int:
-        """Records the aggregates' pending events, with whatever the save hooks attach to them, in one
-        transaction; returns the position of the last event."""
+    def _save(self, *aggregates: Aggregate, extra: Sequence[Attachment] = ()) -> int:
+        """Records the aggregates' pending events, with whatever the save hooks (and the command: ``extra``)
+        attach to them, in one transaction; returns the position of the last event."""
         events = [event for aggregate in aggregates for event in aggregate.pending_events]
         attachments = [attachment for hook in self.save_hooks for attachment in hook(aggregates, events)]
+        attachments += extra
         try:
             recordings = self.save(*aggregates, attachments=attachments) if attachments else self.save(*aggregates)
         except IntegrityError:

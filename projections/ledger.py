@@ -263,3 +263,9 @@ def audit_item(leaf: Sequence[Any], state: bytes) -> dict[str, Any]:
         "state_sha256": state_sha256,
         "leaf_hash": bytes(digest).hex(),
     }
+
+
+def position_of_leaf(cursor: Any, index: int) -> int | None:
+    """The global position of leaf ``index``, or None when the ledger has no such leaf (yet)."""
+    row = cursor.execute("SELECT position FROM ledger_leaves WHERE idx = ?", (index,)).fetchone()
+    return None if row is None else int(row[0])

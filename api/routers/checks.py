@@ -59,7 +59,7 @@ Handler = Callable[..., JSONResponse]
 COMMAND_CODES = (
     "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
-    "idempotency_mismatch", "payload_too_large",
+    "idempotency_mismatch", "payload_too_large", "invalid_officer",
 )
 COMMAND_ERRORS = problem_responses(*COMMAND_CODES)
 
@@ -138,6 +138,7 @@ def raise_check(request: Request, approver: Approver, services: ServicesDep) -> 
         consent=body.consent.model_dump(),
         issuer=body.issuer,
         idempotency_key=request.headers.get("idempotency-key"),
+        officer=approver.officer,
     )
     if position is None:  # an earlier request with this key raised it
         position = max(services.log.stream_positions(check.id).values())
@@ -241,7 +242,7 @@ def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDe
     """The addressed issuer accepts a raised check."""
     check = visible_check(services, check_id, issuer)
     read_body(request, Empty)
-    check, position = services.platform.accept(check, issuer.id)
+    check, position = services.platform.accept(check, issuer.id, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -250,7 +251,7 @@ def request_info(check_id: str, request: Request, issuer: Issuer, services: Serv
     """The addressed issuer asks the approver a question about an accepted check."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, InfoRequest)
-    check, position = services.platform.request_info(check, issuer.id, body.question)
+    check, position = services.platform.request_info(check, issuer.id, body.question, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -259,7 +260,7 @@ def supply_info(check_id: str, request: Request, approver: Approver, services: S
     """The approver answers the issuer's open question; the check is accepted again."""
     check = visible_check(services, check_id, approver)
     body = read_body(request, InfoSupply)
-    check, position = services.platform.supply_info(check, approver.id, body.answer)
+    check, position = services.platform.supply_info(check, approver.id, body.answer, approver.officer)
     return answer(services, check, approver, position)
 
 
@@ -268,7 +269,7 @@ def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesD
     """The addressed issuer hands the check to another issuer of the category's kind; the due time restarts."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Forward)
-    check, position = services.platform.forward(check, issuer.id, body.to, body.reason)
+    check, position = services.platform.forward(check, issuer.id, body.to, body.reason, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -277,7 +278,9 @@ def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep
     """The addressed issuer answers: the platform seals a proof with the issuer's current key."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Reply)
-    check, position = services.platform.reply(check, issuer.id, body.conclusion, body.statements, body.valid_days)
+    check, position = services.platform.reply(
+        check, issuer.id, body.conclusion, body.statements, body.valid_days, issuer.officer
+    )
     return answer(services, check, issuer, position)
 
 
@@ -286,7 +289,7 @@ def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesD
     """The addressed issuer declines the check with a reason code."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Decline)
-    check, position = services.platform.decline(check, issuer.id, body.reason_code, body.note)
+    check, position = services.platform.decline(check, issuer.id, body.reason_code, body.note, issuer.officer)
     return answer(services, check, issuer, position)
 
 
@@ -295,7 +298,7 @@ def withdraw(check_id: str, request: Request, approver: Approver, services: Serv
     """The approver withdraws a check that is not answered yet."""
     check = visible_check(services, check_id, approver)
     body = read_body(request, Withdraw)
-    check, position = services.platform.withdraw(check, approver.id, body.reason)
+    check, position = services.platform.withdraw(check, approver.id, body.reason, approver.officer)
     return answer(services, check, approver, position)
 
 
@@ -304,7 +307,7 @@ def close(check_id: str, request: Request, approver: Approver, services: Service
     """The approver closes the check with its outcome (exempted needs a confirmed reply with a proof valid now)."""
     check = visible_check(services, check_id, approver)
     body = read_body(request, Close)
-    check, position = services.platform.close_check(check, approver.id, body.outcome)
+    check, position = services.platform.close_check(check, approver.id, body.outcome, approver.officer)
     return answer(services, check, approver, position)
 
 

@@ -70,11 +70,15 @@ def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, mi
     "/{proof_id}/revoke",
     response_model=ProofRecord,
     openapi_extra=body_openapi(ProofRevocation),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "invalid_transition"),
+    responses=problem_responses(
+        "unauthenticated", "forbidden", "not_found", "validation_error", "invalid_transition", "invalid_officer"
+    ),
 )
 def revoke_proof(proof_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     """The sealing issuer revokes its proof: ``ProofRevoked`` on the check's stream."""
     visible_proof(services, proof_id, issuer)
     body = read_body(request, ProofRevocation)
-    check, position = services.platform.revoke_proof(parse_uuid(proof_id, "proof"), issuer.id, body.reason)
+    check, position = services.platform.revoke_proof(
+        parse_uuid(proof_id, "proof"), issuer.id, body.reason, issuer.officer
+    )
     return ok(services, proof_record(check), position)

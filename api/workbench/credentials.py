@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import argon2
 import pyotp
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MIN_PASSWORD_LENGTH = 12
 #: Argon2 hashes any length, but a sign-in form has no reason to accept a novel as a password.
@@ -99,6 +100,28 @@ def totp_step(secret: str, code: str, at: float | None = None) -> int | None:
         if hmac.compare_digest(totp.generate_otp(step), code):
             return step
     return None
+
+
+class TotpCipher:
+    """AES-GCM for TOTP secrets at rest (whoever holds one makes the officer's codes): the key stays in the
+    key directory (`signing.keystore.KeyStore.secret`), the officer's department and login are bound in."""
+
+    NONCE = 12
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    @staticmethod
+    def _bound(department: str, login: str) -> bytes:
+        return f"nocert totp\x00{department}\x00{login}".encode()
+
+    def seal(self, department: str, login: str, secret: str) -> str:
+        nonce = secrets.token_bytes(self.NONCE)
+        return (nonce + self._aead.encrypt(nonce, secret.encode(), self._bound(department, login))).hex()
+
+    def open(self, department: str, login: str, sealed: str) -> str:
+        data = bytes.fromhex(sealed)
+        return self._aead.decrypt(data[: self.NONCE], data[self.NONCE :], self._bound(department, login)).decode()
 
 
 # -- enrolment codes -----------------------------------------------------------------------------

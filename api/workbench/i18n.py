@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from api.workbench.desk_messages import DESK
+from api.workbench.oversight_messages import OVERSIGHT
+
 DEFAULT = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
 #: How each language names itself, for the switch (a person looks for their own language's name).
@@ -137,6 +140,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "chart.no_data": "no data",
     },
 }
+
+
+for _words in (DESK, OVERSIGHT):
+    for _lang, _messages in _words.items():
+        CATALOGUE[_lang].update(_messages)
 
 
 def language(requested: str | None) -> str:

@@ -18,20 +18,29 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from api.settings import Settings
-from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected
-from api.workbench.credentials import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected, TotpRejected
+from api.workbench.credentials import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    new_totp_secret,
+    totp_provisioning_uri,
+)
 from api.workbench.i18n import language, translator
 from api.workbench.lockout import Lockout
 from api.workbench.sessions import Officer, Session, Sessions
 from api.workbench.sign_in import SignIn
 from api.workbench.templating import render
+from domain.errors import DomainError
 
 PREFIX = "/ui"
 SESSION_COOKIE = "nocert_session"
 LANGUAGE_COOKIE = "nocert_lang"
 CSRF_FIELD = "csrf_token"
 #: Messages a redirect may ask the next page to show (``?done=``): nothing else is echoed.
-DONE_MESSAGES = ("signed_out", "enrolled", "expired")
+DONE_MESSAGES = (
+    "signed_out", "enrolled", "expired", "raised", "accept", "request-info", "supply-info", "forward", "reply",
+    "decline", "withdraw", "close", "revoke-proof", "operator", "totp_on",
+)
 #: The fields each form needs, with their labels' message keys, in the form's order.
 SIGN_IN_REQUIRED = {"department": "field.department", "login": "field.login", "password": "field.password"}
 ENROL_REQUIRED = {
@@ -45,6 +54,14 @@ ENROL_REQUIRED = {
 
 class CsrfRejected(Exception):
     """A POST without the CSRF token of a live session of this browser."""
+
+
+class _SignInNeeded(Exception):
+    """A page for a signed-in officer asked without one (`api.workbench.desk.SignInNeeded` is this)."""
+
+    def __init__(self, expired: bool) -> None:
+        super().__init__("sign in")
+        self.expired = expired
 
 
 @dataclass
@@ -148,6 +165,11 @@ class Workbench:
         pages.add_api_route("/enrol", self.enrol, methods=["POST"])
         pages.add_api_route("/home", self.home, methods=["GET"])
         pages.add_api_route("/sign-out", self.sign_out, methods=["POST"])
+        pages.add_api_route("/totp", self.totp_form, methods=["GET"])
+        pages.add_api_route("/totp", self.totp, methods=["POST"])
+        from api.workbench.desk import Desk  # the desk builds on this module's forms
+
+        Desk(self).routes(pages)
         return pages
 
     def about(self, request: Request) -> Response:
@@ -205,14 +227,56 @@ class Workbench:
         if session is None or session.officer is None:
             ended = cookie is not None and session is None  # timed out, signed out elsewhere, or ended
             return RedirectResponse(f"{PREFIX}/sign-in" + ("?done=expired" if ended else ""), status_code=303)
+        try:
+            roles = sorted(request.app.state.services.platform.department(session.officer.department).roles)
+        except DomainError:
+            roles = []
         return self.page(
             request,
             "home.html",
             session,
+            roles=roles,
+            operator_nav=session.officer.department == self.settings.ui_operator_department,
             started=_utc(session.created_at),
             idle_minutes=f"{self.settings.ui_idle_minutes:g}",
             absolute_hours=f"{self.settings.ui_absolute_hours:g}",
         )
+
+    def _signed_in(self, request: Request, session: Session | None = None) -> Session:
+        session = session or self.sessions.resume(request.cookies.get(SESSION_COOKIE))
+        if session is None or session.officer is None:
+            raise CsrfRejected if session is not None else _SignInNeeded(True)
+        return session
+
+    def totp_form(self, request: Request) -> Response:
+        return self._totp_page(request, None, None)
+
+    def _totp_page(self, request: Request, secret: str | None, errors: FormErrors | None) -> Response:
+        """Turning the second factor on: a new secret to put into an authenticator app, proved by a code."""
+        session = self._signed_in(request)
+        assert session.officer is not None
+        secret = secret or new_totp_secret()
+        uri = totp_provisioning_uri(secret, session.officer.department, session.officer.login)
+        grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+        status = 400 if errors else 200
+        return self.page(
+            request, "totp.html", session, status=status, secret=secret, grouped=grouped, uri=uri,
+            errors=errors or FormErrors(),
+        )
+
+    def totp(self, request: Request, form: Form) -> Response:
+        session = self._signed_in(request, self.checked(request, form))
+        assert session.officer is not None
+        secret = form.get("secret", "")
+        try:
+            if not secret.isalnum() or not 16 <= len(secret) <= 64:
+                raise TotpRejected("no secret of this page")
+            self.accounts.enable_totp(session.officer, secret, form.get("totp", ""))
+        except TotpRejected:
+            errors = FormErrors()
+            errors.add("totp", self._message(self.lang(request), "error.totp_rejected"))
+            return self._totp_page(request, secret if secret.isalnum() else None, errors)
+        return RedirectResponse(f"{PREFIX}/home?done=totp_on", status_code=303)
 
     def sign_out(self, request: Request, form: Form) -> Response:
         session = self.checked(request, form)
@@ -237,3 +301,8 @@ class Workbench:
 
     def csrf_rejected(self, request: Request, error: Exception) -> Response:
         return self.page(request, "csrf.html", None, status=403)
+
+    @staticmethod
+    def sign_in_needed(request: Request, error: Exception) -> Response:
+        """A page that needs a signed-in officer, asked without one (or after its session ended)."""
+        return RedirectResponse(f"{PREFIX}/sign-in?done=expired", status_code=303)

@@ -21,6 +21,11 @@ from store.database import Database
 
 ID_BYTES = 32
 _CSRF_LABEL = b"nocert workbench csrf"
+SESSIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS ui_sessions ("
+    " id_hash TEXT PRIMARY KEY, department TEXT, login TEXT,"
+    " created_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL)"
+)
 
 
 def _id_hash(session_id: str) -> str:
@@ -58,11 +63,7 @@ class Sessions:
         self.absolute = absolute
         self.clock = clock
         with database.transaction() as cursor:
-            cursor.execute(
-                "CREATE TABLE IF NOT EXISTS ui_sessions ("
-                " id_hash TEXT PRIMARY KEY, department TEXT, login TEXT,"
-                " created_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL)"
-            )
+            cursor.execute(SESSIONS_TABLE)
             cursor.execute("CREATE INDEX IF NOT EXISTS ui_sessions_officer ON ui_sessions (department, login)")
             cursor.execute("CREATE INDEX IF NOT EXISTS ui_sessions_seen ON ui_sessions (seen_at)")
 

@@ -92,6 +92,16 @@ TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
     "revoke seal": (E("POST", "/v1/departments/{dept}/keys/{kid}/revoke", "kid", _const({"reason": "矩阵"})),
                     {"own": (200, 403, 403, 403, 403, 403, A, R),
                      "other": (404, 403, 403, 403, 403, 403, A, R)}),
+    # §12 officers
+    "add officer": (E("POST", "/v1/departments/{dept}/officers", "dept", lambda: {"login": f"o.{uuid.uuid4().hex[:8]}", "name": "矩阵警员"}),
+                    {"own": (201, 403, 403, 403, 403, 403, A, R),
+                     "other": (404, 403, 403, 403, 403, 403, A, R)}),
+    "list officers": (E("GET", "/v1/departments/{dept}/officers", "dept"),
+                      {"own": (200, 403, 403, 403, 403, 403, A, R),
+                       "other": (404, 403, 403, 403, 403, 403, A, R)}),
+    "remove officer": (E("DELETE", "/v1/departments/{dept}/officers/{login}", "officer"),
+                       {"own": (204, 403, 403, 403, 403, 403, A, R),
+                        "other": (404, 403, 403, 403, 403, 403, A, R)}),
     # §3 categories
     "create category": (E("POST", "/v1/categories", body=_category_body),
                         {None: (201, 403, 403, 403, 403, 403, A, R)}),
@@ -270,6 +280,12 @@ class World:
         if kind == "subscription":
             who = "approver" if which == "own" else "other-approver"
             return {"subscription": p.as_(who).post("/v1/subscriptions", json={"url": WEBHOOK_URL}, expect=201).json()["id"]}
+        if kind == "officer":
+            if which == "other":
+                return {"dept": self.keyring.id, "login": "no.such.officer"}
+            login = f"o.{uuid.uuid4().hex[:8]}"
+            p.admin.post(f"/v1/departments/{self.keyring.id}/officers", json={"login": login, "name": "警员"}, expect=201)
+            return {"dept": self.keyring.id, "login": login}
         if kind == "category":
             return {"code": self.category_code if which == "own" else "no-such-category"}
         raise AssertionError(kind)

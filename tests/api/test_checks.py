@@ -462,7 +462,8 @@ def test_history_of_every_event_type(p: Province) -> None:
     assert [e["type"] for e in history] == ["Raised", "Forwarded", "Accepted", "Replied", "ProofRevoked"]
     assert [e["actor"] for e in history] == ["fz-estate", "fz-gulou-police", "fz-police", "fz-police", "fz-police"]
     assert history[-1]["position"] == int(revoked.headers["X-Event-Position"])
-    assert all(set(e) == {"position", "version", "type", "at", "actor", "data"} for e in history)
+    assert all(set(e) == {"position", "version", "type", "at", "actor", "officer", "data"} for e in history)
+    assert all(e["officer"] is None for e in history)  # no call named an officer (§12)
     assert {e["type"] for e in history} <= EVENT_TYPES
     declined = p.raise_check()
     p.act(declined["id"], "decline", "gulou")

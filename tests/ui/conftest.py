@@ -48,6 +48,8 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+#: The department whose officers are the platform operator in the workbench (tests/ui/test_roles.py makes it).
+OPERATOR_DEPARTMENT = "fj-data-bureau"
 #: How long a locator or navigation may wait for its condition before the test fails.
 TIMEOUT_MS = 20_000
 AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
@@ -119,7 +121,7 @@ def ui_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         else:
             request.getfixturevalue("postgres_available")
             url = cleanup.enter_context(postgres_schema_url())
-        server = Server(workdir, server_env(url, workdir / "keys"))
+        server = Server(workdir, server_env(url, workdir / "keys", NOCERT_UI_OPERATOR_DEPARTMENT=OPERATOR_DEPARTMENT))
         cleanup.callback(server.stop)
         server.start()
         database = open_database(url)

@@ -44,3 +44,7 @@ def database(durable_database_url: str) -> Iterator[Database]:
 def cheap_passwords() -> Passwords:
     """argon2id with the cheapest parameters: the same code path, milliseconds instead of a tenth of a second."""
     return Passwords(argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST))
+
+
+# The API tests' province (through HTTP, on both stores), for the desk's pages.
+from tests.api.conftest import province  # noqa: E402, F401

@@ -126,3 +126,18 @@ def test_a_removed_account_cannot_sign_in_and_its_login_can_be_used_again(accoun
     assert _row(database) is None
     assert not accounts.check(WANG, PASSWORD)
     accounts.create(WANG)
+
+
+def test_a_totp_secret_is_kept_encrypted_and_bound_to_its_officer(database: Database, cheap_passwords: Passwords, clock: Clock) -> None:
+    key = b"k" * 32
+    accounts = Accounts(database, cheap_passwords, clock=clock, totp_key=key)
+    accounts.enrol(WANG, accounts.create(WANG), PASSWORD)
+    secret = new_totp_secret()
+    accounts.enable_totp(WANG, secret, pyotp.TOTP(secret).at(clock.now))
+    with database.transaction() as cursor:
+        assert secret not in repr(cursor.execute("SELECT * FROM ui_accounts").fetchall())
+    clock.advance(30)
+    assert Accounts(database, cheap_passwords, clock=clock, totp_key=key).check(WANG, PASSWORD, pyotp.TOTP(secret).at(clock.now))
+    clock.advance(30)
+    other_key = Accounts(database, cheap_passwords, clock=clock, totp_key=b"o" * 32)
+    assert not other_key.check(WANG, PASSWORD, pyotp.TOTP(secret).at(clock.now))  # refused, never an error

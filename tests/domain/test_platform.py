@@ -570,10 +570,13 @@ def test_masking_hides_identity_numbers_from_other_readers(app):
     assert APPLICANT_ID not in repr(masked) and OTHER_ID not in repr(masked)
 
 
-def test_mask_claims_leaves_non_strings_and_other_names():
-    assert mask_claims({"id_number": None, "x_id_number": 5, "a": "11010519491231002X"}) == {
+def test_mask_claims_masks_every_type_under_id_number_names_and_leaves_other_names():
+    assert mask_claims(
+        {"id_number": None, "x_id_number": 5, "X_ID_Number": [350104197002027817], "a": "11010519491231002X"}
+    ) == {
         "id_number": None,
-        "x_id_number": 5,
+        "x_id_number": "*",
+        "X_ID_Number": ["350104********7817"],
         "a": "11010519491231002X",
     }
 

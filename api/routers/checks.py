@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -57,6 +58,16 @@ COMMAND_ERRORS = problem_responses(
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
     "idempotency_mismatch", "payload_too_large",
 )
+
+
+VERSION = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)  # a positive integer that fits a version (below 10**18)
+
+
+def parse_version(text: str) -> int:
+    """``?version=N``: ASCII digits only (``²`` is a digit to ``str.isdigit``), not thousands of them."""
+    if not VERSION.fullmatch(text):
+        raise Problem("validation_error", "version must be a positive integer")
+    return int(text)
 
 
 def visible_check(services: Services, check_id: str, principal: Principal) -> Check:
@@ -155,11 +166,10 @@ def read_check(
         raise Problem("validation_error", "give version or as_of, not both")
     check = current
     if version is not None:
-        if not version.isdigit() or int(version) < 1:
-            raise Problem("validation_error", "version must be a positive integer")
-        if int(version) > current.version:
+        number = parse_version(version)
+        if number > current.version:
             raise Problem("not_found", f"the check has {current.version} versions")
-        check = services.platform.check(current.id, int(version))
+        check = services.platform.check(current.id, number)
     elif as_of is not None:
         try:
             moment = parse_time(as_of)

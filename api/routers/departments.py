@@ -23,6 +23,7 @@ from api.schemas import (
     Signing,
 )
 from api.schemas import Certificate as CertificateOut
+from domain.department import Department
 from domain.timefmt import parse_time
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
@@ -128,6 +129,8 @@ def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, se
     except ValueError:
         raise Problem("validation_error", "effective_at must be an RFC 3339 time") from None
     _, position = services.platform.revoke_seal(department_id, kid, body.reason, effective_at)
+    if not position:  # revoked from that time or earlier already: nothing recorded, the last event stands
+        position = max(services.log.stream_positions(Department.stream_id(department_id)).values())
     department = services.platform.department(department_id)
     return ok(services, seal_entry(department, kid, services.platform.clock()), position)
 

@@ -315,7 +315,7 @@ class _Verifier:
 
 def _parse(data: bytes) -> dict[str, Any]:
     try:
-        value = strictjson.loads(data)
+        value = strictjson.loads(data, max_depth=strictjson.BUNDLE_DEPTH)
     except strictjson.InvalidJSON as error:
         raise _Invalid(f"not a JSON document this verifier accepts: {error}") from None
     if not isinstance(value, dict):
@@ -342,7 +342,7 @@ def _readable_state(state: bytes) -> dict[str, Any] | None:
     """The stored state as JSON when it is stored in the clear (not encrypted), else None."""
     try:
         value = json.loads(state.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

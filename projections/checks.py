@@ -19,6 +19,7 @@ from domain.errors import InvalidInput
 from domain.privacy import mask_check
 from domain.timefmt import format_time
 from projections.cursor import decode_cursor, encode_cursor
+from signing import strictjson
 
 MAX_LIMIT = 500
 
@@ -150,7 +151,7 @@ def row_values(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def read_document(document: str, now: datetime) -> dict[str, Any]:
     """A stored document as the reader gets it, ``overdue`` computed for ``now``."""
-    item: dict[str, Any] = json.loads(document)
+    item: dict[str, Any] = strictjson.bounded(json.loads(document))  # stored deeper than any reader follows
     item["overdue"] = item["status"] in OPEN_UNANSWERED and format_time(now) > item["due_at"]
     return item
 

@@ -273,7 +273,7 @@ class _Verifier:
         if payload.get("check_id") != check_id or proof["id"] != payload.get("id"):
             self.fail("the proof is not the proof of this check")
         chain = proof["certificate_chain_pem"]
-        header = jws.parse_compact(text).header if at_issue.payload is not None else {}
+        header = jws.decode_compact(text).header if at_issue.payload is not None else {}
         sealed_by = jws.certificate_of(header)
         if not (isinstance(chain, list) and len(chain) == 2 and all(isinstance(pem, str) for pem in chain)):
             self.fail("certificate_chain_pem is not [department certificate, root certificate]")

@@ -55,8 +55,9 @@ def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> 
     """Judges a proof by every rule of §5; an invalid proof is a 200 with ``valid: false``."""
     body = read_body(request, VerifyRequest)
     root = services.keystore.root()[1]
-    verdict = verify_proof(body.jws, root, PlatformTrust(services.platform), services.platform.clock())
-    return asdict(verdict)
+    trust = PlatformTrust(services.platform)
+    verdict = verify_proof(body.jws, root, trust, services.platform.clock())
+    return {**asdict(verdict), "recorded": trust.recorded(verdict.payload, body.jws)}
 
 
 @router.get("/{proof_id}", response_model=ProofRecord, responses=problem_responses("unauthenticated", "not_found"))

@@ -11,7 +11,7 @@ from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
 from projections.views import Views
-from signing.keystore import KeyStore
+from signing.keystore import KeyStore, KeyStoreError
 from store.database import Database, PostgresDatabase, SQLiteDatabase
 from store.eventlog import EventLog
 
@@ -73,7 +73,12 @@ def build(settings: Settings | None = None) -> Services:
     """Builds the services from settings (the environment when none are given)."""
     settings = settings or Settings()
     location = parse_database_url(settings.database_url)
-    keystore = KeyStore(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+    try:
+        keystore = KeyStore(
+            settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None, escrow_dir=settings.key_escrow_dir
+        )
+    except KeyStoreError as error:
+        raise ConfigurationError(f"NOCERT_KEY_ESCROW_DIR: {error}") from None
     keystore.root()
     database = _open_database(location, settings)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
-def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_audit_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    from api import inputs
+
     audit = commands.add_parser("audit", help="audit the ledger, export and verify evidence bundles")
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
@@ -26,12 +27,12 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--root", help="verify against this root certificate (PEM) instead of the key directory's")
-    p.add_argument("--workers", type=int, default=None, help="processes verifying proofs (default: one per core)")
+    p.add_argument("--workers", type=inputs.positive, default=None, help="processes verifying proofs (default: one per core)")
     p.set_defaults(run=verify)
 
     p = actions.add_parser("export", help="print the evidence bundle of one check (JSON) on standard output")
     p.add_argument("check_id", metavar="CHECK_ID", help="the check's id (UUID)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=inputs.seconds, default=0.0, metavar="SECONDS",
                    help="wait up to this long for a signed checkpoint to cover the check (default: do not wait)")
     p.add_argument("-o", "--output", help="write the bundle to this file instead of standard output")
     p.set_defaults(run=export)
@@ -47,15 +48,11 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _root_certificate(path: str | None, services: Any = None) -> Any:
-    from api.settings import ConfigurationError
-    from signing.certificates import load_pem
+    from api import inputs
 
     if path is None:
         return services.keystore.root()[1]
-    try:
-        return load_pem(Path(path).read_bytes())
-    except (OSError, ValueError) as error:
-        raise ConfigurationError(f"--root: cannot read a PEM certificate from {path}: {error}") from None
+    return inputs.read_certificate(path)
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -64,7 +61,7 @@ def verify(args: argparse.Namespace) -> int:
     from api.trust import PlatformTrust
     from audit.verify import verify_ledger
 
-    services = build()
+    services = build(read_only=True)
     try:
         root = _root_certificate(args.root, services)
         with progress_bar("auditing the event store", terminal_only=True) as progress:
@@ -100,8 +97,12 @@ def export(args: argparse.Namespace) -> int:
         check_id = UUID(args.check_id)
     except ValueError:
         print(f"nocert audit export: {args.check_id!r} is not a check id (UUID)", file=sys.stderr)
-        return EXIT_PROBLEMS
-    services = build()
+        return EXIT_REFUSED
+    if args.output:
+        from api import inputs
+
+        inputs.check_writable(args.output, "--output")
+    services = build(read_only=True)
     try:
         root = services.keystore.root()[1]
         bundle = export_bundle_waiting(
@@ -114,7 +115,9 @@ def export(args: argparse.Namespace) -> int:
         services.close()
     data = serialize(bundle)
     if args.output:
-        Path(args.output).write_bytes(data)
+        from api import inputs
+
+        inputs.write_bytes(args.output, data, "--output")
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -122,15 +125,12 @@ def export(args: argparse.Namespace) -> int:
 
 
 def verify_bundle(args: argparse.Namespace) -> int:
-    from api.settings import ConfigurationError
+    from api import inputs
     from audit.bundle import verify_bundle as judge
     from domain.timefmt import utcnow
 
     root = _root_certificate(args.root)
-    try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    except OSError as error:
-        raise ConfigurationError(f"cannot read the bundle {args.file}: {error}") from None
+    data = inputs.read_text(args.file, "bundle").encode("utf-8")
     verdict = judge(data, root, utcnow())
     if args.json:
         print(json.dumps(verdict.to_dict(), ensure_ascii=False))

@@ -32,6 +32,7 @@ from signing.key import FileKey, SigningKey
 PASSPHRASE_VARIABLE = "NOCERT_KEY_PASSPHRASE"
 
 _KID = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_SECRET_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}", re.ASCII)
 
 _KeyPair = tuple[Ed25519PrivateKey, x509.Certificate]
 
@@ -62,7 +63,7 @@ class KeyStore:
         self._dir = Path(key_dir)
         self._escrow = Path(escrow_dir) if escrow_dir is not None else None
         if self._escrow is not None and self._escrow.resolve().is_relative_to(self._dir.resolve()):
-            raise KeyStoreError(f"the key escrow directory {self._escrow} must lie outside the key directory {self._dir}")
+            raise KeyStoreError(f"NOCERT_KEY_ESCROW_DIR {self._escrow} must lie outside the key directory {self._dir}")
         self._passphrase = passphrase or None
         self._crl_url = crl_url
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -132,6 +133,20 @@ class KeyStore:
             shutil.copy2(path, target)
             os.chmod(target, 0o600)
             path.unlink()
+
+    def secret(self, name: str) -> bytes:
+        """A 32-byte symmetric key of the key directory (``<name>.secret``, mode 0600), made on first use:
+        for what the service encrypts at rest beside the event store (stored idempotency answers)."""
+        if not _SECRET_NAME.fullmatch(name):
+            raise KeyStoreError(f"{name!r} is no key name")
+        path = self._path(name, "secret")
+        with self._lock():
+            if not path.exists():
+                self._write(path, os.urandom(32))
+            value = path.read_bytes()
+        if len(value) != 32:
+            raise KeyStoreError(f"{path} does not hold a 32-byte key")
+        return value
 
     def _root_pair(self) -> _KeyPair:
         if self._root is None:

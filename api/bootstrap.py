@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from api.claims import JsonSchemaClaims
 from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, load_settings, parse_database_url, store_env
+from api.waits import PositionWaits
 from domain.platform import Platform
 from projections.views import Views
 from signing.keystore import KeyPassphraseError, KeyStore, KeyStoreError
@@ -31,6 +32,15 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    # ``?min_position=`` waits on the event loop (api.waits): for the views, and for the event store.
+    view_waits: PositionWaits = field(init=False)
+    store_waits: PositionWaits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.view_waits = PositionWaits(
+            self.views.position, lambda: self.views.nudge(urgent=True), self.views.follower.on_advance
+        )
+        self.store_waits = PositionWaits(self.log.max_position)
 
     def close(self) -> None:
         self.views.stop()

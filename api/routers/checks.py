@@ -19,12 +19,11 @@ from api.deps import (
     Cursor,
     Issuer,
     Limit,
-    MinPosition,
     ServicesDep,
+    StoreAt,
+    ViewsAt,
     parse_uuid,
     require_known_category,
-    wait_for_store,
-    wait_for_views,
 )
 from api.presenters import check_document, history_document
 from api.principal import Principal
@@ -121,11 +120,10 @@ def list_checks(
     overdue: bool | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-    min_position: MinPosition = None,
+    min_position: ViewsAt = None,
 ) -> dict[str, Any]:
     """Approvers see the checks they raised, issuers those addressed to them now, auditors all."""
     require_known_category(services, category)
-    wait_for_views(services, min_position)
     items, next_cursor = services.views.list_checks(
         **list_scope(principal),
         status=status.value if status is not None else None,
@@ -139,10 +137,9 @@ def list_checks(
 
 @router.get("/v1/inbox", response_model=CheckPage, responses=problem_responses("unauthenticated", "forbidden", "validation_error", "not_caught_up"))
 def inbox(
-    issuer: Issuer, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None, min_position: MinPosition = None
+    issuer: Issuer, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None, min_position: ViewsAt = None
 ) -> dict[str, Any]:
     """Checks addressed to the caller in raised, accepted or info_requested, most urgent first."""
-    wait_for_views(services, min_position)
     items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
 
@@ -158,9 +155,8 @@ def read_check(
     services: ServicesDep,
     version: Annotated[str | None, Query(description="The check as it was after its N-th event")] = None,
     as_of: Annotated[str | None, Query(description="The check as it was at this RFC 3339 time")] = None,
-    min_position: MinPosition = None,
+    min_position: StoreAt = None,
 ) -> dict[str, Any]:
-    wait_for_store(services, min_position)
     current = visible_check(services, check_id, principal)
     if version is not None and as_of is not None:
         raise Problem("validation_error", "give version or as_of, not both")
@@ -184,8 +180,7 @@ def read_check(
     response_model=History,
     responses=problem_responses("unauthenticated", "forbidden", "not_found", "not_caught_up"),
 )
-def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
-    wait_for_store(services, min_position)
+def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: StoreAt = None) -> dict[str, Any]:
     check = visible_check(services, check_id, principal)
     events = services.platform.check_events(check.id)
     positions = services.log.stream_positions(check.id)

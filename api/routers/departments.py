@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.body import body_openapi, read_body
-from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
+from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import department_document, seal_entry
 from api.problems import Problem, problem_responses
@@ -60,10 +60,9 @@ def create_department(request: Request, admin: Admin, services: ServicesDep) -> 
 @router.get("", response_model=DepartmentPage, responses=problem_responses("unauthenticated", "validation_error"))
 def list_departments(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
-    min_position: MinPosition = None,
+    min_position: StoreAt = None,
 ) -> dict[str, Any]:
     """Public data of every department, with its certificates (never API keys)."""
-    wait_for_store(services, min_position)
     now = services.platform.clock()
     ids = sorted(services.platform.directory().listings)
     chosen, next_cursor = page(ids, str, limit, cursor, "departments")

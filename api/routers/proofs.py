@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from api.access import sees_proof_jws
 from api.body import body_openapi, read_body
 from api.bootstrap import Services
-from api.deps import Issuer, MinPosition, PrincipalDep, ServicesDep, parse_uuid, wait_for_store
+from api.deps import Issuer, PrincipalDep, ServicesDep, StoreAt, parse_uuid
 from api.principal import Principal
 from api.problems import Problem, problem_responses
 from api.responses import ok
@@ -61,8 +61,7 @@ def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> 
 
 
 @router.get("/{proof_id}", response_model=ProofRecord, responses=problem_responses("unauthenticated", "not_found"))
-def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
-    wait_for_store(services, min_position)
+def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, min_position: StoreAt = None) -> dict[str, Any]:
     return proof_record(visible_proof(services, proof_id, principal))
 
 

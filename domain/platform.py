@@ -119,9 +119,10 @@ class Platform(CachedApplication):
         if owner is None:
             return None
         department_id, key_id = owner
-        try:
-            department = self.department(department_id)
-        except NotFound:
+        if not Department.is_valid_id(department_id):
+            return None
+        department = self._read(Department.stream_id(department_id)).get(Department.stream_id(department_id))
+        if not isinstance(department, Department):  # read only (a cache entry): never changed here
             return None
         expected = department.active_key_hash(key_id)
         return department if expected is not None and key_matches(expected, api_key) else None
@@ -194,7 +195,7 @@ class Platform(CachedApplication):
     def _current(self, check: CheckRef) -> Check:
         """The check a command changes: the one the caller has just read (and may change), or read now.
         A check read before a concurrent command is refused at saving (``concurrent_update``)."""
-        return check if isinstance(check, Check) else self.check(check)
+        return self.caching.owned(check) if isinstance(check, Check) else self.check(check)
 
     def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
         """The check as it was at ``moment``: after its last event recorded at or before then."""

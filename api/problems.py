@@ -88,6 +88,7 @@ def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
         status: {
             "description": f"{HTTPStatus(status).phrase}: code {' | '.join(found)}",
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "x-problem-codes": found,  # completed by `api.openapi` with the codes every such operation can answer
         }
         for status, found in sorted(by_status.items())
     }

@@ -29,6 +29,7 @@ def events(
 
 @router.get("/checkpoints/latest", response_model=CheckpointOut, responses=problem_responses("unauthenticated", "forbidden", "not_found"))
 def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: ViewsAt = None) -> dict[str, Any]:
+    """The latest signed checkpoint of the ledger (404 before the first)."""
     checkpoint = services.views.latest_checkpoint()
     if checkpoint is None:
         raise Problem("not_found", "no checkpoint has been signed yet")
@@ -37,6 +38,7 @@ def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: Vie
 
 @router.get("/checkpoints", response_model=CheckpointOut, responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error"))
 def checkpoint_at(auditor: Auditor, services: ServicesDep, tree_size: Size, min_position: ViewsAt = None) -> dict[str, Any]:
+    """The checkpoint signed at this tree size (404 if none was)."""
     checkpoint = services.views.checkpoint(tree_size)
     if checkpoint is None:
         raise Problem("not_found", f"no checkpoint was signed at tree size {tree_size}")

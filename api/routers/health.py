@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import ServicesDep
 from api.metrics import StoreGauges
-from api.problems import problem_response
+from api.problems import problem_response, problem_responses
 from api.schemas import Health
 from domain.timefmt import utcnow
 from store.database import STORE_ERRORS
@@ -23,7 +23,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"description": "store unreachable or views behind"}})
+@router.get("/readyz", response_model=Health, responses=problem_responses("unavailable"))
 def readyz(services: ServicesDep) -> JSONResponse:
     """200 when the event store answers and the views are within 1000 events of the log."""
     try:

@@ -17,6 +17,7 @@ from tests.bodies import APPLICANT, OTHER_NUMBER
 CONTRACT: set[tuple[str, str]] = {
     ("post", "/v1/departments"),
     ("get", "/v1/departments"),
+    ("patch", "/v1/departments/{department_id}"),  # API.md §10
     ("post", "/v1/departments/{department_id}/api-keys"),
     ("delete", "/v1/departments/{department_id}/api-keys/{api_key_id}"),
     ("post", "/v1/departments/{department_id}/keys"),

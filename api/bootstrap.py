@@ -156,6 +156,9 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         raise ConfigurationError(f"NOCERT_KEY_DIR: {error}") from None
     except OSError as error:
         raise ConfigurationError(f"NOCERT_KEY_DIR: cannot use {settings.key_dir}: {error.strerror or error}") from None
+    except ValueError as error:  # a certificate file that is no PEM certificate
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(f"NOCERT_KEY_DIR: {settings.key_dir} holds a damaged certificate file ({first})") from None
     if location.kind == "postgres":
         _ensure_schema(location, read_only)
     elif location.kind != "sqlite":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC
@@ -78,28 +79,38 @@ def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
 def demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from api.demo import StoreNotEmpty, run_demo
+    from api.demo import StoreNotEmpty, keys_file, run_demo, write_keys_file
     from api.progress import progress_bar
 
     services = _services()
-    console = Console()
+    console = Console(soft_wrap=True, highlight=False)
+    saved = keys_file(services.settings.key_dir)
+    docs = f"{args.url}/docs"
     try:
         with progress_bar("raising demo checks", total=args.checks, console=console) as report:
             departments = run_demo(services.platform, args.checks, lambda done: report(done, args.checks))
     except StoreNotEmpty:
-        console.print(
-            f"[red]nocert demo: the store at {services.settings.database_url} already holds events; "
-            "nothing was changed. Use an empty database (e.g. delete ./var) to create the demo again.[/red]"
-        )
-        return EXIT_REFUSED
+        if not args.keep_existing:
+            print(f"nocert demo: the store at {services.settings.database_url} already holds events; nothing was changed "
+                  f"(the demo's keys are in {saved}; delete ./var to start over)", file=sys.stderr)
+            return EXIT_REFUSED
+        if saved.is_file():
+            console.print(f"The store already holds events; the demo's API keys, from {saved}:")
+            console.print(saved.read_text(encoding="utf-8").rstrip())
+        else:
+            console.print(f"The store already holds events and {saved} is not there: these are not the demo's keys.")
+        console.print(f"API documentation: {docs}")
+        return EXIT_OK
     finally:
         services.close()
-    console.print("[bold]Demo departments[/bold] (API keys are shown this once; copy the one you need):")
-    for department in departments:
-        console.print(f"{department.id:<22} {','.join(department.roles):<16} {department.api_key}", soft_wrap=True, highlight=False)
+    lines = [f"{department.id:<22} {','.join(department.roles):<16} {department.api_key}" for department in departments]
+    write_keys_file(saved, lines)
+    console.print(f"[bold]Demo departments[/bold] (API keys; also in {saved}, mode 0600):")
+    for line in lines:
+        console.print(line)
     console.print(
-        f"Raised {args.checks} checks. Try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/v1/inbox"
-        " with an issuer's key (e.g. fz-gulou-police), or open http://127.0.0.1:8000/docs and 'Authorize'."
+        f"Raised {args.checks} checks, their lives played over the last 72 hours. Try: curl -H 'Authorization: Bearer <key>' "
+        f"{args.url}/v1/inbox with an issuer's key (e.g. fz-gulou-police), or open {docs} and 'Authorize'."
     )
     if not services.settings.admin_key:
         console.print("Set NOCERT_ADMIN_KEY before `nocert serve` to use the admin endpoints.")
@@ -203,6 +214,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("demo", help="create a demo province on an empty store and print its API keys")
     p.add_argument("--checks", type=inputs.not_negative, default=50, help="how many checks to raise (default 50)")
+    p.add_argument("--keep-existing", action="store_true",
+                   help="on a store that holds events, show the demo's keys again (from the file it wrote) and exit 0")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="where the service will answer, for the hints printed")
     p.set_defaults(run=demo)
 
     views = commands.add_parser("views", help="maintain the views").add_subparsers(dest="views_command", required=True, metavar="ACTION")
@@ -239,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
         return status
     except ConfigurationError as error:
-        print("nocert: " + "; ".join(line.strip(" -") for line in str(error).splitlines() if line.strip()), file=sys.stderr)
+        parts = (re.sub(r"^\s*-\s+", "", line).strip() for line in str(error).splitlines())
+        print("nocert: " + "; ".join(part for part in parts if part), file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         print("nocert: interrupted", file=sys.stderr)

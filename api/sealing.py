@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from domain.errors import ConcurrentUpdate
@@ -19,9 +21,11 @@ class KeyStoreSealer:
 
     def __init__(self, keystore: KeyStore) -> None:
         self.keystore = keystore
+        # When new certificates begin (None: now, less clock skew). The demo's clock sets it (api.demo_clock).
+        self.not_before: Callable[[], datetime | None] = lambda: None
 
     def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate:
-        signer = self.keystore.new_department_seal(department_id, name, uscc)
+        signer = self.keystore.new_department_seal(department_id, name, uscc, self.not_before())
         certificate = signer.certificate
         return SealCertificate(
             kid=signer.kid,

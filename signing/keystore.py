@@ -89,11 +89,15 @@ class KeyStore:
 
         return FileKey(*self._load_or_create("ledger", create))
 
-    def new_department_seal(self, department_id: str, name: str, uscc: str) -> SigningKey:
-        """A new seal key for a department, with a certificate issued by the root; stored under its kid."""
+    def new_department_seal(
+        self, department_id: str, name: str, uscc: str, not_before: datetime | None = None
+    ) -> SigningKey:
+        """A new seal key for a department, with a certificate issued by the root (valid from ``not_before``,
+        default now); stored under its kid."""
         key = Ed25519PrivateKey.generate()
         cert = certificates.issue_department_certificate(
-            *self._root_pair(), key.public_key(), department_id=department_id, name=name, uscc=uscc, crl_url=self._crl_url
+            *self._root_pair(), key.public_key(), department_id=department_id, name=name, uscc=uscc,
+            not_before=not_before, crl_url=self._crl_url,
         )
         self._store(certificates.kid_of(cert), key, cert)
         return FileKey(key, cert)

@@ -172,3 +172,20 @@ def test_proof_verify_exits_1_only_for_an_invalid_proof(tmp_path: Path, root_pem
 def test_verify_bundle_binary(tmp_path: Path, root_pem: str) -> None:
     (tmp_path / "bundle.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
     refused(run("audit", "verify-bundle", str(tmp_path / "bundle.json"), "--root", root_pem), "bundle")
+
+
+def test_serve_refuses_a_bad_setting_before_it_listens(store: dict[str, str]) -> None:
+    refused(run("serve", "--port", "1", env=store, NOCERT_DB_POOL_SIZE="0"), "NOCERT_DB_POOL_SIZE")
+
+
+def test_a_damaged_root_certificate(store: dict[str, str], tmp_path: Path) -> None:
+    import shutil
+
+    keys = tmp_path / "keys"
+    shutil.copytree(store["NOCERT_KEY_DIR"], keys)
+    (keys / "root.pem").write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    refused(run("audit", "verify", env={**store, "NOCERT_KEY_DIR": str(keys)}), "NOCERT_KEY_DIR")
+
+
+def test_demo_with_a_negative_count() -> None:
+    refused(run("demo", "--checks", "-3"), "--checks")

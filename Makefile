@@ -31,7 +31,7 @@ test: install
 	$(BIN)/pytest -q
 
 # The linter and the type checker, as CI runs them (settings in pyproject.toml).
-LINTED := domain signing store projections audit witness api bench
+LINTED := domain signing store privacy projections audit witness escalation delivery api bench
 lint: install
 	$(BIN)/ruff check $(LINTED) tests
 	$(BIN)/mypy --strict $(LINTED)

@@ -5,6 +5,15 @@ from __future__ import annotations
 
 from api.principal import Principal
 from domain.check import Check
+from domain.vocabulary import Role
+
+# Everything the province's citizen app may call (API.md §14); any other call of its key is refused (403).
+CITIZEN_PORTAL_CALLS = frozenset({("POST", "/v1/subjects/accesses"), ("GET", "/v1/categories")})
+
+
+def may_call(principal: Principal, method: str, path: str) -> bool:
+    """Whether the principal's roles allow this call at all (before any route's own rule)."""
+    return not principal.has_role(Role.CITIZEN_PORTAL) or (method, path) in CITIZEN_PORTAL_CALLS
 
 
 def can_read_check(check: Check, principal: Principal) -> bool:

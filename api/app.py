@@ -21,7 +21,19 @@ from api.idempotency import render_recorded
 from api.metrics import Metrics
 from api.openapi import build_openapi
 from api.problems import Problem, problem_response
-from api.routers import audit, categories, checks, coverage, departments, health, proofs, trust
+from api.routers import (
+    audit,
+    categories,
+    checks,
+    coverage,
+    departments,
+    feed,
+    health,
+    proofs,
+    subjects,
+    subscriptions,
+    trust,
+)
 from domain.errors import DomainError
 from store.database import STORE_ERRORS
 from store.idempotency import BodyCipher, IdempotencyStore
@@ -83,10 +95,10 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if start_views:
-            services.views.start()
+            services.start()
         LOG.info("nocert serving on %s store", services.location.kind)
         yield
-        services.views.stop()
+        services.stop()
 
     app = FastAPI(
         title="nocert",
@@ -99,7 +111,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.state.services = services
     app.state.metrics = metrics
     _problem_handlers(app)
-    modules = (departments, categories, checks, proofs, trust, coverage, audit, health)
+    modules = (departments, categories, checks, proofs, trust, coverage, audit, health, feed, subscriptions, subjects)
     for module in modules:
         app.include_router(module.router)
     app.state.routes = [route for module in modules for route in module.router.routes]

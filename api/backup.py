@@ -35,6 +35,7 @@ from uuid import UUID
 
 from api.bootstrap import EVENTS_TABLE, Services
 from api.settings import ConfigurationError, Settings
+from privacy.keys import STORE_DIR
 from projections.schema import SHADOW, SWAPPED
 
 FORMAT = "nocert-backup/1"
@@ -44,6 +45,7 @@ REBUILT = frozenset({*SWAPPED, "view_schema"})
 TRANSIENT = frozenset({"ui_sessions", "ui_sign_in_failures"})
 KEYS_MEMBER = "keys"
 SUBJECT_KEYS_MEMBER = "subject-keys"
+SUBJECT_STORE_DIR = STORE_DIR  # NOCERT_KEY_DIR/subjects (privacy.keys)
 
 
 @dataclass
@@ -62,12 +64,9 @@ class Summary:
 
 
 def key_stores(settings: Settings) -> dict[str, Path]:
-    """The archive member of each key directory. The subject key store (privacy) adds its own member here."""
-    stores = {KEYS_MEMBER: Path(settings.key_dir)}
-    subject_dir = getattr(settings, "subject_key_dir", None)
-    if subject_dir is not None:
-        stores[SUBJECT_KEYS_MEMBER] = Path(subject_dir)
-    return stores
+    """The archive member of each key directory: the key directory's own files, and the subject key store
+    (`privacy.keys`, the directory ``subjects/`` inside it, with its subdirectories) as a member of its own."""
+    return {KEYS_MEMBER: Path(settings.key_dir), SUBJECT_KEYS_MEMBER: Path(settings.key_dir) / SUBJECT_STORE_DIR}
 
 
 # -- values of rows as JSON ---------------------------------------------------------------------------
@@ -134,10 +133,12 @@ def _table_rows(services: Services, table: str) -> tuple[list[str], list[tuple[A
     return columns, rows
 
 
-def _files(directory: Path) -> list[Path]:
+def _files(directory: Path, member: str = KEYS_MEMBER) -> list[Path]:
+    """The member's files: the key directory's own (not its subdirectories), the subject key store's at any depth."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    found = directory.rglob("*") if member == SUBJECT_KEYS_MEMBER else directory.iterdir()
+    return sorted(p for p in found if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts))
 
 
 def backup(services: Services, output: Path, *, subject_keys: bool = True) -> Summary:
@@ -157,9 +158,9 @@ def backup(services: Services, output: Path, *, subject_keys: bool = True) -> Su
     for member, directory in key_stores(services.settings).items():
         if member == SUBJECT_KEYS_MEMBER and not subject_keys:
             continue
-        files = _files(directory)
+        files = _files(directory, member)
         for path in files:
-            members[f"{member}/{path.name}"] = path.read_bytes()
+            members[f"{member}/{path.relative_to(directory).as_posix()}"] = path.read_bytes()
         summary.key_files[member] = len(files)
     manifest = {
         "format": FORMAT,
@@ -222,7 +223,7 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 def check_key_dirs_empty(stores: dict[str, Path]) -> None:
     for member, directory in stores.items():
-        if _files(directory):
+        if _files(directory, member):
             raise ConfigurationError(f"restore: the key directory {directory} ({member}) is not empty; nothing was changed")
 
 
@@ -231,10 +232,12 @@ def write_keys(stores: dict[str, Path], members: dict[str, bytes]) -> dict[str, 
     written: dict[str, int] = {}
     for name, data in members.items():
         member, _, file = name.partition("/")
-        if member not in stores or not file or "/" in file or file.startswith("."):
+        parts = file.split("/")
+        nested_ok = member == SUBJECT_KEYS_MEMBER or len(parts) == 1
+        if member not in stores or not file or not nested_ok or any(not p or p.startswith(".") for p in parts):
             continue
         directory = stores[member]
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / file).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(directory / file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(data)

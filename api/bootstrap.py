@@ -5,16 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
+from api.cloudevents import render_delivery
 from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
-from api.settings import ConfigurationError, Settings, StoreLocation, load_settings, parse_database_url, store_env
+from api.settings import (
+    ConfigurationError,
+    Settings,
+    StoreLocation,
+    load_settings,
+    parse_database_url,
+    parse_retry,
+    store_env,
+)
 from api.waits import PositionWaits
+from delivery.address import allowed_prefixes
+from delivery.backfill import index_feed
+from delivery.dispatcher import Dispatcher
+from delivery.routing import delivery_hook
+from delivery.schema import create_tables as create_delivery_tables
+from delivery.secrets import WebhookKeys
 from domain.platform import Platform
+from escalation.timer import OverdueTimer
+from privacy.index import BlindIndex
+from privacy.keys import SubjectKeys
+from privacy.mapper import SubjectMapper
 from projections.views import Views
 from signing.keystore import KeyPassphraseError, KeyStore, KeyStoreError
 from store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -32,6 +53,10 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    subjects: SubjectMapper  # the subject keys: blind index, field encryption, erasure's keys (`privacy`)
+    overdue: OverdueTimer
+    webhook_keys: WebhookKeys
+    webhooks: Dispatcher
     # ``?min_position=`` waits on the event loop (api.waits): for the views, and for the event store.
     view_waits: PositionWaits = field(init=False)
     store_waits: PositionWaits = field(init=False)
@@ -42,8 +67,19 @@ class Services:
         )
         self.store_waits = PositionWaits(self.log.max_position)
 
-    def close(self) -> None:
+    def start(self) -> None:
+        """Starts the process's workers: the view follower, the Overdue timer and the webhook dispatcher."""
+        self.views.start()
+        self.overdue.start()
+        self.webhooks.start()
+
+    def stop(self) -> None:
+        self.webhooks.stop()
+        self.overdue.stop()
         self.views.stop()
+
+    def close(self) -> None:
+        self.stop()
         self.database.close()
         self.platform.close()
 
@@ -164,8 +200,12 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
     elif location.kind != "sqlite":
         _open_database(location, settings)  # says which stores serve
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(
-        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed]
+    platform, subjects = build_platform(
+        env,
+        settings.key_dir,
+        sealer=KeyStoreSealer(keystore),
+        claims=JsonSchemaClaims(),
+        save_hooks=[record_committed, delivery_hook],
     )
     _check_cipher(platform)
     # One pool per process: the views and idempotency records share the event store's connections.
@@ -173,11 +213,52 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
     pool = recorder.datastore.pool if isinstance(recorder, PostgresApplicationRecorder) else None
     database = _open_database(location, settings, pool=pool)
     log = EventLog(platform, database)
+    if not read_only:
+        create_delivery_tables(database)  # before the first save: the delivery hook's attachments write them
+        index_feed(database, log, platform.mapper)
     views = Views(
         database,
         platform,
         log,
         ledger_signer=keystore.ledger_signer(),
+        personal=subjects,
         checkpoint_every=settings.checkpoint_every,
     )
-    return Services(settings, location, platform, database, log, keystore, views)
+    overdue = OverdueTimer(platform, views, database)
+    webhook_keys = WebhookKeys(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+    webhooks = build_dispatcher(settings, platform, database, webhook_keys)
+    return Services(settings, location, platform, database, log, keystore, views, subjects, overdue, webhook_keys, webhooks)
+
+
+def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
+    """The webhook dispatcher of these settings (tests give a transport or a poll interval)."""
+    return Dispatcher(
+        database,
+        keys,
+        lambda due: render_delivery(platform, due.department, due.position, due.check_id, due.version),
+        lambda subscription, position, status, error: platform.subscription_failing(UUID(subscription), position, status, error),
+        retry=parse_retry(settings.webhook_retry),
+        timeout=settings.webhook_timeout,
+        allow=allowed_prefixes(settings.webhook_allow),
+        workers=settings.webhook_workers,
+        **overrides,
+    )
+
+
+def build_platform(env: dict[str, str], key_dir: Path, **kwargs: Any) -> tuple[Platform, SubjectMapper]:
+    """The application with its check events' personal data under the subject keys of `key_dir`."""
+    keys, index = SubjectKeys(key_dir), BlindIndex.in_key_dir(key_dir)
+
+    class SubjectPlatform(Platform):
+        """The platform whose mapper seals personal fields per subject (eventsourcing's hook for a mapper)."""
+
+        name = Platform.name  # the library names tables and settings after it, not after the subclass
+
+        def construct_mapper(self) -> Mapper[UUID]:
+            return SubjectMapper(super().construct_mapper(), keys, index)
+
+    platform = SubjectPlatform(env, **kwargs)
+    subjects = platform.mapper
+    assert isinstance(subjects, SubjectMapper)
+    subjects.attach(lambda stream_id: next(iter(platform.recorder.select_events(stream_id, lte=1, limit=1)), None))
+    return platform, subjects

@@ -112,6 +112,14 @@ def demo(args: argparse.Namespace) -> int:
         f"Raised {args.checks} checks, their lives played over the last 72 hours. Try: curl -H 'Authorization: Bearer <key>' "
         f"{args.url}/v1/inbox with an issuer's key (e.g. fz-gulou-police), or open {docs} and 'Authorize'."
     )
+    console.print(
+        "Webhooks: the demo creates no subscription. To have an approval system told of its checks, run"
+        " (with the approver's key; an http:// URL needs NOCERT_WEBHOOK_ALLOW=http://127.0.0.1 on the server):\n"
+        "  curl -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json'"
+        " -d '{\"url\": \"https://approval.example/nocert-hook\", \"types\": null}' http://127.0.0.1:8000/v1/subscriptions\n"
+        "Keep the whsec_ secret it answers (shown once); docs/webhooks.md shows how to verify deliveries.",
+        soft_wrap=True, highlight=False,
+    )
     if not services.settings.admin_key:
         console.print("Set NOCERT_ADMIN_KEY before `nocert serve` to use the admin endpoints.")
     return EXIT_OK
@@ -242,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
     from api.audit_cli import add_audit_commands
 
     add_audit_commands(commands)
+    from api.subjects_cli import add_subject_commands
+
+    add_subject_commands(commands)
     return parser
 
 

@@ -57,6 +57,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "Close": {"outcome": "applicant_submitted"},
     "Empty": {},
     "ProofRevocation": {"reason": "复核发现信息有误"},
+    "Urge": {"note": "申请人已等候两日，请尽快回复"},
+    # Under an operator's NOCERT_WEBHOOK_ALLOW prefix (the demo's test allows it), or any public https:// URL.
+    "SubscriptionCreate": {"url": "https://approval.fuzhou.example/nocert-hook", "types": ["Replied", "Declined", "Overdue"]},
     # Any text is judged; this one is no compact JWS, so the answer is a 200 with valid false and "malformed".
     "VerifyRequest": {"jws": "eyJhbGciOiJFZERTQSJ9.eyJ0eXBlIjoibm9jZXJ0LnByb29mLnYxIn0.c2lnbmF0dXJl"},
+    "SubjectQuery": {"id_number": APPLICANT_ID_NUMBER, "limit": 50, "cursor": None},
+    "SubjectErase": {"id_number": APPLICANT_ID_NUMBER, "legal_basis": "《个人信息保护法》第四十七条：个人撤回同意"},
 }

@@ -20,6 +20,7 @@ from anyio import to_thread
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import may_call
 from api.idempotency import IdempotentRequests, Replayer, valid_key
 from api.metrics import Metrics
 from api.principal import Principal, authenticate, bearer_token
@@ -29,7 +30,7 @@ from store.database import STORE_ERRORS
 from store.idempotency import IdempotencyStore
 
 BODY_LIMIT = 64 * 1024
-PUBLIC_PATHS = frozenset({"/v1/trust/root"})
+PUBLIC_PATHS = frozenset({"/v1/trust/root", "/v1/trust/webhook-key"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -141,6 +142,9 @@ class Gateway:
                 detail = "missing API key" if token is None else "unknown or revoked API key"
                 response = problem_response("unauthenticated", detail, headers={"WWW-Authenticate": "Bearer"})
                 await response(scope, receive, send)
+                return
+            if not may_call(principal, method, path):
+                await problem_response("forbidden", "this key may not make this call")(scope, receive, send)
                 return
             scope["nocert.principal"] = principal
 

@@ -67,10 +67,13 @@ class _Counters(Collector):
 class StoreGauges(Collector):
     """Gauges read from the store at each scrape; none when the store is down (``nocert_store_up`` 0)."""
 
-    def __init__(self, views: Any, log: Any, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, views: Any, log: Any, clock: Callable[[], datetime], webhook_backlog: Callable[[], int] = lambda: 0
+    ) -> None:
         self.views = views
         self.log = log
         self.clock = clock
+        self.webhook_backlog = webhook_backlog
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("nocert_store_up", "1 when the event store answered this scrape")
@@ -95,6 +98,10 @@ class StoreGauges(Collector):
         yield _gauge("nocert_checkpoint_tree_size", "Tree size of the latest signed ledger checkpoint", size)
         yield _gauge(
             "nocert_ledger_uncovered_leaves", "Ledger leaves no signed checkpoint covers yet", self.views.ledger_size() - size
+        )
+        yield _gauge(
+            "nocert_webhook_backlog", "Webhook deliveries of live subscriptions not delivered yet (pending or failing)",
+            self.webhook_backlog(),
         )
         if latest:
             age = (now - _parse(latest["issued_at"])).total_seconds()

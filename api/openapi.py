@@ -28,8 +28,35 @@ from api.deps import RoleCheck
 from api.examples import EXAMPLES
 from api.gateway import PUBLIC_PATHS
 from api.problems import PROBLEM_MEDIA_TYPE, STATUS_OF_CODE
-from api.schemas import BODY_MODELS
+from api.schemas import (
+    CategoryCreate,
+    CategoryPatch,
+    CheckCreate,
+    Close,
+    Decline,
+    DepartmentCreate,
+    DepartmentPatch,
+    Empty,
+    Forward,
+    InfoRequest,
+    InfoSupply,
+    KeyRevocation,
+    ProofRevocation,
+    Reply,
+    SubscriptionCreate,
+    Urge,
+    VerifyRequest,
+    Withdraw,
+)
 from api.schemas import Problem as ProblemModel
+from api.subject_schemas import SubjectErase, SubjectQuery
+
+# The body models handlers read themselves (`api.body.read_body`), documented as components.
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
+    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge, SubscriptionCreate,
+    SubjectQuery, SubjectErase,
+)
 
 OPERATION_IDS: dict[tuple[str, str], str] = {
     ("post", "/v1/departments"): "create_department",
@@ -68,6 +95,15 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("get", "/healthz"): "get_health",
     ("get", "/readyz"): "get_readiness",
     ("get", "/metrics"): "get_metrics",
+    ("post", "/v1/checks/{check_id}/urge"): "urge_check",
+    ("get", "/v1/feed"): "get_feed",
+    ("post", "/v1/subscriptions"): "create_subscription",
+    ("get", "/v1/subscriptions"): "list_subscriptions",
+    ("get", "/v1/subscriptions/{subscription_id}"): "get_subscription",
+    ("delete", "/v1/subscriptions/{subscription_id}"): "delete_subscription",
+    ("post", "/v1/subscriptions/{subscription_id}/resume"): "resume_subscription",
+    ("get", "/v1/subscriptions/{subscription_id}/deliveries"): "list_deliveries",
+    ("get", "/v1/trust/webhook-key"): "get_webhook_key",
 }
 
 #: Operations that record no event, although they are POSTs.

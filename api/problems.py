@@ -34,6 +34,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "ambiguous_route": 422,
     "invalid_issuer": 422,
     "idempotency_mismatch": 422,
+    "invalid_url": 422,
     "too_many_requests": 429,
     "internal_error": 500,
     "not_caught_up": 503,

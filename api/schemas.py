@@ -135,6 +135,15 @@ class Close(Strict):
     outcome: Outcome
 
 
+class Urge(Strict):
+    note: StrictStr = Text
+
+
+class SubscriptionCreate(Strict):
+    url: StrictStr = Field(min_length=1, max_length=2000)
+    types: list[StrictStr] | None = None
+
+
 class Empty(Strict):
     pass
 
@@ -147,10 +156,8 @@ class VerifyRequest(Strict):
     jws: StrictStr = Field(max_length=60000)
 
 
-BODY_MODELS: tuple[type[BaseModel], ...] = (
-    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
-    Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
-)
+
+# (`api.openapi.BODY_MODELS` lists the body models; the subjects' are in `api.subject_schemas`.)
 
 # -- responses ----------------------------------------------------------------------------------
 
@@ -257,8 +264,8 @@ class Check(BaseModel):
     matter: Matter
     approver: str
     issuer: str
-    applicant: CheckApplicant
-    claims: dict[str, Any]
+    applicant: CheckApplicant  # name and id_number null once the applicant was erased (API.md §14)
+    claims: dict[str, Any] | None
     purpose: str
     consent: Consent
     raised_at: Time
@@ -272,6 +279,8 @@ class Check(BaseModel):
     info_requests: list[InfoRequestItem]
     forwarded_from: list[str]
     version: int
+    overdue_since: str | None = None  # §13: the time of the check's current Overdue
+    urged: int = 0  # §13: how often the approver urged
 
 
 class HistoryEvent(BaseModel):
@@ -307,7 +316,7 @@ class CategoryPage(Page):
 class ProofRecord(BaseModel):
     id: Uuid
     check_id: Uuid
-    jws: str
+    jws: str | None  # null once the applicant was erased (API.md §14)
     status: ProofStatus
     revoked_at: Time | None
     revocation_reason: str | None

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     ui_absolute_hours: float = Field(default=12, gt=0)
     ui_lockout_failures: int = Field(default=5, ge=1)
     ui_lockout_minutes: float = Field(default=15, gt=0)
+    # Webhooks (API.md §11): URL prefixes allowed besides https:// (comma-separated), the retry delays in
+    # seconds, the answer timeout, and how many subscriptions are sent to at once.
+    webhook_allow: str = ""
+    webhook_retry: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout: float = Field(default=10, gt=0)
+    webhook_workers: int = Field(default=8, ge=1)
 
 
 def load_settings() -> Settings:
@@ -182,3 +188,14 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
     # eventsourcing requires POSTGRES_PASSWORD to be set, empty included (a server that trusts the user).
     keep_empty = {"POSTGRES_PASSWORD"} if location.kind == "postgres" else set()
     return {key: value for key, value in env.items() if value != "" or key in keep_empty}
+
+
+def parse_retry(value: str) -> tuple[float, ...]:
+    """``NOCERT_WEBHOOK_RETRY``: comma-separated delays in seconds, each 0 or more."""
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        delays = (-1.0,)
+    if any(delay < 0 or delay != delay for delay in delays):
+        raise ConfigurationError(f"NOCERT_WEBHOOK_RETRY: {value!r} is no comma-separated list of seconds (e.g. 5,300,1800)")
+    return delays

@@ -23,6 +23,7 @@ from cryptography import x509
 from audit.evidence import CHECK_TOPIC_PREFIX, FORMAT, content_digest
 from domain.check import TRANSITIONS
 from domain.timefmt import parse_time
+from privacy.fields import is_sealed
 from signing import certificates, jws, merkle, strictjson
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import event_leaf
@@ -242,8 +243,11 @@ class _Verifier:
         proof = bundle.get("proof")
         replies = [n for n, event in enumerate(events) if event["type"] == CHECK_TOPIC_PREFIX + "Replied"]
         if proof is None:
-            if replies:
+            erased = any(event["type"] == CHECK_TOPIC_PREFIX + "SubjectErased" for event in events)
+            if replies and not erased:
                 self.fail("the check was replied to but the bundle holds no proof")
+            elif replies:
+                self.note("the applicant was erased (API.md §14): the proof's JWS went with their key")
             return
         if not isinstance(proof, dict) or set(proof) != {"id", "jws", "certificate_chain_pem"}:
             raise _Invalid("proof must have exactly id, jws and certificate_chain_pem")
@@ -284,7 +288,10 @@ class _Verifier:
                 self.fail("certificate_chain_pem[1] is not the root certificate given to verify with")
         for number in replies:
             state = self.readable_states[number] if number < len(self.readable_states) else None
-            if state is not None and state.get("jws") != text:
+            recorded = state.get("jws") if state is not None else None
+            if is_sealed(recorded):
+                self.note(f"event {number + 1} (Replied) holds its proof sealed under the applicant's key")
+            elif state is not None and recorded != text:
                 self.fail(f"event {number + 1} (Replied) recorded another proof than the bundle's")
         if finding.expired:
             self.note(f"the proof expired at {finding.valid_until}: it was valid when issued, it is not valid now")

@@ -106,7 +106,7 @@ def export_bundle(
             }
         )
     proof = None
-    if check.proof is not None:
+    if check.proof is not None and check.proof.jws is not None:  # None: erased with its applicant (§14)
         sealed_by = jws.certificate_of(jws.parse_compact(check.proof.jws).header)
         proof = {
             "id": str(check.proof.id),

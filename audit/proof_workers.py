@@ -41,7 +41,7 @@ class ProofItem(NamedTuple):
     """A proof to verify and what its Replied event says it is (a tuple: cheap to send to a worker)."""
 
     position: int
-    jws: str
+    jws: str | None  # None once the applicant was erased (API.md §14): counted apart, not verified
     check_id: str
     proof_id: str
     kid: str
@@ -70,6 +70,8 @@ def verify_proofs(root_pem: bytes, departments: dict[str, DepartmentTrust], item
     trust = KnownDepartments(departments)
     problems = []
     for item in items:
+        if item.jws is None:  # erased: `ProofVerifier.add` counts it apart
+            continue
         # As of its issue. (Only expiry depends on this time, and expiry is ignored: certificate validity
         # and key revocation are judged at the signed issued_at whatever it is.)
         issued_at = item.issued_at if isinstance(item.issued_at, datetime) else datetime.now(UTC)
@@ -114,12 +116,16 @@ class ProofVerifier:
         self.workers = workers or os.cpu_count() or 1
         self.departments: dict[str, DepartmentTrust] = {}
         self.count = 0
+        self.erased = 0  # proofs whose JWS is erased with its applicant's key: counted apart, not verified
         self.problems: list[Problem] = []
         self._buffer: list[ProofItem] = []
         self._pending: deque[concurrent.futures.Future[list[Problem]]] = deque()
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
 
     def add(self, item: ProofItem) -> None:
+        if item.jws is None:
+            self.erased += 1
+            return
         self.count += 1
         self._buffer.append(item)
         if self.workers > 1 and len(self._buffer) >= (PROOF_CHUNK if self._executor else max(PARALLEL_FROM, PROOF_CHUNK)):

@@ -41,6 +41,7 @@ class AuditReport:
     events: int = 0
     checkpoints: int = 0
     proofs: int = 0
+    erased_proofs: int = 0  # proofs whose applicant was erased (API.md §14): their JWS is gone, not verified
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -53,11 +54,14 @@ class AuditReport:
             "events": self.events,
             "checkpoints": self.checkpoints,
             "proofs": self.proofs,
+            "erased_proofs": self.erased_proofs,
             "problems": [problem.to_dict() for problem in self.problems],
         }
 
     def summary(self) -> str:
         counted = f"{self.events} events, {self.checkpoints} checkpoints, {self.proofs} proofs"
+        if self.erased_proofs:
+            counted += f" (and {self.erased_proofs} erased proofs)"
         if self.ok:
             return f"audit: OK: {counted} checked, no problem found"
         return f"audit: FAILED: {counted} checked, {len(self.problems)} problem(s)"

@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification
 
 from audit.proof_workers import ProofItem, ProofVerifier
 from audit.report import Findings
-from domain.check import TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
+from domain.check import PLATFORM, TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
 from domain.department import Department
 from domain.proof import Proof
 from domain.timefmt import format_time
@@ -27,7 +27,7 @@ class Stream:
 
     __slots__ = (
         "version", "aggregate", "status", "known", "approver", "issuer", "sealer", "conclusion", "replied", "revoked",
-        "valid_until",
+        "valid_until", "platform", "erased",
     )
 
     def __init__(self, aggregate: str) -> None:
@@ -38,10 +38,12 @@ class Stream:
         self.approver: str | None = None
         self.issuer: str | None = None
         self.sealer: str | None = None
+        self.erased = False  # after SubjectErased (API.md §14)
         self.conclusion: str | None = None
         self.replied = False
         self.revoked = False
         self.valid_until: datetime | None = None
+        self.platform = PLATFORM  # the actor of the platform's own events (TRANSITIONS' party ``platform``)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -136,6 +138,11 @@ class StreamAudit:
                 stream.approver, stream.issuer = event.approver, event.issuer
                 if event.actor != event.approver:
                     self.problem(position, "invalid_transition", f"{label}: Raised by {event.actor}, not its approver {event.approver}")
+            return
+        if name == "SubjectErased":
+            if first or stream.erased:
+                self.problem(position, "invalid_transition", f"{label}: SubjectErased {'starts a check' if first else 'again'}")
+            stream.erased = True
             return
         if name not in TRANSITIONS:
             self.problem(position, "invalid_transition", f"{label}: {notification.topic} is no event of a check")

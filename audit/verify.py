@@ -108,6 +108,7 @@ class _Audit:
         self.ledger.finish(stop, self.report.events)
         self.findings.extend(self.proofs.finish())
         self.report.proofs = self.proofs.count
+        self.report.erased_proofs = self.proofs.erased
         self.report.problems = self.findings.in_log_order()
         return self.report
 

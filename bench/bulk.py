@@ -116,11 +116,13 @@ def _body(serial: int) -> dict[str, Any]:
 
 def generate(span: tuple[int, int]) -> list[StoredEvent]:
     """The stored events of checks ``serial`` in [start, stop), from a fresh in-memory platform."""
+    from api.bootstrap import build_platform
     from api.settings import StoreLocation, store_env
-    from domain.platform import Platform
 
     start, stop = span
-    app = Platform(store_env(StoreLocation("memory"), _worker["cipher"]), sealer=_worker["sealer"], claims=_worker["claims"])
+    # As the service stores them: personal fields sealed under subject keys of the bench's key directory.
+    env = store_env(StoreLocation("memory"), _worker["cipher"])
+    app, _ = build_platform(env, _worker["keys"], sealer=_worker["sealer"], claims=_worker["claims"])
     # Commands here never fail half-way, so the generator may skip the repository's defensive deep copy of
     # cached aggregates (it only changes how fast this in-memory platform runs, not the events it records).
     app.repository.deepcopy_from_cache = False

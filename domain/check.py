@@ -7,6 +7,9 @@ Status machine (API.md §4)::
     raised|accepted --reply--> replied        raised|accepted|info_requested --decline--> declined
     raised|accepted|info_requested --withdraw--> withdrawn
     replied|declined|raised|accepted|info_requested --close--> closed
+
+Escalation (督办, API.md §13) changes no status: ``Overdue`` (by the platform, once per due time) and
+``Urged`` (by the approver), both from raised, accepted or info_requested.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ TRANSITIONS: dict[str, tuple[str, frozenset[str], str | None]] = {
     "Withdrawn": ("approver", OPEN_UNANSWERED, "withdrawn"),
     "Closed": ("approver", OPEN_UNANSWERED | ANSWERED, "closed"),
     "ProofRevoked": ("sealer", frozenset({"replied", "closed"}), None),
+    "Overdue": ("platform", OPEN_UNANSWERED, None),
+    "Urged": ("approver", OPEN_UNANSWERED, None),
 }
+PLATFORM = "platform"  # the actor of the events the platform records itself (``Overdue``)
 STATUSES = values(CheckStatus)
 CONCLUSIONS = values(Conclusion)
 DECLINE_REASONS = values(DeclineReason)
@@ -62,6 +68,17 @@ def exemption_refusal(status: str | None, conclusion: str | None, proof_valid: b
     if status == "replied" and conclusion == "confirmed" and proof_valid:
         return None
     return InvalidTransition("exempted needs a confirmed reply with a proof that is valid now")
+
+
+def overdue_refusal(status: str | None, due_at: datetime, overdue_for: datetime | None, now: datetime) -> DomainError | None:
+    """``Overdue`` is recorded once per due time, for an unanswered check past it (§13)."""
+    if status not in OPEN_UNANSWERED:
+        return InvalidTransition(f"not allowed from status {status!r}")
+    if now <= due_at:
+        return InvalidTransition("the check is not past its due time")
+    if overdue_for == due_at:
+        return InvalidTransition("the check is already overdue for this due time")
+    return None
 
 
 def _refuse(refusal: DomainError | None) -> None:
@@ -122,6 +139,7 @@ class Check(Aggregate):
             check.forwarded_from.append(check.issuer)
             check.issuer = self.to
             check.due_at = self.timestamp + timedelta(seconds=self.sla_seconds)
+            check.overdue_since = None  # a new due time: the clock starts again
 
     class Replied(Event):
         TOPIC = "nocert:check:Replied"
@@ -177,6 +195,35 @@ class Check(Aggregate):
             check.proof.revoked_at = self.timestamp
             check.proof.revocation_reason = self.reason
 
+    class Overdue(Event):
+        TOPIC = "nocert:check:Overdue"
+        due_at: datetime  # the due time the check passed
+
+        def apply(self, check: Check) -> None:
+            check.overdue_since = self.timestamp
+            check.overdue_for = self.due_at
+
+    class Urged(Event):
+        TOPIC = "nocert:check:Urged"
+        note: str
+
+        def apply(self, check: Check) -> None:
+            check.urged += 1
+
+    class SubjectErased(Event):
+        """The applicant's personal data was erased (API.md §14): their key is destroyed, so the applicant,
+        claims, statements and proof JWS of every event of the check read as null. Holds no personal data."""
+
+        TOPIC = "nocert:check:SubjectErased"
+        erasure_id: str
+
+        def apply(self, check: Check) -> None:
+            check.applicant = {"name": None, "id_number": None, **{key: None for key in check.applicant or {}}}
+            check.claims = None
+            if check.proof is not None:
+                check.proof.jws = None
+            check.erased_at = self.timestamp
+
     # Pinned name for the library's creation event, so it is not redefined without a topic.
     Created = Raised
 
@@ -198,8 +245,8 @@ class Check(Aggregate):
         self.matter = matter
         self.approver = approver
         self.issuer = issuer
-        self.applicant = applicant
-        self.claims = claims
+        self.applicant: dict[str, Any] = applicant
+        self.claims: dict[str, Any] | None = claims
         self.purpose = purpose
         self.consent = consent
         self.due_at: datetime = self.created_on + timedelta(seconds=sla_seconds)
@@ -210,6 +257,10 @@ class Check(Aggregate):
         self.declined: dict[str, str] | None = None
         self.info_requests: list[dict[str, Any]] = []
         self.forwarded_from: list[str] = []
+        self.overdue_since: datetime | None = None  # the time of the current ``Overdue``
+        self.overdue_for: datetime | None = None  # the due time the last ``Overdue`` was recorded for
+        self.urged = 0
+        self.erased_at: datetime | None = None
 
     @staticmethod
     def stream_id(approver: str, idempotency_key: str | None) -> UUID:
@@ -264,7 +315,7 @@ class Check(Aggregate):
 
     def _require_party(self, event_type: str, actor: str) -> None:
         party, _, _ = TRANSITIONS[event_type]
-        expected = {"issuer": self.issuer, "approver": self.approver}.get(party)
+        expected = {"issuer": self.issuer, "approver": self.approver, "platform": PLATFORM}.get(party)
         if party == "sealer":
             expected = self.proof.sealer if self.proof else None
         if actor != expected:
@@ -297,8 +348,16 @@ class Check(Aggregate):
         self.trigger_event(self.Forwarded, actor=actor, to=to, reason=reason, sla_seconds=sla_seconds)
 
     def require_reply(self, actor: str) -> None:
-        """The guard of ``reply``, checked before a proof is sealed."""
+        """The guard of ``reply``, checked before a proof is sealed: no proof about an erased applicant."""
         self._require("Replied", actor)
+        if self.erased_at is not None:
+            raise InvalidTransition("the check's applicant was erased; raise a new check")
+
+    def erase_subject(self, actor: str, erasure_id: str) -> None:
+        """Records that the applicant was erased (any status; once)."""
+        if self.erased_at is not None:
+            raise InvalidTransition("the check's applicant is already erased")
+        self.trigger_event(self.SubjectErased, actor=actor, erasure_id=erasure_id)
 
     def reply(
         self,
@@ -312,7 +371,7 @@ class Check(Aggregate):
         issued_at: datetime,
         valid_until: datetime,
     ) -> None:
-        self._require("Replied", actor)
+        self.require_reply(actor)
         self.trigger_event(
             self.Replied,
             actor=actor,
@@ -348,6 +407,19 @@ class Check(Aggregate):
         self._require("ProofRevoked", actor)
         _refuse(revocation_refusal(True, self.proof.revoked_at is not None))
         self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason)
+
+    def urge(self, actor: str, note: str) -> None:
+        self._require("Urged", actor)
+        self.trigger_event(self.Urged, actor=actor, note=note)
+
+    def record_overdue(self, now: datetime) -> None:
+        """Records that the check passed its due time (the platform's timer, `now` by its clock)."""
+        _refuse(overdue_refusal(self.status, self.due_at, self.overdue_for, now))
+        self.trigger_event(self.Overdue, actor=PLATFORM, due_at=self.due_at)
+
+    def overdue_pending(self, now: datetime) -> bool:
+        """Past its due time with no ``Overdue`` recorded for it yet."""
+        return overdue_refusal(self.status, self.due_at, self.overdue_for, now) is None
 
     # -- views --------------------------------------------------------------------------------
 

@@ -163,6 +163,8 @@ class Department(Aggregate):
             raise InvalidInput("id must be 3-64 characters of a-z, 0-9 and -")
         if not roles or len(set(roles)) != len(roles) or not set(roles) <= set(ROLES):
             raise InvalidInput(f"roles must be distinct values of {list(ROLES)}")
+        if Role.CITIZEN_PORTAL in roles and len(roles) > 1:
+            raise InvalidInput("the role citizen_portal cannot be combined with another role")
 
     @staticmethod
     def stream_id(department_id: str) -> UUID:

@@ -83,3 +83,7 @@ class AmbiguousRoute(DomainError):
 
 class InvalidIssuer(DomainError):
     code = "invalid_issuer"
+
+
+class InvalidUrl(DomainError):
+    code = "invalid_url"

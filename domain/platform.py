@@ -19,11 +19,13 @@ from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
+from domain.erasure import SubjectErasure
 from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
+from domain.escalation import Escalation
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, SaveHook, Sealer
 from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
-from domain.repository import CachedApplication
+from domain.subscription import SubscriptionCommands
 from domain.timefmt import utcnow
 
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
@@ -31,8 +33,9 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(CachedApplication):
-    """Departments, categories and checks. ``sealer`` and ``claims`` come from the composition root."""
+class Platform(Escalation, SubscriptionCommands, SubjectErasure):
+    """Departments, categories and checks (escalation: `Escalation`; webhooks: `SubscriptionCommands`; erasure:
+    `SubjectErasure`). ``sealer`` and ``claims`` come from the composition root."""
 
     name = "nocert"
 
@@ -342,7 +345,7 @@ class Platform(CachedApplication):
             issuer={"id": issuer.department_id, "name": issuer.name, "uscc": issuer.uscc},
             requester={"id": approver.department_id, "name": approver.name},
             subject={"name": check.applicant.get("name"), "id_number": check.applicant["id_number"]},
-            claims=check.claims,
+            claims=check.claims or {},
             conclusion=conclusion,
             statements=statements,
             issued_at=issued_at,

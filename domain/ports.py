@@ -48,6 +48,23 @@ class ClaimsValidator(Protocol):
         ...
 
 
+class PersonalData(Protocol):
+    """Personal data as the views keep it (`privacy.mapper.SubjectMapper`): the blind index of an applicant's
+    identity number, and a document's personal fields sealed under the check's subject key."""
+
+    def subject_of(self, id_number: str | None) -> str | None:
+        """The applicant's blind index entry (None for an erased applicant)."""
+        ...
+
+    def seal_field(self, check_id: Any, field: str, value: Any) -> Any:
+        """`value` as a view stores it: sealed under the check's key, or forgotten once that was erased."""
+        ...
+
+    def open_field(self, check_id: Any, field: str, value: Any) -> Any:
+        """A stored field as the reader gets it (null once the key was erased)."""
+        ...
+
+
 class Attachment(Protocol):
     """Rows a save writes in the transaction of its events: the command's replayable outcome, its outbox
     rows. Opaque to the domain; the store calls `write` once the events have their positions."""

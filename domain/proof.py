@@ -31,7 +31,7 @@ class Proof:
     """The sealed proof of a check's reply, and its revocation."""
 
     id: UUID
-    jws: str
+    jws: str | None  # None once the applicant was erased (API.md §14)
     kid: str
     sealer: str
     conclusion: str

@@ -10,6 +10,7 @@ class Role(StrEnum):
     APPROVER = "approver"
     ISSUER = "issuer"
     AUDITOR = "auditor"
+    CITIZEN_PORTAL = "citizen_portal"  # the province's citizen app (API.md §14): its own access log only
 
 
 class DepartmentStatus(StrEnum):

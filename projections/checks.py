@@ -16,6 +16,7 @@ from typing import Any
 
 from domain.check import OPEN_UNANSWERED, STATUSES, Check
 from domain.errors import InvalidInput
+from domain.ports import PersonalData
 from domain.privacy import mask_check
 from domain.timefmt import format_time
 from projections.cursor import decode_cursor, encode_cursor
@@ -38,9 +39,13 @@ COLUMNS = (
     "answer",
     "outcome",
     "inbox_issuer",
+    "overdue_for",
     "position",
+    "subject",
     "document",
 )
+# The document's personal fields, sealed under the check's subject key in the view (API.md §14).
+SEALED_FIELDS = ("applicant", "claims")
 
 UPSERT = (
     f"INSERT INTO view_checks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
@@ -99,6 +104,8 @@ def check_document(check: Check, now: datetime) -> dict[str, Any]:
         ],
         "forwarded_from": list(check.forwarded_from),
         "version": check.version,
+        "overdue_since": format_time(check.overdue_since) if check.overdue_since else None,
+        "urged": check.urged,
     }
 
 
@@ -125,7 +132,18 @@ def answer_facts(check: Check) -> dict[str, Any]:
     }
 
 
-def check_row(check: Check, approver_region: str, position: int) -> dict[str, Any]:
+def stored_document(check: Check, personal: PersonalData) -> dict[str, Any]:
+    """`list_document` as the view stores it: its personal fields sealed under the subject key (an erased
+    check's are null already)."""
+    document = list_document(check)
+    if check.erased_at is not None:
+        return document
+    for field in SEALED_FIELDS:
+        document[field] = personal.seal_field(check.id, field, document[field])
+    return document
+
+
+def check_row(check: Check, approver_region: str, position: int, personal: PersonalData) -> dict[str, Any]:
     """The view's row of a check, from the aggregate. ``position``: the check's last event."""
     facts = answer_facts(check)
     if facts["answered_at"] is not None:
@@ -140,8 +158,10 @@ def check_row(check: Check, approver_region: str, position: int) -> dict[str, An
         "due_at": format_time(check.due_at),
         **facts,
         "inbox_issuer": check.issuer if check.status in OPEN_UNANSWERED else None,
+        "overdue_for": format_time(check.overdue_for) if check.overdue_for else None,
         "position": position,
-        "document": json.dumps(list_document(check), ensure_ascii=False, separators=(",", ":")),
+        "subject": personal.subject_of(check.applicant.get("id_number")),
+        "document": json.dumps(stored_document(check, personal), ensure_ascii=False, separators=(",", ":")),
     }
 
 
@@ -149,9 +169,11 @@ def row_values(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[column] for column in COLUMNS)
 
 
-def read_document(document: str, now: datetime) -> dict[str, Any]:
-    """A stored document as the reader gets it, ``overdue`` computed for ``now``."""
+def read_document(document: str, now: datetime, personal: PersonalData) -> dict[str, Any]:
+    """A stored document as the reader gets it: its personal fields opened, ``overdue`` computed for ``now``."""
     item: dict[str, Any] = strictjson.bounded(json.loads(document))  # stored deeper than any reader follows
+    for field in SEALED_FIELDS:
+        item[field] = personal.open_field(item["id"], field, item[field])
     item["overdue"] = item["status"] in OPEN_UNANSWERED and format_time(now) > item["due_at"]
     return item
 
@@ -168,6 +190,7 @@ def check_limit(limit: int) -> int:
 def list_checks(
     cursor: Any,
     now: datetime,
+    personal: PersonalData,
     *,
     approver: str | None,
     issuer: str | None,
@@ -210,13 +233,13 @@ def list_checks(
         f"SELECT raised_at, id, document FROM view_checks {where} ORDER BY raised_at DESC, id DESC LIMIT ?",
         (*params, limit + 1),
     ).fetchall()
-    items = [read_document(document, now) for _, _, document in rows[:limit]]
+    items = [read_document(document, now, personal) for _, _, document in rows[:limit]]
     next_cursor = encode_cursor("checks", rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
     return items, next_cursor
 
 
 def inbox(
-    cursor: Any, now: datetime, issuer: str, *, limit: int, after: str | None
+    cursor: Any, now: datetime, personal: PersonalData, issuer: str, *, limit: int, after: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Checks addressed to ``issuer`` in ``raised``, ``accepted`` or ``info_requested``: most urgent
     ``due_at`` first, then ``id``."""
@@ -232,9 +255,21 @@ def inbox(
         "ORDER BY due_at, id LIMIT ?",
         (*params, limit + 1),
     ).fetchall()
-    items = [read_document(document, now) for _, _, document in rows[:limit]]
+    items = [read_document(document, now, personal) for _, _, document in rows[:limit]]
     next_cursor = encode_cursor("inbox", rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
     return items, next_cursor
+
+
+def overdue_pending(cursor: Any, now: datetime, limit: int) -> list[str]:
+    """Ids of unanswered checks past their due time with no ``Overdue`` for it yet (API.md §13), longest
+    overdue first: what the platform's timer records ``Overdue`` on."""
+    open_statuses = ", ".join("?" for _ in OPEN_UNANSWERED)
+    rows = cursor.execute(
+        f"SELECT id FROM view_checks WHERE status IN ({open_statuses}) AND due_at < ? "
+        "AND (overdue_for IS NULL OR overdue_for <> due_at) ORDER BY due_at LIMIT ?",
+        (*sorted(OPEN_UNANSWERED), format_time(now), limit),
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def oldest_unanswered(cursor: Any) -> dict[str, str]:

@@ -28,6 +28,7 @@ from eventsourcing.persistence import Notification
 from domain.category import Category
 from domain.check import Check
 from domain.department import Department, region_at
+from domain.ports import PersonalData
 from projections import checks, coverage, ledger, medians
 from projections.schema import COUNTERS, VIEWS
 from signing.key import SigningKey
@@ -94,9 +95,11 @@ class Projector:
         signer: SigningKey,
         checkpoint_every: int,
         clock: Callable[[], datetime],
+        personal: PersonalData,
         cache_size: int = 10_000,
     ) -> None:
         self.app = app
+        self.personal = personal
         self.log = log
         self.signer = signer
         self.checkpoint_every = checkpoint_every
@@ -258,7 +261,7 @@ class Projector:
             cursor.executemany(
                 checks.UPSERT,
                 [
-                    checks.row_values(checks.check_row(check, self._region(check), last))
+                    checks.row_values(checks.check_row(check, self._region(check), last, self.personal))
                     for check, last in sorted(batch.checks.values(), key=lambda item: item[1])
                 ],
             )

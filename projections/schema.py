@@ -10,6 +10,10 @@ table                     view        rows
 ``view_departments``      directory   a department's ``id`` and ``region`` (from ``Department.Registered``)
 ``view_categories``       directory   a category's ``code``, ``name``, ``status`` and ``modes`` (JSON list)
 ``view_checks``           checks      one row per check: the columns lists filter and sort on + the document
+                                      (applicant and claims sealed under the subject key); ``subject``: the
+                                      applicant's blind index (null once erased)
+``subject_lookups``       (none)      each access-log lookup (API.md §14): who, when, how many results
+``subject_erasures``      (none)      each erasure's receipt (API.md §14), for the operator and the auditor
 ``view_coverage``         coverage    counters per (``category``, ``approver_region``)
 ``view_answers``          coverage    answer times per median scope, in order (`projections.medians`)
 ``view_medians``          coverage    per scope: the count of answers and the middle one or two
@@ -41,8 +45,10 @@ logger = logging.getLogger(__name__)
 
 VIEWS = ("directory", "checks", "coverage", "ledger")
 # The layout of the view tables. Views of another layout are dropped at start-up and built again from the
-# log. 2: exact medians kept incrementally (``view_answers``, ``view_medians``).
-VERSION = 2
+# log. 2: exact medians kept incrementally (``view_answers``, ``view_medians``). 3: check documents with
+# ``overdue_since`` and ``urged``, rows with ``overdue_for`` (API.md §13). 4: ``view_checks.subject``
+# (the applicant's blind index) and documents whose applicant and claims are sealed under the subject key.
+VERSION = 4
 
 # Tables a rebuild builds again from the log (checkpoints are signed history and stay).
 VIEW_TABLES = (
@@ -113,9 +119,12 @@ def _statements(dialect: str) -> list[str]:
     answer TEXT,
     outcome TEXT,
     inbox_issuer {key},
+    overdue_for {key},
     position BIGINT NOT NULL,
+    subject TEXT,
     document TEXT NOT NULL
 )""",
+        "CREATE INDEX IF NOT EXISTS view_checks_by_subject ON view_checks (subject, raised_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_by_time ON view_checks (raised_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_by_approver ON view_checks (approver, raised_at, id)",
         "CREATE INDEX IF NOT EXISTS view_checks_by_issuer ON view_checks (issuer, raised_at, id)",
@@ -169,6 +178,18 @@ def _statements(dialect: str) -> list[str]:
 )""",
         """CREATE TABLE IF NOT EXISTS view_schema (
     version INTEGER NOT NULL
+)""",
+        f"""CREATE TABLE IF NOT EXISTS subject_lookups (
+    id {key} PRIMARY KEY,
+    at {key} NOT NULL,
+    principal {key} NOT NULL,
+    results INTEGER NOT NULL
+)""",
+        f"""CREATE TABLE IF NOT EXISTS subject_erasures (
+    id {key} PRIMARY KEY,
+    erased_at {key} NOT NULL,
+    checks INTEGER NOT NULL,
+    receipt TEXT NOT NULL
 )""",
         """CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     tree_size BIGINT PRIMARY KEY,

@@ -13,7 +13,8 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 import domain.timefmt
-from projections import checks, coverage, ledger, schema
+from domain.ports import PersonalData
+from projections import checks, coverage, ledger, schema, subjects
 from projections.follower import Follower
 from projections.projector import BATCH_SIZE, Projector, positions
 from projections.rebuild import Progress, Rebuild
@@ -38,6 +39,7 @@ class Views:
         log: EventLog,
         *,
         ledger_signer: SigningKey,
+        personal: PersonalData,
         checkpoint_every: int = 1000,
         clock: Callable[[], datetime] = domain.timefmt.utcnow,
         batch_size: int = BATCH_SIZE,
@@ -48,6 +50,7 @@ class Views:
         self.app = app
         self.log = log
         self.ledger_signer = ledger_signer
+        self.personal = personal
         self.checkpoint_every = checkpoint_every
         self.clock = clock
         self.batch_size = batch_size
@@ -70,6 +73,7 @@ class Views:
             signer=self.ledger_signer,
             checkpoint_every=checkpoint_every or self.checkpoint_every,
             clock=self.clock,
+            personal=self.personal,
             cache_size=cache_size,
         )
 
@@ -131,6 +135,7 @@ class Views:
             return checks.list_checks(
                 db,
                 now,
+                self.personal,
                 approver=approver,
                 issuer=issuer,
                 party=party,
@@ -145,7 +150,41 @@ class Views:
         self._ready()
         now = self.clock()
         with self.database.reading() as db:
-            return checks.inbox(db, now, issuer, limit=limit, after=cursor)
+            return checks.inbox(db, now, self.personal, issuer, limit=limit, after=cursor)
+
+    # -- subjects (API.md §14) -----------------------------------------------------------------
+
+    def accesses(self, subject: str, *, limit: int = 50, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """The checks whose applicant is `subject` (a blind index entry), newest first."""
+        self._ready()
+        with self.database.reading() as db:
+            return subjects.accesses(db, subject, limit=limit, after=cursor)
+
+    def checks_of_subject(self, subject: str) -> list[str]:
+        self._ready()
+        with self.database.reading() as db:
+            return subjects.check_ids(db, subject)
+
+    def record_lookup(self, principal: str, at: str, results: int) -> None:
+        self._ready()
+        with self.database.transaction() as db:
+            subjects.record_lookup(db, principal, at, results)
+
+    def record_erasure(self, erasure_id: str, erased_at: str, checks_erased: int, receipt: str) -> None:
+        self._ready()
+        with self.database.transaction() as db:
+            subjects.record_erasure(db, erasure_id, erased_at, checks_erased, receipt)
+
+    def erasures(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        self._ready()
+        with self.database.reading() as db:
+            return subjects.erasures(db, limit=limit, after=cursor)
+
+    def overdue_pending(self, now: datetime, limit: int) -> list[str]:
+        """Checks past their due time with no ``Overdue`` for it yet (`projections.checks.overdue_pending`)."""
+        self._ready()
+        with self.database.reading() as db:
+            return checks.overdue_pending(db, now, limit)
 
     # -- coverage -----------------------------------------------------------------------------
 

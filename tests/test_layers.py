@@ -10,15 +10,18 @@ import pytest
 from tests.domain.test_purity import imported_modules
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("domain", "signing", "store", "projections", "witness", "audit", "api", "bench", "tests")
+OURS = ("domain", "signing", "store", "privacy", "projections", "witness", "audit", "escalation", "delivery", "api", "bench", "tests")
 ALLOWED = {
     "domain": {"domain"},
     "signing": {"signing", "domain"},
     "store": {"store", "domain"},
+    "privacy": {"privacy", "domain"},
     "projections": {"projections", "store", "signing", "domain"},
     "witness": {"witness", "signing", "domain"},
-    "audit": {"audit", "witness", "projections", "store", "signing", "domain"},
-    "api": {"api", "audit", "witness", "projections", "store", "signing", "domain"},
+    "audit": {"audit", "witness", "privacy", "projections", "store", "signing", "domain"},
+    "escalation": {"escalation", "projections", "store", "signing", "domain"},
+    "delivery": {"delivery", "store", "signing", "domain"},
+    "api": {"api", "audit", "witness", "privacy", "escalation", "delivery", "projections", "store", "signing", "domain"},
 }
 
 

@@ -45,6 +45,7 @@ from api.schemas import (
     InfoRequest,
     InfoSupply,
     Reply,
+    Urge,
     Withdraw,
 )
 from domain.check import Check
@@ -311,3 +312,11 @@ def close(check_id: str, request: Request, approver: Approver, services: Service
     check, position = services.platform.close_check(check, approver.id, body.outcome)
     return answer(services, check, approver, position)
 
+
+
+@_command("/v1/checks/{check_id}/urge", Urge, "The approver urges the issuer to answer (督办)")
+def urge(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    check = visible_check(services, check_id, approver)
+    body = read_body(request, Urge)
+    check, position = services.platform.urge(check, approver.id, body.note)
+    return answer(services, check, approver, position)

@@ -10,6 +10,7 @@ from api.deps import ServicesDep
 from api.metrics import StoreGauges
 from api.problems import problem_response, problem_responses
 from api.schemas import Health
+from delivery import outbox
 from domain.timefmt import utcnow
 from store.database import STORE_ERRORS
 
@@ -38,5 +39,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request, services: ServicesDep) -> Response:
     """Prometheus text format: every worker's request counters, and the store's gauges (api.metrics)."""
-    store = StoreGauges(services.views, services.log, utcnow)
+    store = StoreGauges(services.views, services.log, utcnow, lambda: outbox.backlog(services.database))
     return Response(request.app.state.metrics.exposition(store), media_type=CONTENT_TYPE_LATEST)

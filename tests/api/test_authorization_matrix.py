@@ -26,8 +26,11 @@ from typing import Any
 
 import pytest
 
+from domain.identifiers import make_id_number
 from tests.api.conftest import Caller, Member, Province, new_uscc
 from tests.bodies import APPLICANT
+
+NOBODY = make_id_number("35010219600606222")  # no check has this applicant
 
 ROLES = ("admin", "approver", "issuer", "former", "auditor", "unrelated", "nokey", "revoked")
 A, R = 401, 401  # columns nokey and revoked, named for readability below
@@ -66,6 +69,7 @@ def _const(value: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
 
 E = Endpoint
+WEBHOOK_URL = "https://8.8.8.8/nocert-hook"  # a public address: no name to resolve
 # name -> (endpoint, {object: expected statuses in ROLES order})
 TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
     # §3 departments and keys ------------------------------------------ admin appr iss  form aud  unrel nokey revoked
@@ -136,6 +140,27 @@ TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
     "close": (E("POST", "/v1/checks/{check}/close", "check:raised", _const({"outcome": "applicant_submitted"})),
               {"own": (403, 200, 403, 403, 403, 404, A, R),
                "other": (403, 404, 403, 403, 403, 404, A, R)}),
+    "urge": (E("POST", "/v1/checks/{check}/urge", "check:raised", _const({"note": "督办"})),
+             {"own": (403, 200, 403, 403, 403, 404, A, R),
+              "other": (403, 404, 403, 403, 403, 404, A, R)}),
+    # §11 feed and subscriptions (a department principal, for itself) - admin appr iss  form aud  unrel nokey revoked
+    "feed": (E("GET", "/v1/feed"), {None: (403, 200, 200, 200, 200, 200, A, R)}),
+    "subscribe": (E("POST", "/v1/subscriptions", body=_const({"url": WEBHOOK_URL})),
+                  {None: (403, 201, 201, 201, 201, 201, A, R)}),
+    "list subscriptions": (E("GET", "/v1/subscriptions"), {None: (403, 200, 200, 200, 200, 200, A, R)}),
+    "read subscription": (E("GET", "/v1/subscriptions/{subscription}", "subscription"),
+                          {"own": (403, 200, 404, 404, 404, 404, A, R),
+                           "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "delete subscription": (E("DELETE", "/v1/subscriptions/{subscription}", "subscription"),
+                            {"own": (403, 204, 404, 404, 404, 404, A, R),
+                             "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "resume subscription": (E("POST", "/v1/subscriptions/{subscription}/resume", "subscription", _empty),
+                            {"own": (403, 200, 404, 404, 404, 404, A, R),
+                             "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "deliveries": (E("GET", "/v1/subscriptions/{subscription}/deliveries", "subscription"),
+                   {"own": (403, 200, 404, 404, 404, 404, A, R),
+                    "other": (403, 404, 404, 404, 404, 404, A, R)}),
+    "webhook key": (E("GET", "/v1/trust/webhook-key"), {None: (200,) * 8}),
     # §5 proofs and trust ---------------------------------------------- admin appr iss  form aud  unrel nokey revoked
     "read proof": (E("GET", "/v1/proofs/{proof}", "proof"),
                    {"own": (404, 200, 200, 404, 200, 404, A, R),
@@ -161,6 +186,13 @@ TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
                         {None: (403, 403, 403, 403, 200, 403, A, R)}),
     "consistency proof": (E("GET", "/v1/audit/proofs/consistency", params=lambda w: {"first": 1, "second": 2, "min_position": w.setup_position}),
                           {None: (403, 403, 403, 403, 200, 403, A, R)}),
+    # §14 subjects (the citizen_portal role: tests/api/test_subjects.py)
+    "subject accesses": (E("POST", "/v1/subjects/accesses", body=_const({"id_number": APPLICANT})),
+                         {None: (403, 403, 403, 403, 200, 403, A, R)}),
+    "erase subject": (E("POST", "/v1/subjects/erase", body=_const({"id_number": NOBODY, "legal_basis": "矩阵"})),
+                      {None: (404, 403, 403, 403, 403, 403, A, R)}),
+    "list erasures": (E("GET", "/v1/subjects/erasures"),
+                      {None: (200, 403, 403, 403, 200, 403, A, R)}),
     # §8 operations: no key needed, and a key changes nothing
     "healthz": (E("GET", "/healthz"), {None: (200,) * 8}),
     "readyz": (E("GET", "/readyz"), {None: (200,) * 8}),
@@ -235,6 +267,9 @@ class World:
                 return {"dept": self.keyring.id, "kid": "f" * 64}
             rotated = p.admin.post(f"/v1/departments/{self.keyring.id}/keys", json={}, expect=201).json()
             return {"dept": self.keyring.id, "kid": rotated["kid"]}
+        if kind == "subscription":
+            who = "approver" if which == "own" else "other-approver"
+            return {"subscription": p.as_(who).post("/v1/subscriptions", json={"url": WEBHOOK_URL}, expect=201).json()["id"]}
         if kind == "category":
             return {"code": self.category_code if which == "own" else "no-such-category"}
         raise AssertionError(kind)
@@ -285,6 +320,7 @@ def test_the_table_covers_every_operation_of_the_app(world: World) -> None:
     tabled = {(endpoint.method, endpoint.path) for endpoint, _ in TABLE.values()}
     normalise = {
         "{dept}": "{department_id}", "{key_id}": "{api_key_id}", "{check}": "{check_id}", "{proof}": "{proof_id}",
+        "{subscription}": "{subscription_id}",
     }
 
     def canonical(path: str) -> str:

@@ -19,7 +19,7 @@ from tests.bodies import APPLICANT, CATEGORY, OTHER_NUMBER
 CHECK_FIELDS = {
     "id", "status", "category", "matter", "approver", "issuer", "applicant", "claims", "purpose", "consent",
     "raised_at", "due_at", "overdue", "replied_at", "closed_at", "outcome", "proof", "decline", "info_requests",
-    "forwarded_from", "version",
+    "forwarded_from", "version", "overdue_since", "urged",
 }
 EVENT_TYPES = {
     "Raised", "Accepted", "InfoRequested", "InfoSupplied", "Forwarded", "Replied", "Declined", "Withdrawn",

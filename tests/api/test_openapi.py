@@ -17,7 +17,7 @@ from api.app import create_app
 from api.bootstrap import build
 from api.demo import run_demo
 from api.examples import EXAMPLES
-from api.schemas import BODY_MODELS
+from api.openapi import BODY_MODELS
 from tests.api.conftest import ADMIN_KEY, Province, settings_for
 
 REQUIRE_TOOLS = os.environ.get("NOCERT_REQUIRE_POSTGRES") == "1"  # CI: a missing tool fails instead of skipping
@@ -191,6 +191,7 @@ def test_a_wrong_method_is_405_with_every_method_of_the_path(spec: dict[str, Any
         concrete = path.format(
             department_id="fz-gulou-police", api_key_id="k", kid="0" * 64, code="household-registration",
             check_id="00000000-0000-4000-8000-000000000000", proof_id="00000000-0000-4000-8000-000000000000",
+            subscription_id="00000000-0000-4000-8000-000000000000",
         ) if "{" in path else path
         wrong = next(method for method in ("PUT", "DELETE", "PATCH", "POST") if method not in declared)
         response = p.admin.request(wrong, concrete)
@@ -214,7 +215,7 @@ DEMO_APPROVER, DEMO_ISSUER, DEMO_AUDITOR = "fz-admin-service", "fz-gulou-police"
 
 
 def test_every_example_succeeds_against_the_demo_province(spec: dict[str, Any], durable_database_url: str, tmp_path: Path) -> None:
-    services = build(settings_for(durable_database_url, tmp_path / "keys"))
+    services = build(settings_for(durable_database_url, tmp_path / "keys", webhook_allow="https://approval.fuzhou.example/"))
     try:
         keys = {department.id: department.api_key for department in run_demo(services.platform, 3)}
         keys["admin"] = ADMIN_KEY
@@ -237,7 +238,7 @@ def _send_examples(spec: dict[str, Any], client: TestClient, keys: dict[str, str
             method.upper(), path.format(**path_params), json=example, headers={"Authorization": f"Bearer {keys[who]}"}
         )
         assert 200 <= response.status_code < 300, (operation_id, response.status_code, response.text)
-        if operation_id != "verify_proof":  # a query, which records nothing
+        if operation_id not in ("verify_proof", "subject_accesses"):  # queries, which record no event
             assert response.headers["X-Event-Position"].isdigit(), operation_id
         sent.add(operation_id)
         answer: dict[str, Any] = response.json()
@@ -261,5 +262,9 @@ def _send_examples(spec: dict[str, Any], client: TestClient, keys: dict[str, str
     send("forward_check", DEMO_ISSUER, check_id=send("raise_check", DEMO_APPROVER)["id"])
     send("decline_check", DEMO_ISSUER, check_id=send("raise_check", DEMO_APPROVER)["id"])
     send("withdraw_check", DEMO_APPROVER, check_id=send("raise_check", DEMO_APPROVER)["id"])
+    send("urge_check", DEMO_APPROVER, check_id=send("raise_check", DEMO_APPROVER)["id"])
+    send("create_subscription", DEMO_APPROVER)
     assert send("verify_proof", DEMO_AUDITOR)["valid"] is False
+    send("subject_accesses", DEMO_AUDITOR)
+    assert send("erase_subject", "admin")["checks"] >= 1
     return sent

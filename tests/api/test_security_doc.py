@@ -55,7 +55,7 @@ def test_every_statement_names_its_tests(title: str) -> None:
 
 def test_every_party_row_names_its_tests() -> None:
     rows = [line for line in section("Who is trusted, and with what").splitlines() if line.startswith("| **")]
-    assert len(rows) == 6
+    assert len(rows) >= 6
     for row in rows[1:]:  # the root key's row says what its holder could do, which no test can show
         assert REFERENCE.search(row), f"SECURITY.md states without a test: {row[:120]}"
 

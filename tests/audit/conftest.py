@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from api.bootstrap import Services, build
 from api.settings import Settings
@@ -37,6 +39,7 @@ def project(services: Services) -> Views:
         services.platform,
         services.log,
         ledger_signer=services.keystore.ledger_signer(),
+        personal=services.subjects,
         checkpoint_every=CHECKPOINT_EVERY,
     )
     views.position()  # creates the views' tables
@@ -77,6 +80,18 @@ class World:
 
     def store(self) -> EventStore:
         return EventStore(self.services)
+
+    def sealed_event(self, position: int) -> Any:
+        """The event at `position` decoded with the platform's mapper (its personal fields opened)."""
+        stream_id, version, topic, state = self.store().row(position)
+        return self.app.mapper.to_domain_event(StoredEvent(UUID(stream_id), version, topic, state))
+
+    def reseal(self, position: int, **fields: Any) -> None:
+        """An insider holding the subject keys rewrites fields of the event at `position` and seals them
+        again (without the keys, any change to a sealed field is an undecodable event)."""
+        event = self.sealed_event(position)
+        vars(event).update(fields)
+        self.store().set_state(position, self.app.mapper.to_stored_event(event).state)
 
     def env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("NOCERT_DATABASE_URL", self.database_url)

@@ -4,7 +4,6 @@ integrity problems, encrypted stores, stores without views, and auditing while t
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -22,12 +21,11 @@ def test_the_bundle_verifier_knows_the_domain_status_machine() -> None:
 
 
 def forge_proof_signature(world: World) -> int:
-    store = world.store()
+    """An insider holding the subject keys re-seals a Replied event with a forged JWS (without the keys, any
+    change to the sealed field is an undecodable event)."""
     position = world.services.log.stream_positions(world.story.checks["revoked"])[4]  # Replied
-    state = store.row(position)[3]
-    jws = json.loads(state)["jws"]
-    forged = jws[:-20] + ("A" if jws[-20] != "A" else "B") + jws[-19:]
-    store.set_state(position, state.replace(jws.encode(), forged.encode()))
+    jws = world.sealed_event(position).jws
+    world.reseal(position, jws=jws[:-20] + ("A" if jws[-20] != "A" else "B") + jws[-19:])
     return position
 
 
@@ -157,15 +155,12 @@ def test_a_proof_sealed_for_a_department_the_platform_does_not_know(world: World
     from signing import jws as jws_module
     from signing.proofs import seal_proof
 
-    store = world.store()
     position = world.services.log.stream_positions(world.story.checks["exempted"])[3]  # Replied
-    state = store.row(position)[3]
-    original = json.loads(state)["jws"]
+    original = world.sealed_event(position).jws
     payload = jws_module.parse_compact(original).payload
     payload["issuer"] = {"id": "ghost-police", "name": "不存在的派出所", "uscc": payload["issuer"]["uscc"]}
     signer = world.services.keystore.new_department_seal("ghost-police", "不存在的派出所", payload["issuer"]["uscc"])
-    forged = seal_proof(signer, payload)
-    store.set_state(position, state.replace(original.encode(), forged.encode()))
+    world.reseal(position, jws=seal_proof(signer, payload))
     report = world.audit().to_dict()
     details = [p["detail"] for p in report["problems"] if (p["position"], p["kind"]) == (position, "proof_invalid")]
     assert any(detail.endswith("unknown_issuer") for detail in details), details

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from api.bootstrap import _open_database
+from api.bootstrap import _open_database, build_platform
 from api.settings import Settings, parse_database_url, store_env
 from domain.platform import Platform
 from projections.views import Views
@@ -80,6 +80,7 @@ def build_stack(
     url: str,
     signer: SigningKey,
     *,
+    key_dir: Path,
     checkpoint_every: int = 1000,
     clock: Callable[[], datetime] | None = None,
     app_clock: Callable[[], datetime] | None = None,
@@ -90,11 +91,12 @@ def build_stack(
     location = parse_database_url(url)
     database = _open_database(location, Settings(db_pool_size=4))
     kwargs = {"clock": app_clock} if app_clock is not None else {}
-    app = Platform(platform_env(url, cipher_key), sealer=FakeSealer(), claims=FakeClaims(), **kwargs)
+    app, subjects = build_platform(platform_env(url, cipher_key), key_dir, sealer=FakeSealer(), claims=FakeClaims(), **kwargs)
     log = EventLog(app, database)
     view_kwargs = {"clock": clock} if clock is not None else {}
     views = Views(
-        database, app, log, ledger_signer=signer, checkpoint_every=checkpoint_every, batch_size=batch_size, **view_kwargs
+        database, app, log, ledger_signer=signer, personal=subjects, checkpoint_every=checkpoint_every,
+        batch_size=batch_size, **view_kwargs
     )
     stack = Stack(url, app, database, log, views)
     if start:
@@ -108,7 +110,7 @@ def make_stack(ledger_keys: LedgerKeys) -> Iterator[StackFactory]:
     made: list[Stack] = []
 
     def make(url: str, **kwargs: Any) -> Stack:
-        stack = build_stack(url, ledger_keys.signer, **kwargs)
+        stack = build_stack(url, ledger_keys.signer, key_dir=ledger_keys.key_dir, **kwargs)
         made.append(stack)
         return stack
 

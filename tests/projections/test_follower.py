@@ -172,7 +172,7 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {root!r})
-    from api.bootstrap import _open_database
+    from api.bootstrap import _open_database, build_platform
     from api.settings import Settings, parse_database_url
     from domain.platform import Platform
     from projections import ledger
@@ -191,9 +191,9 @@ CHILD = textwrap.dedent(
             time.sleep(120)
     ledger.LedgerBatch.write = write_then_hang
     database = _open_database(parse_database_url(url), Settings(db_pool_size=2))
-    app = Platform(platform_env(url), sealer=FakeSealer(), claims=FakeClaims())
+    app, subjects = build_platform(platform_env(url), Path(keys), sealer=FakeSealer(), claims=FakeClaims())
     views = Views(database, app, EventLog(app, database), ledger_signer=KeyStore(Path(keys)).ledger_signer(),
-                  checkpoint_every=5, batch_size=8)
+                  personal=subjects, checkpoint_every=5, batch_size=8)
     views.start()
     time.sleep(120)
     """
@@ -313,7 +313,9 @@ def test_a_second_writer_without_the_lock_cannot_count_twice(durable_database_ur
     busy_history(stack.app, checks=3)
 
     def projector() -> Projector:
-        return Projector(stack.app, stack.log, signer=ledger_keys.signer, checkpoint_every=1000, clock=utcnow)
+        return Projector(
+            stack.app, stack.log, signer=ledger_keys.signer, checkpoint_every=1000, clock=utcnow, personal=stack.views.personal
+        )
 
     stack.views.position()  # creates the tables
     outcome: dict[str, Any] = {}

@@ -1,0 +1,28 @@
+"""Standard Webhooks signatures (API.md §11): ``v1`` HMAC-SHA256 under the subscription's secret and
+``v1a`` Ed25519 under the platform's webhook key, both over ``<webhook-id>.<webhook-timestamp>.<body>``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from delivery.secrets import secret_bytes
+
+
+def signed_content(webhook_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{webhook_id}.{timestamp}.".encode() + body
+
+
+def headers(webhook_id: str, timestamp: int, body: bytes, secret: str, key: Ed25519PrivateKey) -> dict[str, str]:
+    content = signed_content(webhook_id, timestamp, body)
+    v1 = base64.b64encode(hmac.new(secret_bytes(secret), content, hashlib.sha256).digest()).decode()
+    v1a = base64.b64encode(key.sign(content)).decode()
+    return {
+        "content-type": "application/cloudevents+json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{v1} v1a,{v1a}",
+    }

@@ -22,6 +22,8 @@ def parse_json(raw: bytes, content_type: str | None) -> Any:
         raise Problem("unsupported_media_type", "request bodies must be application/json")
     try:
         return strictjson.loads(raw)
+    except strictjson.TooDeep as error:  # valid JSON, but input no part of the service accepts
+        raise Problem("validation_error", f"the body is not accepted: {error}") from None
     except strictjson.InvalidJSON as error:
         raise Problem("malformed_json", f"the body is not accepted: {error}") from None
 

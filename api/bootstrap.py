@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,6 +24,7 @@ from api.settings import (
     parse_retry,
     store_env,
 )
+from api.waits import PositionWaits
 from delivery.address import allowed_prefixes
 from delivery.backfill import index_feed
 from delivery.dispatcher import Dispatcher
@@ -56,6 +57,15 @@ class Services:
     overdue: OverdueTimer
     webhook_keys: WebhookKeys
     webhooks: Dispatcher
+    # ``?min_position=`` waits on the event loop (api.waits): for the views, and for the event store.
+    view_waits: PositionWaits = field(init=False)
+    store_waits: PositionWaits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.view_waits = PositionWaits(
+            self.views.position, lambda: self.views.nudge(urgent=True), self.views.follower.on_advance
+        )
+        self.store_waits = PositionWaits(self.log.max_position)
 
     def start(self) -> None:
         """Starts the process's workers: the view follower, the Overdue timer and the webhook dispatcher."""
@@ -172,7 +182,9 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         if location.kind == "sqlite":
             _require_event_store(location)
     try:
-        keystore = KeyStore(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+        keystore = KeyStore(
+            settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None, escrow_dir=settings.key_escrow_dir
+        )
         keystore.root()
     except KeyPassphraseError as error:
         raise ConfigurationError(f"NOCERT_KEY_PASSPHRASE: {error}") from None

@@ -67,6 +67,26 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=512, description="Opaque cursor from the previous page")]
 
 
+async def _views_reach(services: ServicesDep, min_position: MinPosition = None) -> int | None:
+    if min_position is not None and not await services.view_waits.wait(min_position, WAIT_SECONDS):
+        raise Problem("not_caught_up", f"the views have not reached position {min_position} yet; retry")
+    return min_position
+
+
+async def _store_reaches(services: ServicesDep, min_position: MinPosition = None) -> int | None:
+    if min_position is not None and not await services.store_waits.wait(min_position, WAIT_SECONDS):
+        raise Problem("not_caught_up", f"position {min_position} has not been recorded; retry")
+    return min_position
+
+
+ViewsAt = Annotated[int | None, Depends(_views_reach)]
+"""``?min_position=`` of a read from the views: answered once they reflect it (503 after 5 s); the wait
+holds no thread (api.waits). Declare it after the principal, so that 401/403 come first."""
+
+StoreAt = Annotated[int | None, Depends(_store_reaches)]
+"""``?min_position=`` of a read straight from the event store: answered once that position is recorded."""
+
+
 def wait_for_views(services: Services, position: int | None) -> None:
     """Read-your-writes over the views: 503 ``not_caught_up`` after 5 s."""
     if position is not None and not services.views.wait_for(position, WAIT_SECONDS):

@@ -51,6 +51,12 @@ Authenticator = Callable[[str], Principal | None]
 
 
 
+def _too_large(declared: str) -> bool:
+    """A Content-Length of ASCII digits above the limit (thousands of digits are not read as a number)."""
+    digits = declared.lstrip("0")
+    return len(digits) > 12 or int(digits or "0") > BODY_LIMIT
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     for key, value in headers:
@@ -166,7 +172,7 @@ class Gateway:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > BODY_LIMIT:
+        if declared is not None and declared.isascii() and declared.isdigit() and _too_large(declared):
             raise _TooLarge
         chunks: list[bytes] = []
         size = 0

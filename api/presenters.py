@@ -1,5 +1,6 @@
 """How checks, histories, departments and categories look to each reader (the masking of API.md §4, by
-the rules of `api.access`)."""
+the rules of `api.access`). Every document is `bounded`: data stored deeper than the service's nesting limit
+(before the limit existed) is cut there, so that no read fails on it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from domain.department import Department, OfficerRecord
 from domain.privacy import mask_check, mask_claims
 from domain.timefmt import format_time
 from projections.checks import check_document as check_fields
+from signing.strictjson import bounded
 
 BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "officer"})
 
@@ -30,7 +32,8 @@ def check_document(
         document = mask_check(document)
     if document["proof"] is not None and not sees_proof_jws(rights, principal):
         document["proof"] = {**document["proof"], "jws": None}
-    return document
+    shown: dict[str, Any] = bounded(document)
+    return shown
 
 
 def _jsonable(value: Any) -> Any:
@@ -69,7 +72,7 @@ def history_document(
                 "data": data,
             }
         )
-    return {"check_id": str(check.id), "events": items}
+    return {"check_id": str(check.id), "events": bounded(items)}
 
 
 def department_document(department: Department, now: datetime) -> dict[str, Any]:

@@ -349,6 +349,7 @@ class Verification(BaseModel):
     payload: dict[str, Any] | None
     kid: str | None
     issuer: str | None
+    recorded: bool = Field(description="Whether this exact JWS is the proof of a check the platform itself sealed (v1.1)")
 
 
 class CoverageRow(BaseModel):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from domain.errors import ConcurrentUpdate
 from domain.ports import SealCertificate
 from signing.certificates import to_pem
-from signing.keystore import KeyStore
+from signing.keystore import KeyStore, SealNotFound
 from signing.proofs import seal_proof
+
+log = logging.getLogger("nocert.keys")
 
 
 class KeyStoreSealer:
@@ -31,4 +35,14 @@ class KeyStoreSealer:
         )
 
     def seal(self, kid: str, payload: dict[str, Any]) -> str:
-        return seal_proof(self.keystore.seal_signer(kid), payload)
+        try:
+            signer = self.keystore.seal_signer(kid)
+        except SealNotFound:  # retired by a rotation since the department was read: the retry uses the new key
+            raise ConcurrentUpdate("the department's seal key was just rotated; retry") from None
+        return seal_proof(signer, payload)
+
+    def retire(self, kid: str) -> None:
+        try:
+            self.keystore.retire_seal(kid)
+        except OSError as error:  # the rotation is recorded; the next rotation of the department tries again
+            log.error("the retired seal key %s could not be moved out of the key directory: %s", kid, error)

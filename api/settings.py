@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     key_dir: Path = Path("./var/keys")
     key_passphrase: SecretStr | None = None
+    key_escrow_dir: Path | None = None  # retired seal keys move here (outside key_dir); unset: they are deleted
     checkpoint_every: int = Field(default=1000, ge=1)
     cipher_key: SecretStr | None = None
     db_pool_size: int = Field(default=20, ge=1)

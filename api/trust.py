@@ -26,6 +26,17 @@ class PlatformTrust:
             {kid: CertificateTrust(kid, seal.revoked_at) for kid, seal in department.seals.items()},
         )
 
+    def recorded(self, payload: dict[str, Any] | None, text: str) -> bool:
+        """Whether `text` is exactly the proof of a check the platform sealed (API.md §5 v1.1 ``recorded``):
+        a valid signature on anything else means a seal key was used outside the platform."""
+        if payload is None:
+            return False
+        try:
+            check = self.app.check_of_proof(UUID(str(payload.get("id"))))
+        except (ValueError, DomainError):
+            return False
+        return check.proof is not None and check.proof.jws == text
+
     def proof_revoked(self, payload: dict[str, Any]) -> bool:
         try:
             check = self.app.check_of_proof(UUID(str(payload.get("id"))))

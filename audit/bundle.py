@@ -277,7 +277,7 @@ class _Verifier:
         if payload.get("check_id") != check_id or proof["id"] != payload.get("id"):
             self.fail("the proof is not the proof of this check")
         chain = proof["certificate_chain_pem"]
-        header = jws.parse_compact(text).header if at_issue.payload is not None else {}
+        header = jws.decode_compact(text).header if at_issue.payload is not None else {}
         sealed_by = jws.certificate_of(header)
         if not (isinstance(chain, list) and len(chain) == 2 and all(isinstance(pem, str) for pem in chain)):
             self.fail("certificate_chain_pem is not [department certificate, root certificate]")
@@ -322,7 +322,7 @@ class _Verifier:
 
 def _parse(data: bytes) -> dict[str, Any]:
     try:
-        value = strictjson.loads(data)
+        value = strictjson.loads(data, max_depth=strictjson.BUNDLE_DEPTH)
     except strictjson.InvalidJSON as error:
         raise _Invalid(f"not a JSON document this verifier accepts: {error}") from None
     if not isinstance(value, dict):
@@ -349,7 +349,7 @@ def _readable_state(state: bytes) -> dict[str, Any] | None:
     """The stored state as JSON when it is stored in the clear (not encrypted), else None."""
     try:
         value = json.loads(state.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

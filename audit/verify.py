@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from hashlib import sha256
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cryptography import x509
 from eventsourcing.persistence import Notification
@@ -90,12 +91,18 @@ class _Audit:
             self.progress(0, stop)
         after = 0
         while after < stop:
-            page = self.log.read(after, self.page_size, stop=stop)
+            # The rows as stored, read by the audit itself: a row eventsourcing could not convert (a state
+            # stored as TEXT, an id that is no UUID) is a problem at its position, not the end of the audit.
+            page = self.log.read_rows(after, self.page_size, stop=stop)
             if not page:
                 break
-            for notification in page:
-                self._event(notification)
-            after = page[-1].id
+            for row in page:
+                notification, faults, placed = _notification(row)
+                if faults:
+                    detail = f"the row is not as stored events are: {'; '.join(faults)}"
+                    self.findings.add(notification.id, "undecodable_event", detail)
+                self._event(notification, follow=placed)
+            after = page[-1][0]
             if self.progress is not None:
                 self.progress(self.report.events, stop)
         self.ledger.finish(stop, self.report.events)
@@ -105,7 +112,7 @@ class _Audit:
         self.report.problems = self.findings.in_log_order()
         return self.report
 
-    def _event(self, notification: Notification) -> None:
+    def _event(self, notification: Notification, follow: bool = True) -> None:
         index = self.report.events
         self.report.events = index + 1
         position = notification.id
@@ -117,4 +124,36 @@ class _Audit:
             self.last_position = position
         stream_id = str(notification.originator_id)
         self.ledger.leaf(index, notification, stream_id, sha256(notification.state).hexdigest())
-        self.streams.follow(notification, stream_id, self.streams.decode(notification))
+        if follow:
+            self.streams.follow(notification, stream_id, self.streams.decode(notification))
+
+
+def _notification(row: tuple[Any, ...]) -> tuple[Notification, list[str], bool]:
+    """The row ``(position, originator_id, originator_version, topic, state)`` as a notification, what in
+    it is not what a stored event holds (stand-ins take those values, so that its leaf is still computed),
+    and whether its stream and version are readable (its stream can be followed)."""
+    position, originator, version, topic, state = row
+    faults = []
+    placed = True
+    if isinstance(state, memoryview):
+        state = bytes(state)
+    if not isinstance(state, bytes):
+        faults.append(f"its state is stored as {type(state).__name__}, not as bytes")
+        state = state.encode("utf-8", "surrogateescape") if isinstance(state, str) else str(state).encode("utf-8")
+    if isinstance(originator, UUID):
+        stream_id = originator
+    else:
+        try:
+            stream_id = UUID(originator if isinstance(originator, str) else bytes(originator).hex())
+        except (ValueError, TypeError):
+            faults.append(f"its stream id {str(originator)[:64]!r} is no UUID")
+            stream_id = uuid5(NAMESPACE_URL, f"unreadable:{originator!r}")
+            placed = False
+    if isinstance(version, bool) or not isinstance(version, int):
+        faults.append(f"its version {str(version)[:64]!r} is no integer")
+        version = 0
+        placed = False
+    if not isinstance(topic, str):
+        faults.append("its topic is not text")
+        topic = str(topic)
+    return Notification(id=int(position), originator_id=stream_id, originator_version=version, topic=topic, state=state), faults, placed

@@ -269,8 +269,9 @@ class Department(Aggregate):
         seal = self.seals.get(kid)
         if seal is None:
             raise NotFound.of("key")
-        if seal.revoked_at is not None:
-            raise Conflict("key is already revoked")
+        if seal.revoked_at is not None and seal.revoked_at <= effective_at:
+            return  # already revoked from that time or earlier: a later revocation changes nothing
+        # A first revocation, or one moved earlier (a leak found out later): it takes effect from then.
         self.trigger_event(self.SealRevoked, kid=kid, reason=reason, effective_at=effective_at)
 
     def current_seal(self, now: datetime) -> Seal:

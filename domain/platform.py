@@ -157,7 +157,13 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure, Roster, CheckRe
         if not department.has_role("issuer"):
             raise Conflict("only departments with the issuer role hold seal keys")
         seal = self._register_new_seal(department)
-        return seal, self._save(department)
+        position = self._save(department)
+        # Only once the rotation is recorded: every earlier key (a retirement that failed before
+        # included) leaves the service's reach, so that nothing can seal with it any more (#11.8).
+        for kid in department.seals:
+            if kid != seal.kid:
+                self.sealer.retire(kid)
+        return seal, position
 
     def revoke_seal(
         self, department_id: str, kid: str, reason: str, effective_at: datetime | None

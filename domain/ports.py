@@ -30,6 +30,11 @@ class Sealer(Protocol):
         """Returns the compact JWS of ``payload`` sealed with key ``kid``."""
         ...
 
+    def retire(self, kid: str) -> None:
+        """Key ``kid`` seals nothing more: its private half leaves the service's reach (escrowed or
+        destroyed). Its certificate stays, so that the proofs it sealed still verify."""
+        ...
+
 
 class ClaimsValidator(Protocol):
     """JSON Schema checks for category claims schemas and the claims of checks."""

@@ -25,12 +25,16 @@ def format_time(moment: datetime) -> str:
 def parse_time(text: object) -> datetime:
     """Parses an RFC 3339 date-time (at most microsecond precision) into an aware UTC datetime.
 
-    Raises ValueError for anything else, including the looser forms `datetime.fromisoformat` accepts and
-    a time without an offset or ``Z``.
+    Raises ValueError for anything else, including the looser forms `datetime.fromisoformat` accepts, a
+    time without an offset or ``Z``, and a time whose offset carries it outside the years 1-9999 in UTC
+    (``0001-01-01T00:00:00+01:00``).
     """
     if not isinstance(text, str) or not _RFC3339.fullmatch(text):
-        raise ValueError(f"not an RFC 3339 date-time: {text!r}")
-    return datetime.fromisoformat(text).astimezone(UTC)
+        raise ValueError(f"not an RFC 3339 date-time: {text[:64]!r}" if isinstance(text, str) else "not a string")
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} lies outside the years 1-9999 in UTC") from None
 
 
 def utcnow() -> datetime:

@@ -20,6 +20,7 @@ from domain.ports import PersonalData
 from domain.privacy import mask_check
 from domain.timefmt import format_time
 from projections.cursor import decode_cursor, encode_cursor
+from signing import strictjson
 
 MAX_LIMIT = 500
 
@@ -172,7 +173,8 @@ def read_document(document: str, now: datetime, personal: PersonalData) -> dict[
     """A stored document as the reader gets it: its personal fields opened, ``overdue`` computed for ``now``."""
     item: dict[str, Any] = json.loads(document)
     for field in SEALED_FIELDS:
-        item[field] = personal.open_field(item["id"], field, item[field])
+        # Data stored deeper than any reader follows (before the nesting limit) is cut, not a failed read.
+        item[field] = strictjson.bounded(personal.open_field(item["id"], field, item[field]), strictjson.MAX_JSON_DEPTH - 1)
     item["overdue"] = item["status"] in OPEN_UNANSWERED and format_time(now) > item["due_at"]
     return item
 

@@ -64,6 +64,7 @@ class Follower:
         self._thread_lock = threading.Lock()
         self._next_cover_check = 0.0
         self._intent: LeaderLock | None = None  # the follower's view of the rebuild lock
+        self._listeners: list[Callable[[], None]] = []
 
     def start(self) -> None:
         """Starts the follower thread (a daemon); does nothing if it runs already."""
@@ -202,9 +203,15 @@ class Follower:
         return since is not None and self.clock() - since >= ledger.UNCOVERED_GRACE
 
     def notify(self) -> None:
-        """Wakes the readers waiting in `wait_for` (the views moved)."""
+        """Wakes the readers waiting in `wait_for` and the listeners of `on_advance` (the views moved)."""
         with self._advanced:
             self._advanced.notify_all()
+        for listener in self._listeners:
+            listener()
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` (in the follower's thread; it must not block) whenever the views moved."""
+        self._listeners.append(listener)
 
     def position(self) -> int:
         """The lowest tracking position over all views, from the database (right in every process)."""

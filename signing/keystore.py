@@ -2,6 +2,9 @@
 
 Each key is a PKCS#8 PEM file, encrypted when a passphrase is set, beside its certificate:
 ``root.key``/``root.pem``, ``ledger.key``/``ledger.pem`` and ``<kid>.key``/``<kid>.pem`` per seal.
+A rotated-out seal's private key leaves the directory at rotation (`retire_seal`): it is moved into the
+escrow directory (``NOCERT_KEY_ESCROW_DIR``, outside this one, for an offline escrow) or, without one,
+deleted; its certificate stays. A seal whose key file is gone signs nothing, in any process.
 Files are written whole (temporary file, then rename) with mode 0600 in a 0700 directory. The root and
 the ledger key are created under an exclusive lock on ``.lock``, so that processes starting together
 agree on one of each: the first creates, the others load its files.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -51,9 +55,15 @@ class SealNotFound(KeyStoreError, KeyError):
 class KeyStore:
     """Keys in `key_dir`, encrypted with `passphrase` when one is given (an empty one counts as none)."""
 
-    def __init__(self, key_dir: Path, passphrase: bytes | None = None, crl_url: str | None = None) -> None:
-        """`crl_url`: the CRL distribution point new certificates name (`signing.crl.crl_url`), if any."""
+    def __init__(
+        self, key_dir: Path, passphrase: bytes | None = None, crl_url: str | None = None, escrow_dir: Path | None = None
+    ) -> None:
+        """`crl_url`: the CRL distribution point new certificates name (`signing.crl.crl_url`), if any.
+        `escrow_dir`: where retired seal keys go (outside `key_dir`); None: they are deleted."""
         self._dir = Path(key_dir)
+        self._escrow = Path(escrow_dir) if escrow_dir is not None else None
+        if self._escrow is not None and self._escrow.resolve().is_relative_to(self._dir.resolve()):
+            raise KeyStoreError(f"NOCERT_KEY_ESCROW_DIR {self._escrow} must lie outside the key directory {self._dir}")
         self._passphrase = passphrase or None
         self._crl_url = crl_url
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -97,13 +107,36 @@ class KeyStore:
         return crl.build_crl(*self._root_pair(), revocations, now)
 
     def seal_signer(self, kid: str) -> SigningKey:
-        """The stored seal with this kid; raises SealNotFound if there is none."""
+        """The stored seal with this kid; raises SealNotFound if there is none (or it was retired, by this
+        process or another: a key is used only while its file is in the key directory)."""
+        if not _KID.fullmatch(kid) or not (self._path(kid, "key").exists() and self._path(kid, "pem").exists()):
+            self._seals.pop(kid, None)
+            raise SealNotFound(f"no seal key with kid {kid!r} in {self._dir}")
         if kid in self._seals:
             return self._seals[kid]
-        if not _KID.fullmatch(kid) or not self._path(kid, "pem").exists():
-            raise SealNotFound(f"no seal key with kid {kid!r} in {self._dir}")
         signer = self._seals[kid] = FileKey(*self._load(kid))
         return signer
+
+    def retire_seal(self, kid: str) -> None:
+        """Moves the seal's private key into the escrow directory, or deletes it without one; the
+        certificate stays. Retiring a key that is gone already does nothing."""
+        self._seals.pop(kid, None)
+        if not _KID.fullmatch(kid):
+            raise SealNotFound(f"no seal key with kid {kid!r} in {self._dir}")
+        path = self._path(kid, "key")
+        if not path.exists():
+            return
+        if self._escrow is None:
+            path.unlink()
+            return
+        self._escrow.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = self._escrow / path.name
+        try:
+            os.replace(path, target)  # the same file system: one rename
+        except OSError:
+            shutil.copy2(path, target)
+            os.chmod(target, 0o600)
+            path.unlink()
 
     def secret(self, name: str) -> bytes:
         """A 32-byte symmetric key of the key directory (``<name>.secret``, mode 0600), made on first use:

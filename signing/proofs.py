@@ -88,27 +88,35 @@ def verify_proof(
     `unknown_issuer`, `key_revoked` or `proof_revoked`.
     """
     try:
-        parsed = jws.parse_compact(text)
+        parsed = jws.decode_compact(text)
     except jws.MalformedJWS:
         return ProofVerdict(False, ["malformed"], None, None, None)
     payload = parsed.payload
     kid = parsed.header.get("kid") if isinstance(parsed.header.get("kid"), str) else None
     issuer_id = _issuer_id(payload)
+    try:
+        jws.check_header(parsed.header)
+    except jws.MalformedJWS:  # `malformed` stands alone; the payload and issuer are told since it parses
+        return ProofVerdict(False, ["malformed"], payload, kid, issuer_id)
     issued_at = _payload_time(payload, "issued_at")
     valid_until = _payload_time(payload, "valid_until")
     department = functools.cache(trust.department) if trust is not None else None
 
     failed: set[str] = set()
     key_revoked_at = None
+    authentic = False  # signed by a key the platform root certified
     cert = jws.certificate_of(parsed.header)
     if cert is None:
         failed.add("untrusted_certificate")
     else:
         cert_kid, cert_department, public_key = _facts_of(cert)
-        if not jws.verify_signature(parsed, public_key):
+        signed = jws.verify_signature(parsed, public_key)
+        if not signed:
             failed.add("bad_signature")
-        if not is_issued_by(cert, root_cert):
+        certified = is_issued_by(cert, root_cert)
+        if not certified:
             failed.add("untrusted_certificate")
+        authentic = signed and certified
         if kid != cert_kid:
             failed.add("kid_mismatch")
         if issuer_id is None or cert_department != issuer_id:
@@ -123,7 +131,9 @@ def verify_proof(
         now=now,
         issued_at=issued_at,
         valid_until=valid_until,
-        revoked=trust is not None and trust.proof_revoked(payload),
+        # Whether a proof was revoked is told only of a JWS whose signature verifies (API.md §5): anyone
+        # else could ask about any proof id and learn that it exists.
+        revoked=trust is not None and authentic and trust.proof_revoked(payload),
         key_revoked_at=key_revoked_at,
     )
 

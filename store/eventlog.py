@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -32,6 +32,24 @@ class EventLog:
         return self.recorder.select_notifications(
             start=after, limit=limit, stop=stop, inclusive_of_start=False
         )
+
+    def read_rows(self, after: int, limit: int, stop: int | None = None) -> list[tuple[Any, ...]]:
+        """Like `read`, but the rows as stored, unconverted: ``(position, originator_id, originator_version,
+        topic, state)``, whatever their types (a state rewritten as TEXT, an id that is no UUID). For the
+        audit, which reports a row that eventsourcing could not read instead of failing on it."""
+        if self.database is None:  # in-memory store: its notifications are all there is
+            return [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in self.read(after, limit, stop)]
+        table = cast(_EventsTable, self.recorder).events_table_name
+        column = "rowid" if self.database.dialect == "sqlite" else "notification_id"
+        bounds, params = f"{column} > ?", [after]
+        if stop is not None:
+            bounds, params = f"{bounds} AND {column} <= ?", [after, stop]
+        sql = (
+            f"SELECT {column}, originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {bounds} ORDER BY {column} LIMIT ?"
+        )
+        with self.database.reading() as cursor:
+            return [tuple(row) for row in cursor.execute(sql, (*params, limit)).fetchall()]
 
     def stream_positions(self, stream_id: UUID) -> dict[int, int]:
         """Version → global position for one stream, read from the event store's own table."""

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Auditor, MinPosition, ServicesDep, wait_for_views
+from api.deps import Auditor, ServicesDep, ViewsAt
 from api.problems import Problem, problem_responses
 from api.schemas import CheckpointOut, ConsistencyProof, InclusionProof, LedgerPage
 
@@ -21,17 +21,15 @@ def events(
     services: ServicesDep,
     after: Size = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    min_position: MinPosition = None,
+    min_position: ViewsAt = None,
 ) -> dict[str, Any]:
     """Ledger leaves with the stored event bytes, in the order of the global log."""
-    wait_for_views(services, min_position)
     return services.views.audit_events(after, limit)
 
 
 @router.get("/checkpoints/latest", response_model=CheckpointOut, responses=problem_responses("unauthenticated", "forbidden", "not_found"))
-def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: ViewsAt = None) -> dict[str, Any]:
     """The latest signed checkpoint of the ledger (404 before the first)."""
-    wait_for_views(services, min_position)
     checkpoint = services.views.latest_checkpoint()
     if checkpoint is None:
         raise Problem("not_found", "no checkpoint has been signed yet")
@@ -39,9 +37,8 @@ def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: Min
 
 
 @router.get("/checkpoints", response_model=CheckpointOut, responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error"))
-def checkpoint_at(auditor: Auditor, services: ServicesDep, tree_size: Size, min_position: MinPosition = None) -> dict[str, Any]:
+def checkpoint_at(auditor: Auditor, services: ServicesDep, tree_size: Size, min_position: ViewsAt = None) -> dict[str, Any]:
     """The checkpoint signed at this tree size (404 if none was)."""
-    wait_for_views(services, min_position)
     checkpoint = services.views.checkpoint(tree_size)
     if checkpoint is None:
         raise Problem("not_found", f"no checkpoint was signed at tree size {tree_size}")
@@ -49,14 +46,12 @@ def checkpoint_at(auditor: Auditor, services: ServicesDep, tree_size: Size, min_
 
 
 @router.get("/proofs/inclusion", response_model=InclusionProof, responses=ERRORS)
-def inclusion(auditor: Auditor, services: ServicesDep, index: Size, tree_size: Size, min_position: MinPosition = None) -> dict[str, Any]:
+def inclusion(auditor: Auditor, services: ServicesDep, index: Size, tree_size: Size, min_position: ViewsAt = None) -> dict[str, Any]:
     """RFC 9162 §2.1.3 inclusion proof of leaf ``index`` in the tree of ``tree_size`` leaves."""
-    wait_for_views(services, min_position)
     return services.views.inclusion_proof(index, tree_size)
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyProof, responses=ERRORS)
-def consistency(auditor: Auditor, services: ServicesDep, first: Size, second: Size, min_position: MinPosition = None) -> dict[str, Any]:
+def consistency(auditor: Auditor, services: ServicesDep, first: Size, second: Size, min_position: ViewsAt = None) -> dict[str, Any]:
     """RFC 9162 §2.1.4 consistency proof between tree sizes ``first`` and ``second``."""
-    wait_for_views(services, min_position)
     return services.views.consistency_proof(first, second)

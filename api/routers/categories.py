@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.body import body_openapi, read_body
-from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
+from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import category_document
 from api.problems import Problem, problem_responses
@@ -37,10 +37,9 @@ def create_category(request: Request, admin: Admin, services: ServicesDep) -> JS
 @router.get("", response_model=CategoryPage, responses=problem_responses("unauthenticated", "validation_error"))
 def list_categories(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
-    min_position: MinPosition = None,
+    min_position: StoreAt = None,
 ) -> dict[str, Any]:
     """Every proof category of the catalogue, in the order it was created."""
-    wait_for_store(services, min_position)
     codes = services.platform.catalogue().codes
     chosen, next_cursor = page(codes, str, limit, cursor, "categories")
     return listing([category_document(services.platform.category(code)) for code in chosen], next_cursor)

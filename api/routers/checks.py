@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from functools import wraps
@@ -20,12 +21,11 @@ from api.deps import (
     Cursor,
     Issuer,
     Limit,
-    MinPosition,
     ServicesDep,
+    StoreAt,
+    ViewsAt,
     parse_uuid,
     require_known_category,
-    wait_for_store,
-    wait_for_views,
 )
 from api.presenters import check_document, history_document
 from api.principal import Principal
@@ -62,6 +62,16 @@ COMMAND_CODES = (
     "idempotency_mismatch", "payload_too_large", "invalid_officer",
 )
 COMMAND_ERRORS = problem_responses(*COMMAND_CODES)
+
+
+VERSION = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)  # a positive integer that fits a version (below 10**18)
+
+
+def parse_version(text: str) -> int:
+    """``?version=N``: ASCII digits only (``²`` is a digit to ``str.isdigit``), not thousands of them."""
+    if not VERSION.fullmatch(text):
+        raise Problem("validation_error", "version must be a positive integer")
+    return int(text)
 
 
 class _Attempt:
@@ -154,11 +164,10 @@ def list_checks(
     overdue: bool | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-    min_position: MinPosition = None,
+    min_position: ViewsAt = None,
 ) -> dict[str, Any]:
     """Approvers see the checks they raised, issuers those addressed to them now, auditors all."""
     require_known_category(services, category)
-    wait_for_views(services, min_position)
     items, next_cursor = services.views.list_checks(
         **list_scope(principal),
         status=status.value if status is not None else None,
@@ -172,10 +181,9 @@ def list_checks(
 
 @router.get("/v1/inbox", response_model=CheckPage, responses=problem_responses("unauthenticated", "forbidden", "validation_error", "not_caught_up"))
 def inbox(
-    issuer: Issuer, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None, min_position: MinPosition = None
+    issuer: Issuer, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None, min_position: ViewsAt = None
 ) -> dict[str, Any]:
     """Checks addressed to the caller in raised, accepted or info_requested, most urgent first."""
-    wait_for_views(services, min_position)
     items, next_cursor = services.views.inbox(issuer.id, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
 
@@ -191,20 +199,18 @@ def read_check(
     services: ServicesDep,
     version: Annotated[str | None, Query(description="The check as it was after its N-th event")] = None,
     as_of: Annotated[str | None, Query(description="The check as it was at this RFC 3339 time")] = None,
-    min_position: MinPosition = None,
+    min_position: StoreAt = None,
 ) -> dict[str, Any]:
     """The check as the caller may see it (personal data masked for readers other than its approver and current issuer); `version` or `as_of` give a past state."""
-    wait_for_store(services, min_position)
     current = visible_check(services, check_id, principal)
     if version is not None and as_of is not None:
         raise Problem("validation_error", "give version or as_of, not both")
     check = current
     if version is not None:
-        if not version.isdigit() or int(version) < 1:
-            raise Problem("validation_error", "version must be a positive integer")
-        if int(version) > current.version:
+        number = parse_version(version)
+        if number > current.version:
             raise Problem("not_found", f"the check has {current.version} versions")
-        check = services.platform.check(current.id, int(version))
+        check = services.platform.check(current.id, number)
     elif as_of is not None:
         try:
             moment = parse_time(as_of)
@@ -219,9 +225,8 @@ def read_check(
     response_model=History,
     responses=problem_responses("unauthenticated", "forbidden", "not_found", "not_caught_up"),
 )
-def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: StoreAt = None) -> dict[str, Any]:
     """Every event of the check in version order, masked for the reader like the check itself."""
-    wait_for_store(services, min_position)
     check = visible_check(services, check_id, principal)
     events = services.platform.check_events(check.id)
     positions = services.log.stream_positions(check.id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.body import body_openapi, read_body
-from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
+from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import department_document, seal_entry
 from api.problems import Problem, problem_responses
@@ -25,6 +25,7 @@ from api.schemas import (
 )
 from api.schemas import Certificate as CertificateOut
 from api.schemas import Department as DepartmentOut
+from domain.department import Department
 from domain.timefmt import parse_time
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
@@ -61,10 +62,9 @@ def create_department(request: Request, admin: Admin, services: ServicesDep) -> 
 @router.get("", response_model=DepartmentPage, responses=problem_responses("unauthenticated", "validation_error"))
 def list_departments(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
-    min_position: MinPosition = None,
+    min_position: StoreAt = None,
 ) -> dict[str, Any]:
     """Public data of every department, with its certificates (never API keys)."""
-    wait_for_store(services, min_position)
     now = services.platform.clock()
     ids = sorted(services.platform.directory().listings)
     chosen, next_cursor = page(ids, str, limit, cursor, "departments")
@@ -153,6 +153,8 @@ def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, se
     except ValueError:
         raise Problem("validation_error", "effective_at must be an RFC 3339 time") from None
     _, position = services.platform.revoke_seal(department_id, kid, body.reason, effective_at)
+    if not position:  # revoked from that time or earlier already: nothing recorded, the last event stands
+        position = max(services.log.stream_positions(Department.stream_id(department_id)).values())
     department = services.platform.department(department_id)
     return ok(services, seal_entry(department, kid, services.platform.clock()), position)
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from api.access import sees_proof_jws
 from api.body import body_openapi, read_body
 from api.bootstrap import Services
-from api.deps import Issuer, MinPosition, PrincipalDep, ServicesDep, parse_uuid, wait_for_store
+from api.deps import Issuer, PrincipalDep, ServicesDep, StoreAt, parse_uuid
 from api.principal import Principal
 from api.problems import Problem, problem_responses
 from api.responses import ok
@@ -55,14 +55,14 @@ def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> 
     """Judges a proof by every rule of §5; an invalid proof is a 200 with ``valid: false``."""
     body = read_body(request, VerifyRequest)
     root = services.keystore.root()[1]
-    verdict = verify_proof(body.jws, root, PlatformTrust(services.platform), services.platform.clock())
-    return asdict(verdict)
+    trust = PlatformTrust(services.platform)
+    verdict = verify_proof(body.jws, root, trust, services.platform.clock())
+    return {**asdict(verdict), "recorded": trust.recorded(verdict.payload, body.jws)}
 
 
 @router.get("/{proof_id}", response_model=ProofRecord, responses=problem_responses("unauthenticated", "not_found"))
-def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, min_position: StoreAt = None) -> dict[str, Any]:
     """The proof with its revocation state, for its approver, its sealing issuer and auditors."""
-    wait_for_store(services, min_position)
     return proof_record(visible_proof(services, proof_id, principal))
 
 

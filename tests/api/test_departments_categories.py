@@ -268,10 +268,10 @@ def test_revoking_the_current_key_now_stops_replies_until_rotation(p: Province) 
     assert problem["code"] == "no_signing_key"
     # A proof signed before the revocation still verifies.
     assert p.as_("approver").post("/v1/proofs/verify", json={"jws": replied["proof"]["jws"]}).json()["valid"] is True
-    # Revoking it again is a conflict; after a rotation the department replies again.
-    assert p.admin.post(
-        f"/v1/departments/{issuer.id}/keys/{issuer.kid}/revoke", json={"reason": "again"}, expect=409
-    ).json()["code"] == "conflict"
+    # Revoking it again from a later time changes nothing (#11.7); after a rotation the department replies again.
+    again = p.admin.post(f"/v1/departments/{issuer.id}/keys/{issuer.kid}/revoke", json={"reason": "again"}, expect=200)
+    assert again.json()["revoked_at"] == entry["revoked_at"]
+    assert int(again.headers["X-Event-Position"]) == int(response.headers["X-Event-Position"])
     new_kid = p.admin.post(f"/v1/departments/{issuer.id}/keys", json={}, expect=201).json()["kid"]
     assert p.act(pending["id"], "reply", name)["proof"]["kid"] == new_kid
 

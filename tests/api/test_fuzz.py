@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every operation in /openapi.json with Schemathesis (in-process, SQLite).
+"""Property-based fuzzing of every operation in /openapi.json with Schemathesis (in-process, on SQLite and
+PostgreSQL; deterministic: Hypothesis derandomized, no example database).
 
 Each generated request (valid per the description, and invalid too) is sent with the keys of four kinds
 of caller (admin, approver, issuer, auditor). Whatever it holds, the service must not answer 5xx, and
@@ -36,8 +37,8 @@ OPERATIONS = sorted(
 
 
 @pytest.fixture(scope="module")
-def fuzzed(sqlite_province: Province) -> Iterator[Province]:
-    province = sqlite_province
+def fuzzed(shared_province: Province) -> Iterator[Province]:
+    province = shared_province
     # Objects to find: a replied check (with a proof) and a raised one.
     province.replied_check()
     province.raise_check()

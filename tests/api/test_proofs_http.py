@@ -24,7 +24,7 @@ REASONS = {
     "proof_revoked", "proof_expired", "kid_mismatch", "issuer_mismatch",
 }
 PROOF_RECORD = {"id", "check_id", "jws", "status", "revoked_at", "revocation_reason"}
-VERDICT = {"valid", "reasons", "payload", "kid", "issuer"}
+VERDICT = {"valid", "reasons", "payload", "kid", "issuer", "recorded"}
 
 
 def b64url(data: bytes) -> str:
@@ -132,7 +132,10 @@ def test_a_tampered_proof_is_bad_signature(p: Province) -> None:
 )
 def test_malformed_proofs_are_malformed_alone(p: Province, text: str) -> None:
     verdict = verify(p, text)
-    assert verdict == {"valid": False, "reasons": ["malformed"], "payload": None, "kid": None, "issuer": None}
+    # The payload is told whenever it parses (API.md §5; #11.10), `malformed` stays alone.
+    parsed = text.count(".") == 2 and text.split(".")[0].startswith("eyJ")
+    payload = json.loads(unb64url(text.split(".")[1])) if parsed else None
+    assert verdict == {"valid": False, "reasons": ["malformed"], "payload": payload, "kid": None, "issuer": None, "recorded": False}
 
 
 def test_a_proof_under_a_foreign_certificate_is_untrusted(p: Province) -> None:

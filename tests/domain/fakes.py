@@ -39,6 +39,7 @@ class FakeSealer:
         self._counter = itertools.count(1)
         self.created: list[tuple[str, str, str, str]] = []  # (kid, department id, name, uscc)
         self.sealed: list[tuple[str, dict[str, Any]]] = []
+        self.retired: list[str] = []
 
     def create_seal(self, department_id: str, name: str, uscc: str) -> SealCertificate:
         kid = hashlib.sha256(f"{department_id}:{next(self._counter)}".encode()).hexdigest()
@@ -51,7 +52,11 @@ class FakeSealer:
             not_after=now + timedelta(days=3650),
         )
 
+    def retire(self, kid: str) -> None:
+        self.retired.append(kid)
+
     def seal(self, kid: str, payload: dict[str, Any]) -> str:
+        assert kid not in self.retired, f"sealed with the retired key {kid}"
         self.sealed.append((kid, payload))
         header = _b64url(json.dumps({"alg": "EdDSA", "typ": "nocert-proof+jws", "kid": kid}).encode())
         body = _b64url(json.dumps(payload, ensure_ascii=False).encode())

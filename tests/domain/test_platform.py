@@ -208,7 +208,10 @@ def test_revoking_keys_is_checked(app, clock):
     app.rotate_seal(GULOU_POLICE)
     seal, _ = app.revoke_seal(GULOU_POLICE, old_kid, "旧钥停用", None)  # a retired key may be revoked
     assert seal.status(clock()) == "revoked"
-    assert error_code(lambda: app.revoke_seal(GULOU_POLICE, old_kid, "again", None)) == "conflict"
+    first = seal.revoked_at
+    clock.advance(hours=1)
+    again, position = app.revoke_seal(GULOU_POLICE, old_kid, "again", None)  # later: changes nothing (#11.7)
+    assert again.revoked_at == first and position == 0
     assert error_code(lambda: app.revoke_seal(GULOU_POLICE, "ab" * 32, "none", None)) == "not_found"
     assert error_code(lambda: app.revoke_seal(APPROVER, "ab" * 32, "none", None)) == "conflict"
     # The current key is untouched.
@@ -570,10 +573,13 @@ def test_masking_hides_identity_numbers_from_other_readers(app):
     assert APPLICANT_ID not in repr(masked) and OTHER_ID not in repr(masked)
 
 
-def test_mask_claims_leaves_non_strings_and_other_names():
-    assert mask_claims({"id_number": None, "x_id_number": 5, "a": "11010519491231002X"}) == {
+def test_mask_claims_masks_every_type_under_id_number_names_and_leaves_other_names():
+    assert mask_claims(
+        {"id_number": None, "x_id_number": 5, "X_ID_Number": [350104197002027817], "a": "11010519491231002X"}
+    ) == {
         "id_number": None,
-        "x_id_number": 5,
+        "x_id_number": "*",
+        "X_ID_Number": ["350104********7817"],
         "a": "11010519491231002X",
     }
 

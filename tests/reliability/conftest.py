@@ -1,7 +1,8 @@
 """Reliability tests: crash, database outage, storage faults, hostile input, brute force, secrets.
 
-Tests marked ``outage`` stop the shared PostgreSQL server for a few seconds; they run after every other
-test of the session (whatever was selected), so that concurrent PostgreSQL tests of this run are done.
+Tests marked ``outage`` stop a PostgreSQL server for a few seconds: a throw-away cluster of their own
+(`tests.reliability.cluster`), never the shared one. They still run after every other test of the session
+(whatever was selected), so that their load does not slow the others.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "outage: stops the shared PostgreSQL server for a few seconds (runs last; needs root)"
+        "markers", "outage: stops a throw-away PostgreSQL cluster of its own for a few seconds (runs last)"
     )
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from signing import jws
 from signing.jws import MalformedJWS, certificate_of, parse_compact
+from signing.strictjson import MAX_JSON_DEPTH
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 
@@ -45,7 +46,17 @@ def plain_json_object(data: bytes) -> dict[str, Any]:
         raise MalformedJWS("not JSON") from None
     if not isinstance(value, dict):
         raise MalformedJWS("not an object")
+    if nesting(value) > MAX_JSON_DEPTH:  # the one nesting limit of everything the service accepts (#11.1)
+        raise MalformedJWS("too deep")
     return value
+
+
+def nesting(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((nesting(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((nesting(item) for item in value), default=0)
+    return 0
 
 
 def verdict(function: Any, *args: Any) -> Any:
@@ -77,7 +88,8 @@ JSON_TEXTS = [
     b'{"a":"\\ud800"}', b'{"a":"\\udfff x"}', b'{"a":"\\ud83d\\ude00"}', b'{"a":"\\u0041"}', b'{"a":"\\\\ud800"}',
     b'{"a":"\xe7\xa6\x8f"}', b'{"a":"\xed\xa0\x80"}', b"[1]", b"1", b'"s"', b"null", b'{"a":1,"a":2}',
     b'{"a":{"b":[1,2,{"c":null}]}}', b"{" + b'"a":[' * 50 + b"]" * 50 + b"}", b"{" + b'"a":[' * 5000 + b"]" * 5000 + b"}",
-    b'{"a":' + b"[" * 300 + b"]" * 300 + b"}", b'{"a":"' + b"x" * 5000 + b'"}', b"", b"{", b'{"a":1}x', b'{"a":0.1}',
+    b'{"a":' + b"[" * 300 + b"]" * 300 + b"}",
+    b'{"a":' + b"[" * 63 + b"]" * 63 + b"}", b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", b'{"a":"' + b"x" * 5000 + b'"}', b"", b"{", b'{"a":1}x', b'{"a":0.1}',
     b'{"a":' + b"9" * 5000 + b"}", b'{"a":-0.0}', b'{"a":5e-324}', b'{"a":1E400}', b'{"a":"tab\tinside"}',
 ]
 

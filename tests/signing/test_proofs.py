@@ -106,8 +106,11 @@ def test_a_sealed_proof_verifies_with_jwcrypto(dept_seal):
 def test_malformed(root, dept_seal):
     alg_none = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
     unsigned = alg_none + "." + seal_proof(dept_seal, payload()).split(".")[1] + "."
-    for text in ("not a jws", unsigned, "a.b.c.d", 42):
+    for text in ("not a jws", "a.b.c.d", 42):
         assert check(text, root, trust_for(dept_seal)) == ProofVerdict(False, ["malformed"], None, None, None)
+    # The payload parses: it and its issuer are told, `malformed` alone (API.md §5, #11.10).
+    body = json.loads(base64.urlsafe_b64decode(unsigned.split(".")[1] + "=="))
+    assert check(unsigned, root, trust_for(dept_seal)) == ProofVerdict(False, ["malformed"], body, None, DEPARTMENT_ID)
 
 
 def test_bad_signature(root, dept_seal):
@@ -141,7 +144,8 @@ def test_untrusted_certificate_when_x5c_is_missing_or_unparseable(root, dept_sea
 def test_without_certificate_the_payload_rules_still_apply(root, dept_seal):
     body = payload(valid_until="2020-01-01T00:00:00Z")
     verdict = check(forge(dept_seal, body, x5c=None), root, FakeTrust(revoked_proofs={body["id"]}))
-    assert verdict.reasons == ["unknown_issuer", "untrusted_certificate", "proof_revoked", "proof_expired"]
+    # Revocation facts only for a JWS whose signature verifies (#11.9): not for one without a certificate.
+    assert verdict.reasons == ["unknown_issuer", "untrusted_certificate", "proof_expired"]
 
 
 def test_certificate_expired(root, make_seal):
@@ -236,8 +240,7 @@ def test_every_failing_rule_is_listed_in_contract_order(root, make_seal):
         "unknown_issuer",
         "untrusted_certificate",
         "certificate_expired",
-        "proof_revoked",
-        "proof_expired",
+        "proof_expired",  # no proof_revoked: the signature does not verify (#11.9)
         "kid_mismatch",
         "issuer_mismatch",
     ]

@@ -57,6 +57,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "Close": {"outcome": "applicant_submitted"},
     "Empty": {},
     "ProofRevocation": {"reason": "复核发现信息有误"},
+    "OfficerCreate": {"login": "zhou.ning", "name": "周宁"},
     "Urge": {"note": "申请人已等候两日，请尽快回复"},
     # Under an operator's NOCERT_WEBHOOK_ALLOW prefix (the demo's test allows it), or any public https:// URL.
     "SubscriptionCreate": {"url": "https://approval.fuzhou.example/nocert-hook", "types": ["Replied", "Declined", "Overdue"]},

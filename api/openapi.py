@@ -41,6 +41,7 @@ from api.schemas import (
     InfoRequest,
     InfoSupply,
     KeyRevocation,
+    OfficerCreate,
     ProofRevocation,
     Reply,
     SubscriptionCreate,
@@ -53,7 +54,7 @@ from api.subject_schemas import SubjectErase, SubjectQuery
 
 # The body models handlers read themselves (`api.body.read_body`), documented as components.
 BODY_MODELS: tuple[type[BaseModel], ...] = (
-    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
+    DepartmentCreate, DepartmentPatch, OfficerCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
     Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest, Urge, SubscriptionCreate,
     SubjectQuery, SubjectErase,
 )
@@ -125,6 +126,16 @@ IDEMPOTENCY_KEY = {
     "first answer again (status, body and X-Event-Position) and changes nothing (API.md §1).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
 }
+X_OFFICER = {
+    "name": "X-Officer",
+    "in": "header",
+    "required": False,
+    "description": "The login of the department's active officer acting for it; recorded as `officer` on the "
+    "command's events (API.md §12). Not an active officer of the caller: 422 invalid_officer.",
+    "schema": {"type": "string", "minLength": 3, "maxLength": 64, "pattern": "^[a-z0-9._-]+$"},
+}
+# The commands a department may give for a named officer (API.md §12): those on checks and proofs.
+OFFICER_PATHS = ("/v1/checks", "/v1/proofs/{proof_id}/revoke")
 EVENT_POSITION = {
     "description": "The global position of the last event the command recorded; pass it as ?min_position= to "
     "read your writes.",
@@ -200,6 +211,8 @@ def _complete(path: str, method: str, operation: dict[str, Any], route: APIRoute
             parameter["schema"] = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
     if api and method == "post":
         parameters.append(dict(IDEMPOTENCY_KEY))
+        if path.startswith(OFFICER_PATHS) and operation["operationId"] not in QUERIES:
+            parameters.append(dict(X_OFFICER))
     if not parameters:
         del operation["parameters"]
     body = operation.get("requestBody")

@@ -433,9 +433,9 @@ class Check(Aggregate):
         _refuse(revocation_refusal(True, self.proof.revoked_at is not None))
         self.trigger_event(self.ProofRevoked, actor=actor, proof_id=self.proof.id, reason=reason, officer=officer)
 
-    def urge(self, actor: str, note: str) -> None:
+    def urge(self, actor: str, note: str, officer: str | None = None) -> None:
         self._require("Urged", actor)
-        self.trigger_event(self.Urged, actor=actor, note=note)
+        self.trigger_event(self.Urged, actor=actor, note=note, officer=officer)
 
     def record_overdue(self, now: datetime) -> None:
         """Records that the check passed its due time (the platform's timer, `now` by its clock)."""

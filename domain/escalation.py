@@ -9,11 +9,12 @@ from uuid import UUID
 from domain.check import Check
 from domain.errors import ConcurrentUpdate, InvalidInput
 from domain.repository import CachedApplication
+from domain.roster import Roster
 
 NOTE_MAX = 2000
 
 
-class Escalation(CachedApplication):
+class Escalation(CachedApplication, Roster):
     """A part of `Platform`, which gives `_current` and `check` (the stubs below are overridden)."""
 
     def _current(self, check: Check | UUID) -> Check:
@@ -22,11 +23,11 @@ class Escalation(CachedApplication):
     def check(self, check_id: UUID, version: int | None = None) -> Check:
         raise NotImplementedError
 
-    def urge(self, check: Check | UUID, actor: str, note: str) -> tuple[Check, int]:
+    def urge(self, check: Check | UUID, actor: str, note: str, officer: str | None = None) -> tuple[Check, int]:
         if not isinstance(note, str) or len(note) > NOTE_MAX:
             raise InvalidInput(f"note must be a text of at most {NOTE_MAX} characters")
         check = self._current(check)
-        check.urge(actor, note)
+        check.urge(actor, note, **self.acting_on(check, "Urged", actor, officer))
         return check, self._save(check)
 
     def record_overdue(self, check_id: UUID, now: datetime) -> int | None:

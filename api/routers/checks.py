@@ -321,5 +321,5 @@ def close(check_id: str, request: Request, approver: Approver, services: Service
 def urge(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     check = visible_check(services, check_id, approver)
     body = read_body(request, Urge)
-    check, position = services.platform.urge(check, approver.id, body.note)
+    check, position = services.platform.urge(check, approver.id, body.note, approver.officer)
     return answer(services, check, approver, position)

@@ -119,3 +119,18 @@ def test_the_audit_accepts_overdue_and_urged(province: Province) -> None:
         trust=PlatformTrust(services.platform), workers=1,
     )
     assert report.ok, report.to_dict()
+
+
+def test_an_urge_records_the_officer_the_approver_names(province: Province) -> None:
+    """API.md §12: every event a command records carries the officer of X-Officer; urge included."""
+    province.admin.post(
+        f"/v1/departments/{province.approver.id}/officers", json={"login": "li.na", "name": "李娜"}, expect=201
+    )
+    check = province.raise_check()
+    clerk = province.as_("approver")
+    before = province.position()
+    refused = clerk.post(f"/v1/checks/{check['id']}/urge", json={"note": "催办"}, headers={"X-Officer": "nobody"}, expect=422)
+    assert refused.json()["code"] == "invalid_officer" and province.position() == before
+    clerk.post(f"/v1/checks/{check['id']}/urge", json={"note": "催办"}, headers={"X-Officer": "li.na"}, expect=200)
+    history = clerk.get(f"/v1/checks/{check['id']}/history", expect=200).json()["events"]
+    assert [(e["type"], e["officer"]) for e in history] == [("Raised", None), ("Urged", "li.na")]

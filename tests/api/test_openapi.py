@@ -191,7 +191,7 @@ def test_a_wrong_method_is_405_with_every_method_of_the_path(spec: dict[str, Any
         concrete = path.format(
             department_id="fz-gulou-police", api_key_id="k", kid="0" * 64, code="household-registration",
             check_id="00000000-0000-4000-8000-000000000000", proof_id="00000000-0000-4000-8000-000000000000",
-            subscription_id="00000000-0000-4000-8000-000000000000",
+            subscription_id="00000000-0000-4000-8000-000000000000", login="wang.li",
         ) if "{" in path else path
         wrong = next(method for method in ("PUT", "DELETE", "PATCH", "POST") if method not in declared)
         response = p.admin.request(wrong, concrete)
@@ -250,6 +250,7 @@ def _send_examples(spec: dict[str, Any], client: TestClient, keys: dict[str, str
     send("rotate_seal_key", "admin", department_id="fz-police")
     kid = send("rotate_seal_key", "admin", department_id="fz-police")["kid"]
     send("revoke_seal_key", "admin", department_id="fz-police", kid=kid)
+    send("add_officer", "admin", department_id="fz-police")
     send("create_category", "admin")
     send("change_category", "admin", code="household-registration")
     check = send("raise_check", DEMO_APPROVER)["id"]
@@ -268,3 +269,17 @@ def _send_examples(spec: dict[str, Any], client: TestClient, keys: dict[str, str
     send("subject_accesses", DEMO_AUDITOR)
     assert send("erase_subject", "admin")["checks"] >= 1
     return sent
+
+
+def test_x_officer_is_declared_on_every_command_a_department_gives_for_an_officer(spec: dict[str, Any]) -> None:
+    """API.md §12: department systems name the acting officer with X-Officer on check and proof commands."""
+    named = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            if "X-Officer" in headers:
+                named.append(operation["operationId"])
+            elif method == "post" and path.startswith("/v1/checks"):
+                raise AssertionError(f"{operation['operationId']} does not declare X-Officer")
+    assert {"raise_check", "accept_check", "reply_check", "urge_check", "revoke_proof"} <= set(named)
+    assert "verify_proof" not in named and "create_department" not in named

@@ -20,7 +20,7 @@ from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
 from api.metrics import Metrics
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, problem_responses
-from api.routers import audit, categories, checks, coverage, departments, health, proofs, trust
+from api.routers import audit, categories, checks, coverage, departments, health, log, proofs, trust
 from api.schemas import BODY_MODELS
 from api.schemas import Problem as ProblemModel
 from domain.errors import DomainError
@@ -125,9 +125,10 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if start_views:
-            services.views.start()
+            services.start()
         LOG.info("nocert serving on %s store", services.location.kind)
         yield
+        services.witnessing.stop()
         services.views.stop()
 
     app = FastAPI(
@@ -141,7 +142,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.state.services = services
     app.state.metrics = metrics
     _problem_handlers(app)
-    modules = (departments, categories, checks, proofs, trust, coverage, audit, health)
+    modules = (departments, categories, checks, proofs, trust, log, coverage, audit, health)
     for module in modules:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema

@@ -11,9 +11,13 @@ from api.sealing import KeyStoreSealer
 from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
 from domain.platform import Platform
 from projections.views import Views
+from signing import crl
 from signing.keystore import KeyStore
+from signing.note import Signature
 from store.database import Database, PostgresDatabase, SQLiteDatabase
 from store.eventlog import EventLog
+from witness.client import WitnessEndpoint, parse_witnesses
+from witness.publisher import Publisher
 
 
 @dataclass
@@ -27,8 +31,15 @@ class Services:
     log: EventLog
     keystore: KeyStore
     views: Views
+    witnessing: Publisher
+
+    def start(self) -> None:
+        """Starts the background work of a serving process: the views' follower and the witnessing."""
+        self.views.start()
+        self.witnessing.start()
 
     def close(self) -> None:
+        self.witnessing.stop()
         self.views.stop()
         self.database.close()
         self.platform.close()
@@ -73,7 +84,12 @@ def build(settings: Settings | None = None) -> Services:
     """Builds the services from settings (the environment when none are given)."""
     settings = settings or Settings()
     location = parse_database_url(settings.database_url)
-    keystore = KeyStore(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
+    witnesses = witness_endpoints(settings)
+    keystore = KeyStore(
+        settings.key_dir,
+        (_secret(settings.key_passphrase) or "").encode() or None,
+        crl_url=crl.crl_url(settings.public_url) if settings.public_url else None,
+    )
     keystore.root()
     database = _open_database(location, settings)
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
@@ -86,5 +102,34 @@ def build(settings: Settings | None = None) -> Services:
         log,
         ledger_signer=keystore.ledger_signer(),
         checkpoint_every=settings.checkpoint_every,
+        log_origin=settings.log_origin,
     )
-    return Services(settings, location, platform, database, log, keystore, views)
+    return Services(settings, location, platform, database, log, keystore, views, Publisher(witnesses, LedgerCheckpoints(views)))
+
+
+class LedgerCheckpoints:
+    """The views as the witnesses' `witness.publisher.CheckpointSource`."""
+
+    def __init__(self, views: Views) -> None:
+        self.views = views
+
+    def latest_note(self) -> tuple[int, str] | None:
+        return self.views.latest_note()
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        return self.views.consistency_nodes(old_size, new_size)
+
+    def witnessed_size(self, witness: str, key_id: bytes) -> int:
+        return self.views.witnessed_size(witness, key_id)
+
+    def record(self, tree_size: int, signatures: list[Signature]) -> None:
+        self.views.record_cosignatures(tree_size, signatures)
+
+
+def witness_endpoints(settings: Settings) -> list[WitnessEndpoint]:
+    """The witnesses of ``NOCERT_WITNESSES``, each new checkpoint is submitted to (none: no witnessing)."""
+    try:
+        return parse_witnesses(settings.witnesses)
+    except ValueError as error:
+        raise ConfigurationError(f"NOCERT_WITNESSES: {error}") from None
+

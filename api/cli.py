@@ -147,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     from api.audit_cli import add_audit_commands
 
     add_audit_commands(commands)
+
+    from witness.cli import add_witness_commands
+
+    add_witness_commands(commands)
     return parser
 
 

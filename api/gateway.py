@@ -28,7 +28,7 @@ from store.idempotency import IdempotencyStore, StoredResponse
 
 BODY_LIMIT = 64 * 1024
 UNSETTLED_LIMIT = 10_000
-PUBLIC_PATHS = frozenset({"/v1/trust/root"})
+PUBLIC_PATHS = frozenset({"/v1/trust/root", "/v1/trust/crl", "/v1/log/checkpoint", "/v1/log/vkey"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),

@@ -24,6 +24,15 @@ class Metrics:
         self.checkpoint_size = Gauge(
             "nocert_checkpoint_tree_size", "Tree size of the latest signed ledger checkpoint", registry=self.registry
         )
+        self.cosigned_size = Gauge(
+            "nocert_cosigned_checkpoint_tree_size", "Tree size of the newest checkpoint a witness cosigned (API.md §15)",
+            registry=self.registry,
+        )
+        self.cosigned_age = Gauge(
+            "nocert_cosigned_checkpoint_age_seconds",
+            "Seconds since the newest checkpoint a witness cosigned was signed (-1 before the first)",
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "nocert_auth_failures_total", "Requests refused for a missing or unknown API key", registry=self.registry
         )

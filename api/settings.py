@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     ui_absolute_hours: float = Field(default=12, gt=0)
     ui_lockout_failures: int = Field(default=5, ge=1)
     ui_lockout_minutes: float = Field(default=15, gt=0)
+    # Transparency (API.md §15): the base URL the platform is reached at (the CRL distribution point named in
+    # new certificates), the origin of its checkpoint notes, and the witnesses (`<witness vkey>=<base URL>`,
+    # comma-separated) each new checkpoint is submitted to.
+    public_url: str | None = None
+    log_origin: str = "nocert.localhost/ledger"
+    witnesses: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.bootstrap import Services
 from api.deps import ServicesDep
 from api.problems import problem_response
 from api.schemas import Health
+from domain.timefmt import parse_time, utcnow
 from store.database import STORE_ERRORS
 
 router = APIRouter(tags=["operations"])
@@ -30,7 +32,27 @@ def readyz(services: ServicesDep) -> JSONResponse:
         return problem_response("unavailable", f"the event store is unreachable: {error}")
     if lag > READY_LAG:
         return problem_response("unavailable", f"the views are {lag} events behind the log")
-    return JSONResponse({"status": "ok", "view_lag": lag})
+    detail: dict[str, object] = {"status": "ok", "view_lag": lag}
+    if services.witnessing.clients:
+        # Witnesses never make the service unready; the detail says how old the newest cosigned checkpoint is.
+        size, age = cosigned_checkpoint(services)
+        detail["witnessing"] = {
+            "cosigned_tree_size": size,
+            "cosigned_age_seconds": age,
+            "witnesses": [
+                {"witness": s.witness, "url": s.url, "cosigned_tree_size": s.cosigned_size, "last_status": s.last_status}
+                for s in services.witnessing.statuses
+            ],
+        }
+    return JSONResponse(detail)
+
+
+def cosigned_checkpoint(services: Services) -> tuple[int | None, float | None]:
+    """The newest cosigned checkpoint's size and the seconds since it was signed (None, None before one)."""
+    newest = services.views.newest_cosigned()
+    if newest is None:
+        return None, None
+    return newest[0], round((utcnow() - parse_time(newest[1])).total_seconds(), 3)
 
 
 @router.get("/metrics", response_class=Response)
@@ -42,6 +64,9 @@ def metrics(request: Request, services: ServicesDep) -> Response:
         gauges.view_lag.set(services.views.lag())
         latest = services.views.latest_checkpoint()
         gauges.checkpoint_size.set(latest["tree_size"] if latest else 0)
+        size, age = cosigned_checkpoint(services)
+        gauges.cosigned_size.set(size or 0)
+        gauges.cosigned_age.set(-1 if age is None else age)
     except STORE_ERRORS:
         pass  # the request counters still answer while the store is down; /readyz says why
     return Response(generate_latest(gauges.registry), media_type=CONTENT_TYPE_LATEST)

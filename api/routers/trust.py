@@ -6,6 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api.deps import ServicesDep
+from api.trust import seal_revocations
+from domain.timefmt import utcnow
+from signing import crl
 from signing.certificates import to_pem
 
 router = APIRouter(prefix="/v1/trust", tags=["trust"])
@@ -15,3 +18,11 @@ router = APIRouter(prefix="/v1/trust", tags=["trust"])
 def root_certificate(services: ServicesDep) -> Response:
     """The self-signed Ed25519 root CA, PEM. No authentication."""
     return Response(to_pem(services.keystore.root()[1]), media_type="application/x-pem-file")
+
+
+@router.get("/crl", response_class=Response, responses={200: {"content": {crl.MEDIA_TYPE: {}}}})
+def revocation_list(services: ServicesDep) -> Response:
+    """The root's CRL (RFC 5280, DER as an HTTP distribution point serves it): every seal certificate revoked
+    by now, with its revocation time. No authentication."""
+    issued = services.keystore.root_crl(seal_revocations(services.platform), utcnow())
+    return Response(crl.to_der(issued), media_type=crl.MEDIA_TYPE, headers={"Cache-Control": "max-age=300"})

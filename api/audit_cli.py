@@ -27,6 +27,8 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--root", help="verify against this root certificate (PEM) instead of the key directory's")
     p.add_argument("--workers", type=int, default=None, help="processes verifying proofs (default: one per core)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
+                   help="a checkpoint archived earlier (C2SP note or JWS): the ledger must extend it (repeatable)")
     p.set_defaults(run=verify)
 
     p = actions.add_parser("export", help="print the evidence bundle of one check (JSON) on standard output")
@@ -67,6 +69,7 @@ def verify(args: argparse.Namespace) -> int:
     services = build()
     try:
         root = _root_certificate(args.root, services)
+        heads = signed_heads(services, root, args.checkpoint)
         with progress_bar("auditing the event store", terminal_only=True) as progress:
             report = verify_ledger(
                 services.platform,
@@ -76,6 +79,7 @@ def verify(args: argparse.Namespace) -> int:
                 trust=PlatformTrust(services.platform),
                 progress=progress,
                 workers=args.workers,
+                heads=heads,
             )
     finally:
         services.close()
@@ -86,6 +90,45 @@ def verify(args: argparse.Namespace) -> int:
             print(problem.line())
         print(report.summary())
     return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def signed_heads(services: Any, root: Any, files: list[str]) -> list[tuple[str, Any]]:
+    """The tree heads signed earlier that the ledger must extend (API.md §15), each with where it is from:
+    the `--checkpoint` files, the checkpoint archived in the key directory (`signing.archive`), and the
+    latest checkpoint each witness of ``NOCERT_WITNESSES`` cosigned."""
+    from api.bootstrap import witness_endpoints
+    from api.settings import ConfigurationError
+    from signing.note import parse_vkey
+    from signing.rollback import ArchivedCheckpointError, TreeHead, read_archived
+    from witness.client import WitnessClient
+
+    log_keys = [parse_vkey(services.views.note_signer.vkey)]
+    heads: list[tuple[str, TreeHead]] = []
+    for name in files:
+        try:
+            heads.append((f"--checkpoint {name}", read_archived(Path(name).read_text(encoding="utf-8"), root, log_keys)))
+        except (OSError, UnicodeDecodeError, ArchivedCheckpointError) as error:
+            raise ConfigurationError(f"--checkpoint {name}: {error}") from None
+    archive = services.views.archive
+    try:
+        archived = archive.read() if archive is not None else None
+        if archived is not None:
+            heads.append((f"the checkpoint archived in {archive.path}", read_archived(archived["jws"], root, log_keys)))
+    except (ValueError, ArchivedCheckpointError) as error:
+        raise ConfigurationError(f"{archive.path}: {error}; move it away to audit without it") from None
+    for endpoint in witness_endpoints(services.settings):
+        client = WitnessClient(endpoint, timeout=10)
+        try:
+            seen = client.latest(services.settings.log_origin, log_keys)
+        finally:
+            client.close()
+        if seen.checkpoint is not None:
+            head = TreeHead(seen.checkpoint.size, seen.checkpoint.root_hash, "witness-cosigned")
+            heads.append((f"witness {endpoint.name} ({endpoint.url})", head))
+        elif seen.status != "none":
+            print(f"nocert audit verify: witness {endpoint.name} ({endpoint.url}): {seen.status} {seen.detail}; "
+                  "its cosigned size was not checked", file=sys.stderr)
+    return heads
 
 
 def export(args: argparse.Namespace) -> int:

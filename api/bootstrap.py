@@ -12,6 +12,7 @@ from api.settings import ConfigurationError, Settings, StoreLocation, parse_data
 from domain.platform import Platform
 from projections.views import Views
 from signing import crl
+from signing.archive import CheckpointArchive
 from signing.keystore import KeyStore
 from signing.note import Signature
 from store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -103,6 +104,7 @@ def build(settings: Settings | None = None) -> Services:
         ledger_signer=keystore.ledger_signer(),
         checkpoint_every=settings.checkpoint_every,
         log_origin=settings.log_origin,
+        archive=CheckpointArchive(settings.key_dir),
     )
     return Services(settings, location, platform, database, log, keystore, views, Publisher(witnesses, LedgerCheckpoints(views)))
 

@@ -17,6 +17,7 @@ from projections import checks, cosignatures, coverage, ledger, schema
 from projections.follower import Follower
 from projections.projector import BATCH_SIZE, Projector, positions
 from projections.rebuild import Progress, Rebuild
+from signing.archive import CheckpointArchive
 from signing.key import SigningKey
 from signing.note import NoteSigner, Signature
 from store.database import Database, LeaderLock
@@ -43,6 +44,7 @@ class Views:
         clock: Callable[[], datetime] = domain.timefmt.utcnow,
         batch_size: int = BATCH_SIZE,
         log_origin: str = "nocert.localhost/ledger",
+        archive: CheckpointArchive | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
@@ -53,6 +55,7 @@ class Views:
         self.checkpoint_every = checkpoint_every
         self.clock = clock
         self.batch_size = batch_size
+        self.archive = archive
         # The ledger key as a C2SP note signer under the log's origin (API.md §15).
         self.note_signer = NoteSigner.from_signer(log_origin, ledger_signer)
         self._schema_ready = False
@@ -65,6 +68,7 @@ class Views:
             clock=clock,
             batch_size=batch_size,
             ready=self._ready,
+            archive=archive,
         )
 
     def _new_projector(self, checkpoint_every: int | None = None, cache_size: int = FOLLOWER_CACHE) -> Projector:
@@ -249,6 +253,7 @@ class Views:
             live_position=self.position,
             chunk=chunk_size or self.batch_size,
             progress=progress,
+            highest=self.archive.head() if self.archive is not None else None,
         )
         done = rebuild.run()
         self.follower.notify()

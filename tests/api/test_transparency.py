@@ -6,10 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,20 +18,9 @@ from signing.keystore import KeyStore
 from signing.note import NoteSigner, open_checkpoint, open_note, parse_vkey
 from tests.api.conftest import Province, free_port, settings_for
 from tests.signing import test_note
+from tests.witness.nocert_process import NOCERT, nocert_witness, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-NOCERT = str(Path(sys.executable).with_name("nocert"))
 ORIGIN = "nocert.localhost/ledger"
-
-
-def wait_until(condition, what: str, seconds: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while True:
-        found = condition()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
-        time.sleep(0.1)
 
 
 def served_note(province: Province) -> tuple[str, str]:
@@ -74,40 +59,6 @@ def test_go_verifies_the_served_note(sqlite_province: Province, go_verifier: Pat
     """An independent verifier: Go's golang.org/x/mod/sumdb/note."""
     note, vkey = served_note(sqlite_province)
     assert test_note.go_open(go_verifier, note, vkey) == (0, f"verified {ORIGIN}\n")
-
-
-@contextmanager
-def nocert_witness(state: Path, log_vkey: str, name: str) -> Iterator[tuple[str, str]]:
-    """`nocert witness serve` as a separate process on a free port; yields (its vkey, its base URL)."""
-    vkey = subprocess.run(
-        [NOCERT, "witness", "vkey", "--state", str(state), "--name", name], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    port = free_port()
-    process = subprocess.Popen(
-        [NOCERT, "witness", "serve", "--log-vkey", log_vkey, "--state", str(state), "--name", name, "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-        try:
-            return httpx.post(f"{url}/add-checkpoint", content=b"", timeout=2).status_code == 400
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(answers, "the witness answering")
-        yield vkey, url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 def test_two_witness_processes_cosign_and_a_dead_one_blocks_nothing(durable_database_url: str, tmp_path: Path) -> None:

@@ -108,3 +108,36 @@ def test_an_archived_file_that_does_not_verify_is_refused(
     (tmp_path / "forged").write_text("nocert.localhost/ledger\n99\nAAAA\n\n— nocert.localhost/ledger AAAAAAAA\n")
     code, _, err = run_cli_full(monkeypatch, capsys, followed, "audit", "verify", "--checkpoint", str(tmp_path / "forged"))
     assert code == 2 and err.startswith("nocert: --checkpoint ") and err.count("\n") == 1, err
+
+
+def test_audit_verify_checks_the_ledger_against_each_witness(
+    followed: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from api.bootstrap import LedgerCheckpoints
+    from signing.note import parse_vkey
+    from tests.witness.nocert_process import nocert_witness
+    from witness.client import WitnessEndpoint
+    from witness.publisher import Publisher
+
+    views = followed.services.views
+    size = views.ledger_size()
+    with nocert_witness(tmp_path / "witness", views.note_signer.vkey, "audit.example/witness") as (vkey, url):
+        publisher = Publisher([WitnessEndpoint(parse_vkey(vkey), url)], LedgerCheckpoints(views))
+        assert publisher.publish_once(0)
+        publisher.stop()
+        monkeypatch.setenv("NOCERT_WITNESSES", f"{vkey}={url}")
+        code, out, _ = run_cli_full(monkeypatch, capsys, followed, "audit", "verify", "--json")
+        assert (code, kinds(out)) == (0, [])
+
+        store = followed.store()
+        for position in store.positions()[size - 3 :]:
+            store.delete(position)
+        store.execute("DELETE FROM ledger_checkpoints WHERE tree_size > ?", (size - 3,))
+        assert views.archive is not None
+        views.archive.path.unlink()
+        assert run_cli_full(monkeypatch, capsys, followed, "views", "rebuild")[0] == 0
+
+        code, out, _ = run_cli_full(monkeypatch, capsys, followed, "audit", "verify", "--json")
+        assert code == 1
+        details = [detail for _, kind, detail in kinds(out) if kind == "rollback"]
+        assert any(d.startswith(f"witness audit.example/witness ({url}): ") and "fewer than" in d for d in details), details

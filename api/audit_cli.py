@@ -36,6 +36,10 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to this long for a signed checkpoint to cover the check (default: do not wait)")
     p.add_argument("-o", "--output", help="write the bundle to this file instead of standard output")
+    p.add_argument("--for", dest="reader", metavar="DEPARTMENT_ID",
+                   help="the department the bundle is for: its approver, the issuer that sealed its proof and auditors "
+                   "get the stored states and the proof (identity numbers in full); anyone else, or no --for, a "
+                   "masked bundle (hashes only)")
     p.set_defaults(run=export)
 
     p = actions.add_parser(
@@ -44,6 +48,9 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     p.add_argument("file", help="the bundle (JSON), or - for standard input")
     p.add_argument("--root", required=True, help="the platform root certificate, PEM (GET /v1/trust/root)")
+    p.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                   help="a witness's verifier key: its cosignature of the bundle's checkpoint must be there and verify "
+                   "(repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=verify_bundle)
 
@@ -147,8 +154,10 @@ def export(args: argparse.Namespace) -> int:
     services = build()
     try:
         root = services.keystore.root()[1]
+        masked = not _reader_sees_full_bundle(services, check_id, args.reader)
         bundle = export_bundle_waiting(
-            services.platform, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
+            services.platform, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait),
+            masked=masked, checkpoint_note=services.views.checkpoint_note,
         )
     except ExportError as error:
         print(f"nocert audit export: {error}", file=sys.stderr)
@@ -164,17 +173,42 @@ def export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reader_sees_full_bundle(services: Any, check_id: Any, reader: str | None) -> bool:
+    """Whether the department `reader` may have the full bundle of the check (`api.access.sees_full_bundle`)."""
+    from api.access import sees_full_bundle
+    from api.principal import Principal
+    from audit.export import ExportError
+    from domain.errors import DomainError
+
+    if reader is None:
+        return False
+    try:
+        check = services.platform.check(check_id)
+    except DomainError:
+        raise ExportError(f"no check {check_id}") from None
+    try:
+        department = services.platform.department(reader)
+    except DomainError:
+        raise ExportError(f"--for: no department {reader!r}") from None
+    return sees_full_bundle(check, Principal(department.department_id, frozenset(department.roles), department))
+
+
 def verify_bundle(args: argparse.Namespace) -> int:
     from api.settings import ConfigurationError
     from audit.bundle import verify_bundle as judge
     from domain.timefmt import utcnow
+    from signing.note import NoteError, parse_vkey
 
     root = _root_certificate(args.root)
+    try:
+        witnesses = [parse_vkey(text) for text in args.witness]
+    except NoteError as error:
+        raise ConfigurationError(f"--witness: {error}") from None
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as error:
         raise ConfigurationError(f"cannot read the bundle {args.file}: {error}") from None
-    verdict = judge(data, root, utcnow())
+    verdict = judge(data, root, utcnow(), witnesses)
     if args.json:
         print(json.dumps(verdict.to_dict(), ensure_ascii=False))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from api import docs, workbench
 from api.assets import STATIC_PATH, Assets
 from api.bootstrap import Services, build
 from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
+from api.idempotency import render_recorded
 from api.metrics import Metrics
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, problem_responses
 from api.routers import audit, categories, checks, coverage, departments, health, log, proofs, trust
@@ -25,7 +27,7 @@ from api.schemas import BODY_MODELS
 from api.schemas import Problem as ProblemModel
 from domain.errors import DomainError
 from store.database import STORE_ERRORS
-from store.idempotency import IdempotencyStore
+from store.idempotency import BodyCipher, IdempotencyStore
 
 LOG = logging.getLogger("nocert.api")
 
@@ -153,7 +155,13 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.add_middleware(
         Gateway,
         authenticator=build_authenticator(services.platform, admin_key),
-        idempotency=IdempotencyStore(services.database),
+        idempotency=IdempotencyStore(
+            services.database,
+            BodyCipher(services.keystore.secret("idempotency")),
+            expire_after=services.settings.idempotency_hours * 3600,
+            stale_after=services.settings.idempotency_stale_seconds,
+        ),
+        replayer=partial(render_recorded, services),
         metrics=metrics,
         routes=[route for module in modules for route in module.router.routes],
     )

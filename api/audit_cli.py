@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
 
-def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_audit_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    from api import inputs
+
     audit = commands.add_parser("audit", help="audit the ledger, export and verify evidence bundles")
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
@@ -26,14 +27,14 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--root", help="verify against this root certificate (PEM) instead of the key directory's")
-    p.add_argument("--workers", type=int, default=None, help="processes verifying proofs (default: one per core)")
+    p.add_argument("--workers", type=inputs.positive, default=None, help="processes verifying proofs (default: one per core)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
                    help="a checkpoint archived earlier (C2SP note or JWS): the ledger must extend it (repeatable)")
     p.set_defaults(run=verify)
 
     p = actions.add_parser("export", help="print the evidence bundle of one check (JSON) on standard output")
     p.add_argument("check_id", metavar="CHECK_ID", help="the check's id (UUID)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=inputs.seconds, default=0.0, metavar="SECONDS",
                    help="wait up to this long for a signed checkpoint to cover the check (default: do not wait)")
     p.add_argument("-o", "--output", help="write the bundle to this file instead of standard output")
     p.add_argument("--for", dest="reader", metavar="DEPARTMENT_ID",
@@ -56,15 +57,11 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _root_certificate(path: str | None, services: Any = None) -> Any:
-    from api.settings import ConfigurationError
-    from signing.certificates import load_pem
+    from api import inputs
 
     if path is None:
         return services.keystore.root()[1]
-    try:
-        return load_pem(Path(path).read_bytes())
-    except (OSError, ValueError) as error:
-        raise ConfigurationError(f"--root: cannot read a PEM certificate from {path}: {error}") from None
+    return inputs.read_certificate(path)
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -73,7 +70,7 @@ def verify(args: argparse.Namespace) -> int:
     from api.trust import PlatformTrust
     from audit.verify import verify_ledger
 
-    services = build()
+    services = build(read_only=True)
     try:
         root = _root_certificate(args.root, services)
         heads = signed_heads(services, root, args.checkpoint)
@@ -103,6 +100,7 @@ def signed_heads(services: Any, root: Any, files: list[str]) -> list[tuple[str, 
     """The tree heads signed earlier that the ledger must extend (API.md §15), each with where it is from:
     the `--checkpoint` files, the checkpoint archived in the key directory (`signing.archive`), and the
     latest checkpoint each witness of ``NOCERT_WITNESSES`` cosigned."""
+    from api import inputs
     from api.bootstrap import witness_endpoints
     from api.settings import ConfigurationError
     from signing.note import parse_vkey
@@ -112,9 +110,10 @@ def signed_heads(services: Any, root: Any, files: list[str]) -> list[tuple[str, 
     log_keys = [parse_vkey(services.views.note_signer.vkey)]
     heads: list[tuple[str, TreeHead]] = []
     for name in files:
+        text = inputs.read_text(name, "--checkpoint")
         try:
-            heads.append((f"--checkpoint {name}", read_archived(Path(name).read_text(encoding="utf-8"), root, log_keys)))
-        except (OSError, UnicodeDecodeError, ArchivedCheckpointError) as error:
+            heads.append((f"--checkpoint {name}", read_archived(text, root, log_keys)))
+        except ArchivedCheckpointError as error:
             raise ConfigurationError(f"--checkpoint {name}: {error}") from None
     archive = services.views.archive
     try:
@@ -150,8 +149,12 @@ def export(args: argparse.Namespace) -> int:
         check_id = UUID(args.check_id)
     except ValueError:
         print(f"nocert audit export: {args.check_id!r} is not a check id (UUID)", file=sys.stderr)
-        return EXIT_PROBLEMS
-    services = build()
+        return EXIT_REFUSED
+    if args.output:
+        from api import inputs
+
+        inputs.check_writable(args.output, "--output")
+    services = build(read_only=True)
     try:
         root = services.keystore.root()[1]
         masked = not _reader_sees_full_bundle(services, check_id, args.reader)
@@ -166,7 +169,9 @@ def export(args: argparse.Namespace) -> int:
         services.close()
     data = serialize(bundle)
     if args.output:
-        Path(args.output).write_bytes(data)
+        from api import inputs
+
+        inputs.write_bytes(args.output, data, "--output")
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -194,6 +199,7 @@ def _reader_sees_full_bundle(services: Any, check_id: Any, reader: str | None) -
 
 
 def verify_bundle(args: argparse.Namespace) -> int:
+    from api import inputs
     from api.settings import ConfigurationError
     from audit.bundle import verify_bundle as judge
     from domain.timefmt import utcnow
@@ -204,10 +210,7 @@ def verify_bundle(args: argparse.Namespace) -> int:
         witnesses = [parse_vkey(text) for text in args.witness]
     except NoteError as error:
         raise ConfigurationError(f"--witness: {error}") from None
-    try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    except OSError as error:
-        raise ConfigurationError(f"cannot read the bundle {args.file}: {error}") from None
+    data = inputs.read_text(args.file, "bundle").encode("utf-8")
     verdict = judge(data, root, utcnow(), witnesses)
     if args.json:
         print(json.dumps(verdict.to_dict(), ensure_ascii=False))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
+from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
-from api.settings import ConfigurationError, Settings, StoreLocation, parse_database_url, store_env
+from api.settings import ConfigurationError, Settings, StoreLocation, load_settings, parse_database_url, store_env
 from domain.platform import Platform
 from projections.views import Views
 from signing import crl
 from signing.archive import CheckpointArchive
-from signing.keystore import KeyStore
+from signing.keystore import KeyPassphraseError, KeyStore, KeyStoreError
 from signing.note import Signature
 from store.database import Database, PostgresDatabase, SQLiteDatabase
 from store.eventlog import EventLog
@@ -50,21 +54,71 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _open_database(location: StoreLocation, settings: Settings) -> Database:
+# eventsourcing's table of events: its SQLite recorder's default name, its PostgreSQL one's for the app "nocert".
+EVENTS_TABLE = {"sqlite": "stored_events", "postgres": "nocert_events"}
+KEY_FILES = ("root.pem", "root.key", "ledger.pem", "ledger.key")
+
+
+def _require_event_store(location: StoreLocation) -> None:
+    """Read-only commands: the store must already hold nocert's event table (nothing is created)."""
+    if location.kind == "sqlite":
+        import sqlite3
+
+        assert location.sqlite_path is not None
+        try:
+            with sqlite3.connect(f"file:{location.sqlite_path}?mode=ro", uri=True) as connection:
+                found = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (EVENTS_TABLE["sqlite"],)
+                ).fetchone()
+        except sqlite3.DatabaseError as error:
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: {location.sqlite_path} is no SQLite database ({error})") from None
+        if not found:
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: {location.sqlite_path} holds no nocert event store")
+    elif location.kind == "postgres":
+        import psycopg
+
+        table = f'"{location.schema}".{EVENTS_TABLE["postgres"]}' if location.schema else EVENTS_TABLE["postgres"]
+        with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
+            row = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if row is None or row[0] is None:
+            where = f"schema {location.schema!r} of " if location.schema else ""
+            raise ConfigurationError(f"NOCERT_DATABASE_URL: {where}database {location.dbname!r} holds no nocert event store")
+
+
+def _require_keys(key_dir: Path) -> None:
+    """Read-only commands: the key directory must hold the root and the ledger key (none is made)."""
+    missing = [name for name in KEY_FILES if not (key_dir / name).is_file()]
+    if missing:
+        raise ConfigurationError(
+            f"NOCERT_KEY_DIR: {key_dir} lacks {', '.join(missing)}; no keys were created (is it the service's key directory?)"
+        )
+
+
+def _ensure_schema(location: StoreLocation, read_only: bool = False) -> None:
+    """PostgreSQL: creates the store's schema if needed, or (``read_only``) requires its event store;
+    one line naming the variable if it cannot."""
+    import psycopg
+
+    try:
+        with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
+            if location.schema and not read_only:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+        if read_only:
+            _require_event_store(location)
+    except psycopg.Error as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
+
+
+def _open_database(location: StoreLocation, settings: Settings, read_only: bool = False, *, pool: Any = None) -> Database:
+    """The views' database; on PostgreSQL over ``pool`` (eventsourcing's datastore pool) when given."""
     if location.kind == "sqlite":
         assert location.sqlite_path is not None
         return SQLiteDatabase(location.sqlite_path)
     if location.kind == "postgres":
-        import psycopg
-
-        try:
-            with psycopg.connect(location.conninfo(), autocommit=True, connect_timeout=5) as connection:
-                if location.schema:
-                    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
-        except psycopg.Error as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigurationError(f"NOCERT_DATABASE_URL: cannot connect to PostgreSQL: {first_line}") from None
-        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size)
+        if pool is None:
+            _ensure_schema(location, read_only)
+        return PostgresDatabase(location.conninfo(), location.schema, pool_size=settings.db_pool_size, pool=pool)
     raise ConfigurationError("NOCERT_DATABASE_URL: memory:// serves domain tests only; use sqlite:/// or postgresql://")
 
 
@@ -81,21 +135,45 @@ def _check_cipher(platform: Platform) -> None:
         ) from None
 
 
-def build(settings: Settings | None = None) -> Services:
-    """Builds the services from settings (the environment when none are given)."""
-    settings = settings or Settings()
-    location = parse_database_url(settings.database_url)
+def build(settings: Settings | None = None, *, read_only: bool = False) -> Services:
+    """Builds the services from settings (the environment when none are given).
+
+    ``read_only`` (audit verify, audit export): the store and the keys must exist already; a mistyped path
+    is an error rather than a new empty store or a fresh root key.
+    """
+    settings = settings or load_settings()
+    location = parse_database_url(settings.database_url, existing=read_only)
     witnesses = witness_endpoints(settings)
-    keystore = KeyStore(
-        settings.key_dir,
-        (_secret(settings.key_passphrase) or "").encode() or None,
-        crl_url=crl.crl_url(settings.public_url) if settings.public_url else None,
-    )
-    keystore.root()
-    database = _open_database(location, settings)
+    if read_only:
+        _require_keys(settings.key_dir)
+        if location.kind == "sqlite":
+            _require_event_store(location)
+    try:
+        keystore = KeyStore(
+            settings.key_dir,
+            (_secret(settings.key_passphrase) or "").encode() or None,
+            crl_url=crl.crl_url(settings.public_url) if settings.public_url else None,
+        )
+        keystore.root()
+    except KeyPassphraseError as error:
+        raise ConfigurationError(f"NOCERT_KEY_PASSPHRASE: {error}") from None
+    except KeyStoreError as error:
+        raise ConfigurationError(f"NOCERT_KEY_DIR: {error}") from None
+    except OSError as error:
+        raise ConfigurationError(f"NOCERT_KEY_DIR: cannot use {settings.key_dir}: {error.strerror or error}") from None
+    if location.kind == "postgres":
+        _ensure_schema(location, read_only)
+    elif location.kind != "sqlite":
+        _open_database(location, settings)  # says which stores serve
     env = store_env(location, _secret(settings.cipher_key), pool_size=settings.db_pool_size)
-    platform = Platform(env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims())
+    platform = Platform(
+        env, sealer=KeyStoreSealer(keystore), claims=JsonSchemaClaims(), save_hooks=[record_committed]
+    )
     _check_cipher(platform)
+    # One pool per process: the views and idempotency records share the event store's connections.
+    recorder = platform.recorder
+    pool = recorder.datastore.pool if isinstance(recorder, PostgresApplicationRecorder) else None
+    database = _open_database(location, settings, pool=pool)
     log = EventLog(platform, database)
     views = Views(
         database,

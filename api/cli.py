@@ -9,15 +9,23 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
+from api import inputs
 from api.logs import configure_logging
 from api.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from api.bootstrap import Services
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other refusal; ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _services() -> Services:
@@ -27,6 +35,20 @@ def _services() -> Services:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from api.metrics_dir import MULTIPROC_VARIABLE, prepare_multiprocess_dir
+
+    owned = MULTIPROC_VARIABLE not in os.environ
+    metrics_dir = prepare_multiprocess_dir()  # before anything imports prometheus_client
+    try:
+        return _serve(args, metrics_dir)
+    finally:
+        if owned:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     import uvicorn
 
     from api.bootstrap import build
@@ -37,7 +59,8 @@ def serve(args: argparse.Namespace) -> int:
     # request threads then keep memory that no arena gives back, and RSS creeps up under steady load.
     # The workers are started afresh (spawn), so they read this when they start.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s); docs at http://{args.host}:{args.port}/docs", file=sys.stderr)
+    print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s); docs at http://{args.host}:{args.port}/docs"
+          f"; worker metrics in {metrics_dir}", file=sys.stderr)
     uvicorn.run(
         "api.main:create",
         factory=True,
@@ -105,11 +128,10 @@ def views_rebuild(args: argparse.Namespace) -> int:
 def proof_verify(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from signing.certificates import load_pem
     from signing.proofs import verify_proof
 
-    text = Path(args.file).read_text().strip() if args.file != "-" else sys.stdin.read().strip()
-    root = load_pem(Path(args.root).read_bytes())
+    text = inputs.read_text(args.file, "proof").strip()
+    root = inputs.read_certificate(args.root)
     verdict = verify_proof(text, root, None, datetime.now(UTC))
     if args.json:
         print(json.dumps({"valid": verdict.valid, "reasons": verdict.reasons, "kid": verdict.kid,
@@ -120,21 +142,71 @@ def proof_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.valid else EXIT_PROBLEMS
 
 
+def backup(args: argparse.Namespace) -> int:
+    from api.backup import backup as write_backup
+    from api.bootstrap import build
+
+    inputs.check_writable(args.output, "backup")
+    services = build(read_only=True)
+    try:
+        summary = write_backup(services, Path(args.output), subject_keys=not args.without_subject_keys)
+    finally:
+        services.close()
+    print(f"nocert: backed up {summary.line()} to {args.output} (it holds private keys: keep it safe)", file=sys.stderr)
+    return EXIT_OK
+
+
+def restore(args: argparse.Namespace) -> int:
+    from api.app import create_app
+    from api.backup import check_key_dirs_empty, key_stores, read_archive, restore_store, write_keys
+    from api.bootstrap import build
+    from api.settings import load_settings
+
+    settings = load_settings()
+    stores = key_stores(settings)
+    check_key_dirs_empty(stores)
+    manifest, members = read_archive(Path(inputs.require_file(args.archive, "restore")))
+    written = [stores[name.partition("/")[0]] / name.partition("/")[2] for name in members if name.partition("/")[0] in stores]
+    key_files = write_keys(stores, members)
+    try:
+        services = build(settings)
+        try:
+            create_app(services, start_views=False)  # every table the service sets up, before the rows go in
+            summary = restore_store(services, members)
+        finally:
+            services.close()
+    except BaseException:
+        for path in written:  # the keys go again, so that the restore can be run again once the cause is fixed
+            path.unlink(missing_ok=True)
+        raise
+    summary.key_files = key_files
+    print(f"nocert: restored {summary.line()} from a backup of {manifest['created_at']}; "
+          "`nocert serve` rebuilds the views, `nocert audit verify` checks the ledger", file=sys.stderr)
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from api.settings import variables
+
+    listed = "\n".join(f"  {name:<28} default {default}" for name, default in variables())
+    parser = OneLineParser(
         prog="nocert",
         description="nocert: online checks (协查) answered with sealed proofs. Configured by NOCERT_* environment variables.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"environment (README.md, Configuration; deploy/nocert.env documents each):\n{listed}\n"
+        "exit codes: 0 done or valid, 1 a problem found or a proof invalid, 2 refused (a setting, an argument "
+        "or a file that cannot be used), 3 internal error",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("serve", help="run the HTTP service with its view updaters")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--port", type=inputs.port, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=inputs.positive, default=None, help="worker processes (default: one per core)")
     p.set_defaults(run=serve)
 
     p = commands.add_parser("demo", help="create a demo province on an empty store and print its API keys")
-    p.add_argument("--checks", type=int, default=50, help="how many checks to raise (default 50)")
+    p.add_argument("--checks", type=inputs.not_negative, default=50, help="how many checks to raise (default 50)")
     p.set_defaults(run=demo)
 
     views = commands.add_parser("views", help="maintain the views").add_subparsers(dest="views_command", required=True, metavar="ACTION")
@@ -147,6 +219,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="the platform root certificate, PEM (GET /v1/trust/root)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=proof_verify)
+
+    p = commands.add_parser("backup", help="write the event store, kept tables, keys and signed checkpoints to one tar archive")
+    p.add_argument("output", help="the archive to write (.tar, or .tar.gz to compress); mode 0600")
+    p.add_argument("--without-subject-keys", action="store_true", help="leave the subject key store out (kept apart)")
+    p.set_defaults(run=backup)
+
+    p = commands.add_parser("restore", help="restore a backup into an empty store and an empty key directory")
+    p.add_argument("archive", help="an archive written by `nocert backup`")
+    p.set_defaults(run=restore)
 
     from api.audit_cli import add_audit_commands
 
@@ -166,8 +247,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
         return status
     except ConfigurationError as error:
-        print(f"nocert: {error}", file=sys.stderr)
+        print("nocert: " + "; ".join(line.strip(" -") for line in str(error).splitlines() if line.strip()), file=sys.stderr)
         return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print("nocert: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the last word: one line, never a traceback (a bug: please report it)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"nocert {args.command}: internal error: {type(error).__name__}: {first}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,13 +20,13 @@ from anyio import to_thread
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.idempotency import request_fingerprint, valid_key
+from api.idempotency import commanding, request_fingerprint, valid_key, withhold_secrets
 from api.metrics import Metrics
 from api.principal import Principal, authenticate, bearer_token
 from api.problems import problem_response
 from api.ratelimit import AuthFailureLimiter
 from store.database import STORE_ERRORS
-from store.idempotency import IdempotencyStore, StoredResponse
+from store.idempotency import IdempotencyStore, Outcome, Recorded, RecordId, StoredResponse, UnreadableRecord
 
 BODY_LIMIT = 64 * 1024
 UNSETTLED_LIMIT = 10_000
@@ -46,6 +48,8 @@ ACCESS_LOG = logging.getLogger("nocert.access")
 LOG = logging.getLogger("nocert.api")
 
 Authenticator = Callable[[str], Principal | None]
+# Renders the answer of a command recorded but never answered: (principal, path, status, what it recorded).
+Replayer = Callable[[Principal, str, int, Recorded], StoredResponse]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -67,6 +71,7 @@ class Gateway:
         *,
         authenticator: Authenticator,
         idempotency: IdempotencyStore,
+        replayer: Replayer,
         metrics: Metrics,
         limiter: AuthFailureLimiter | None = None,
         routes: Sequence[BaseRoute] = (),
@@ -75,10 +80,11 @@ class Gateway:
         self.routes = tuple(routes)
         self.authenticator = authenticator
         self.idempotency = idempotency
+        self.replayer = replayer
         self.metrics = metrics
         self.limiter = limiter or AuthFailureLimiter()
         # Idempotency keys whose row could not be settled because the database was down (bounded).
-        self._unsettled: dict[tuple[str, str, str], None] = {}
+        self._unsettled: dict[RecordId, None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,13 +93,15 @@ class Gateway:
         started = time.perf_counter()
         seen: dict[str, Any] = {"status": 500}
         is_api = scope["path"].startswith("/v1")
+        request_id = scope["nocert.request_id"] = request_id_of(_header(scope, b"x-request-id"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
                 seen["started"] = True
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers += SECURITY_HEADERS + (API_ONLY_HEADERS if is_api else [])
+                headers.append((b"x-request-id", request_id.encode("ascii")))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -178,16 +186,19 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, principal: str, key: str, body: bytes
     ) -> None:
         path = scope["path"]
-        ident = (principal, path, key)
+        record = RecordId(principal, path, key)
+        fingerprint = request_fingerprint(body)
         try:
-            if ident in self._unsettled:  # its first attempt here ended long ago: take the key over now
-                await to_thread.run_sync(self.idempotency.release, principal, path, key)
-                self._unsettled.pop(ident, None)
-            outcome = await to_thread.run_sync(
-                self.idempotency.begin, principal, path, key, request_fingerprint(body)
-            )
+            if record in self._unsettled:  # its first attempt here ended long ago: take the key over now
+                await to_thread.run_sync(self.idempotency.release, record)
+                self._unsettled.pop(record, None)
+            outcome = await to_thread.run_sync(self.idempotency.begin, record, fingerprint)
         except STORE_ERRORS as error:
             await _unavailable(scope, receive, send, error)
+            return
+        except UnreadableRecord as error:
+            LOG.error("%s", error)
+            await problem_response("internal_error", "the stored answer of this key is unreadable")(scope, receive, send)
             return
         if outcome.action == "mismatch":
             response = problem_response("idempotency_mismatch", "this Idempotency-Key was used with a different body")
@@ -197,9 +208,8 @@ class Gateway:
             response = problem_response("idempotency_in_progress", "a request with this Idempotency-Key is in progress")
             await response(scope, receive, send)
             return
-        if outcome.action == "replay":
-            assert outcome.response is not None
-            await _send_stored(outcome.response, send)
+        if outcome.action in ("replay", "recorded"):
+            await self._answer_settled(scope, record, outcome, send)
             return
 
         captured: dict[str, Any] = {"status": 500, "headers": {}, "body": []}
@@ -218,36 +228,83 @@ class Gateway:
             held.append(message)
 
         try:
-            await self.app(scope, receive, capture)
-        except BaseException:
-            await self._settle(scope, ident, None)
+            with commanding(record, fingerprint):
+                await self.app(scope, receive, capture)
+        except Exception:
+            # The command may have been recorded before the failure: then its outcome is the answer.
+            if await self._answer_recorded_instead(scope, record, send):
+                return
             raise
-        stored = StoredResponse(captured["status"], b"".join(captured["body"]), captured["headers"])
-        if stored.status >= 500:  # not kept, so nothing to wait for: answer, then forget the key
+        except BaseException:
+            await self._settle(scope, record, None)
+            raise
+        if captured["status"] >= 500:
+            # Not kept. If the command's events were recorded (the failure came after the commit), the
+            # recorded outcome is the answer: a recorded command is never answered 5xx (API.md §1).
+            if await self._answer_recorded_instead(scope, record, send):
+                return
             for message in held:
                 await send(message)
-            await self._settle(scope, ident, None)
             return
+        stored = StoredResponse(captured["status"], withhold_secrets(b"".join(captured["body"])), captured["headers"])
         # Sent only once stored: a repeat that follows this answer is replayed, never 409 in_progress.
-        await self._settle(scope, ident, stored)
+        await self._settle(scope, record, stored)
         for message in held:
             await send(message)
 
-    async def _settle(self, scope: Scope, ident: tuple[str, str, str], stored: StoredResponse | None) -> None:
+    async def _answer_settled(self, scope: Scope, record: RecordId, outcome: Outcome, send: Send) -> None:
+        """Answers a repeat with the first answer, or with the outcome of a command recorded but not answered."""
+        stored = outcome.response
+        if stored is None:
+            assert outcome.recorded is not None
+            stored = await to_thread.run_sync(self._render_recorded, scope, outcome.recorded)
+            try:
+                await to_thread.run_sync(self.idempotency.complete, record, stored)
+            except STORE_ERRORS as error:
+                LOG.warning("idempotency answer of %s %s not kept: %s", scope["method"], scope["path"], error)
+        await _send_stored(stored, send)
+
+    async def _answer_recorded_instead(self, scope: Scope, record: RecordId, send: Send) -> bool:
+        """After a failed request: answers with the recorded outcome if the command's events were recorded
+        (True); otherwise forgets the key so that a retry runs the command (False). When the store cannot
+        tell, the key is left in progress: a retry here takes it over and finds what was recorded."""
+        try:
+            outcome = await to_thread.run_sync(self.idempotency.settled, record)
+        except STORE_ERRORS as error:
+            LOG.warning("outcome of %s %s unconfirmed (key kept): %s", scope["method"], scope["path"], error)
+            self._remember_unsettled(record)
+            return False
+        if outcome is None:
+            await self._settle(scope, record, None)
+            return False
+        LOG.warning("%s %s failed after its events were recorded; answering the recorded outcome",
+                    scope["method"], scope["path"])
+        await self._answer_settled(scope, record, outcome, send)
+        return True
+
+    def _render_recorded(self, scope: Scope, recorded: Recorded) -> StoredResponse:
+        route = _route(scope, self.routes)
+        status = getattr(route, "status_code", None) or 200
+        return self.replayer(scope["nocert.principal"], scope["path"], status, recorded)
+
+    async def _settle(self, scope: Scope, record: RecordId, stored: StoredResponse | None) -> None:
         """Keeps the answer of an idempotent request (``stored``), or forgets its key (None)."""
-        principal, path, key = ident
         try:
             if stored is not None:
-                await to_thread.run_sync(self.idempotency.complete, principal, path, key, stored)
+                await to_thread.run_sync(self.idempotency.complete, record, stored)
             else:
-                await to_thread.run_sync(self.idempotency.release, principal, path, key)
+                await to_thread.run_sync(self.idempotency.release, record)
         except STORE_ERRORS as error:
-            # The answer goes out all the same; the key's row is left in_progress. A retry with this
-            # key in this process takes it over at once instead of answering 409 for STALE_AFTER_SECONDS.
-            LOG.warning("idempotency key of %s %s left unsettled: %s", scope["method"], path, error)
-            self._unsettled[ident] = None
-            while len(self._unsettled) > UNSETTLED_LIMIT:
-                self._unsettled.pop(next(iter(self._unsettled)))
+            # The answer goes out all the same; the key's row is left as it is (committed rows answer
+            # repeats from the recorded outcome). A retry with this key in this process takes an
+            # in_progress row over at once instead of answering 409 for STALE_AFTER_SECONDS.
+            LOG.warning("idempotency key of %s %s left unsettled: %s", scope["method"], scope["path"], error)
+            self._remember_unsettled(record)
+
+    def _remember_unsettled(self, record: RecordId) -> None:
+        self._unsettled[record] = None
+        while len(self._unsettled) > UNSETTLED_LIMIT:
+            self._unsettled.pop(next(iter(self._unsettled)))
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         template = _route_template(scope, self.routes)
@@ -255,19 +312,39 @@ class Gateway:
         labels = (scope["method"], template, str(status))
         self.metrics.requests.labels(*labels).inc()
         self.metrics.latency.labels(*labels).observe(seconds)
+        client = scope.get("client")
         ACCESS_LOG.info(
             json.dumps(
                 {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "time": access_time(time.time()),
+                    "client": client[0] if client else None,
                     "method": scope["method"],
                     "route": template,
                     "status": status,
                     "latency_ms": round(seconds * 1000, 2),
                     "principal": principal.id if principal else None,
+                    "request_id": scope.get("nocert.request_id"),
                 },
                 ensure_ascii=False,
             )
         )
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}", re.ASCII)
+
+
+def request_id_of(given: str | None) -> str:
+    """The request's id: the one the proxy in front sent (``X-Request-Id``: nginx's ``$request_id``) when it
+    is a plain token, else a new one. Logged with the request and returned in ``X-Request-Id``."""
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def access_time(epoch: float) -> str:
+    """UTC with milliseconds, e.g. ``2026-12-02T15:04:05.123Z``."""
+    whole = int(epoch)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((epoch - whole) * 1000):03d}Z"
 
 
 def idempotency_scope(principal: Principal) -> str:
@@ -279,7 +356,12 @@ def idempotency_scope(principal: Principal) -> str:
 def _route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     """The path template of the route the request names, also when the gateway answered before the
     router ran (401, 413, idempotency replays): metrics and logs group by it, and never show ids."""
-    route = scope.get("route")
+    return getattr(_route(scope, routes), "path", None) or "(unmatched)"
+
+
+def _route(scope: Scope, routes: Sequence[BaseRoute]) -> BaseRoute | None:
+    """The route the request names (the one whose path matches when only the method does not)."""
+    route: BaseRoute | None = scope.get("route")
     if route is None:
         partial = None
         for candidate in routes:
@@ -290,7 +372,7 @@ def _route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
             if match == Match.PARTIAL and partial is None:  # the path matches, the method does not
                 partial = candidate
         route = route or partial
-    return getattr(route, "path", None) or "(unmatched)"
+    return route
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send, error: BaseException) -> None:

@@ -1,12 +1,33 @@
-"""Prometheus metrics (API.md §8): requests by route and status, latency, events, view lag, checkpoints."""
+"""Prometheus metrics (API.md §8): requests by route and status, latency, failed keys, and what an operator
+alerts on, read from the store when scraped (view lag, checkpoint age, oldest unanswered check per issuer).
+
+Workers: ``nocert serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a directory it empties on every start
+(`api.metrics_dir`); each worker's counters then live in files there, and ``/metrics`` adds up all
+of them, so a scrape shows the same counters whichever worker answers. The store's gauges are computed by
+the answering worker from the database, which every worker shares.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import logging
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from api.metrics_dir import MULTIPROC_VARIABLE
+from store.database import STORE_ERRORS
+
+LOG = logging.getLogger("nocert.metrics")
 
 
 class Metrics:
-    """One registry per application instance, so tests and workers do not share global state."""
+    """The counters of one application instance (its own registry: tests and apps do not share state)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -19,20 +40,88 @@ class Metrics:
             ["method", "route", "status"], registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
-        self.events = Gauge("nocert_events_recorded", "Events in the global log (its last position)", registry=self.registry)
-        self.view_lag = Gauge("nocert_view_lag_events", "Events recorded but not yet in the views", registry=self.registry)
-        self.checkpoint_size = Gauge(
-            "nocert_checkpoint_tree_size", "Tree size of the latest signed ledger checkpoint", registry=self.registry
-        )
-        self.cosigned_size = Gauge(
-            "nocert_cosigned_checkpoint_tree_size", "Tree size of the newest checkpoint a witness cosigned (API.md §15)",
-            registry=self.registry,
-        )
-        self.cosigned_age = Gauge(
-            "nocert_cosigned_checkpoint_age_seconds",
-            "Seconds since the newest checkpoint a witness cosigned was signed (-1 before the first)",
-            registry=self.registry,
-        )
         self.auth_failures = Counter(
             "nocert_auth_failures_total", "Requests refused for a missing or unknown API key", registry=self.registry
         )
+
+    def exposition(self, store: Collector) -> bytes:
+        """The text a scrape gets: every worker's counters (multiprocess mode) or this one's, and the store's gauges."""
+        registry = CollectorRegistry()
+        directory = os.environ.get(MULTIPROC_VARIABLE)
+        if directory:
+            MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Counters(self.registry))
+        registry.register(store)
+        return generate_latest(registry)
+
+
+class _Counters(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()
+
+
+class StoreGauges(Collector):
+    """Gauges read from the store at each scrape; none when the store is down (``nocert_store_up`` 0)."""
+
+    def __init__(self, views: Any, log: Any, clock: Callable[[], datetime]) -> None:
+        self.views = views
+        self.log = log
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("nocert_store_up", "1 when the event store answered this scrape")
+        try:
+            gauges = list(self._gauges())
+        except STORE_ERRORS as error:
+            LOG.warning("metrics: the store did not answer: %s", error)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from gauges
+
+    def _gauges(self) -> Iterator[Metric]:
+        now = self.clock()
+        events = self.log.max_position()
+        yield _gauge("nocert_events_recorded", "Events in the global log (its last position)", events)
+        yield _gauge("nocert_view_lag_events", "Events recorded but not yet in the views", self.views.lag())
+        latest = self.views.latest_checkpoint()
+        size = latest["tree_size"] if latest else 0
+        yield _gauge("nocert_checkpoint_tree_size", "Tree size of the latest signed ledger checkpoint", size)
+        yield _gauge(
+            "nocert_ledger_uncovered_leaves", "Ledger leaves no signed checkpoint covers yet", self.views.ledger_size() - size
+        )
+        if latest:
+            age = (now - _parse(latest["issued_at"])).total_seconds()
+            yield _gauge("nocert_checkpoint_age_seconds", "Seconds since the latest signed ledger checkpoint", age)
+        cosigned = self.views.newest_cosigned()  # API.md §15: how fresh the witnesses' view of the ledger is
+        yield _gauge(
+            "nocert_cosigned_checkpoint_tree_size", "Tree size of the newest checkpoint a witness cosigned",
+            cosigned[0] if cosigned else 0,
+        )
+        yield _gauge(
+            "nocert_cosigned_checkpoint_age_seconds",
+            "Seconds since the newest checkpoint a witness cosigned was signed (-1 before the first)",
+            (now - _parse(cosigned[1])).total_seconds() if cosigned else -1,
+        )
+        oldest = GaugeMetricFamily(
+            "nocert_oldest_unanswered_check_age_seconds",
+            "Per issuer, seconds since its oldest check still waiting for an answer was raised",
+            labels=["issuer"],
+        )
+        for issuer, raised_at in sorted(self.views.oldest_unanswered().items()):
+            oldest.add_metric([issuer], (now - _parse(raised_at)).total_seconds())
+        yield oldest
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1)
     cipher_key: SecretStr | None = None
     db_pool_size: int = Field(default=20, ge=1)
+    # Idempotency records (API.md §1) are kept this long after their last change, then forgotten.
+    idempotency_hours: float = Field(default=24, gt=0)
+    # A key whose first request has run this long without being recorded or answered (its process died)
+    # is taken over by a repeat; before that a repeat is 409 idempotency_in_progress.
+    idempotency_stale_seconds: float = Field(default=60, gt=0)
     # The workbench (api.workbench): a session ends after ui_idle_minutes without a request or ui_absolute_hours
     # after sign-in; ui_lockout_failures failed sign-ins in a row lock a login for ui_lockout_minutes.
     ui_idle_minutes: float = Field(default=30, gt=0)
@@ -38,6 +43,31 @@ class Settings(BaseSettings):
     public_url: str | None = None
     log_origin: str = "nocert.localhost/ledger"
     witnesses: str = ""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a wrong value is a ConfigurationError naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and field not in SECRET_FIELDS else ""
+        more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
+        raise ConfigurationError(f"NOCERT_{field.upper()}: {first['msg'].lower()}{shown}{more}") from None
+
+
+def variables() -> list[tuple[str, str]]:
+    """Every environment variable the service reads, with its default (``unset`` for none), in field order."""
+    shown = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown.append((f"NOCERT_{name.upper()}", "unset" if default is None else str(default)))
+    return shown
+
+
+SECRET_FIELDS = frozenset({"admin_key", "key_passphrase", "cipher_key", "database_url"})
 
 
 @dataclass(frozen=True)
@@ -61,9 +91,10 @@ class StoreLocation:
         return " ".join(f"{key}='{value}'" for key, value in parts.items())
 
 
-def parse_database_url(url: str) -> StoreLocation:
+def parse_database_url(url: str, *, existing: bool = False) -> StoreLocation:
     """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://u:p@host:port/db?schema=s``
-    or ``memory://`` (tests only). Parent directories of a SQLite file are created."""
+    or ``memory://`` (tests only). Parent directories of a SQLite file are created, unless ``existing``
+    (the read-only commands): then the file must already be there."""
     parsed = urlsplit(url)
     if parsed.scheme == "memory":
         return StoreLocation("memory")
@@ -73,6 +104,11 @@ def parse_database_url(url: str) -> StoreLocation:
                 f"NOCERT_DATABASE_URL: {url!r} is no sqlite URL (sqlite:///relative.db or sqlite:////abs/path.db)"
             )
         path = Path(unquote(parsed.path[1:]))
+        if existing:
+            if not path.is_file():
+                what = "is a directory" if path.is_dir() else "does not exist"
+                raise ConfigurationError(f"NOCERT_DATABASE_URL: the SQLite file {path} {what}; nothing was created")
+            return StoreLocation("sqlite", sqlite_path=path.absolute())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -137,8 +173,10 @@ def store_env(location: StoreLocation, cipher_key: str | None = None, pool_size:
             POSTGRES_USER=location.user,
             POSTGRES_PASSWORD=location.password,
             POSTGRES_SCHEMA=location.schema,
-            POSTGRES_POOL_SIZE=str(pool_size),
-            POSTGRES_MAX_OVERFLOW="5",
+            # One pool per process for the events, the views and the idempotency records (api.bootstrap),
+            # at most pool_size connections, opened as they are needed; one more holds the leader locks.
+            POSTGRES_POOL_SIZE="1",
+            POSTGRES_MAX_OVERFLOW=str(pool_size - 1),
             POSTGRES_CONNECT_TIMEOUT="3",
             POSTGRES_LOCK_TIMEOUT="5",
             POSTGRES_PRE_PING="n",  # dead connections fail quickly and are retried (store.recorder)

@@ -234,3 +234,11 @@ def inbox(
     items = [read_document(document, now) for _, _, document in rows[:limit]]
     next_cursor = encode_cursor("inbox", rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
     return items, next_cursor
+
+
+def oldest_unanswered(cursor: Any) -> dict[str, str]:
+    """Per issuer, when the oldest check still waiting for its answer (in its inbox) was raised."""
+    rows = cursor.execute(
+        "SELECT inbox_issuer, MIN(raised_at) FROM view_checks WHERE inbox_issuer IS NOT NULL GROUP BY inbox_issuer"
+    ).fetchall()
+    return {issuer: raised_at for issuer, raised_at in rows}

@@ -222,6 +222,12 @@ class Views:
         with self.database.reading() as db:
             return cosignatures.newest_cosigned(db)
 
+    def oldest_unanswered(self) -> dict[str, str]:
+        """Issuer → raised_at of its oldest check waiting for an answer (operators alert on its age)."""
+        self._ready()
+        with self.database.reading() as db:
+            return checks.oldest_unanswered(db)
+
     def ledger_size(self) -> int:
         self._ready()
         with self.database.reading() as db:

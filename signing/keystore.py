@@ -28,6 +28,7 @@ from signing.key import FileKey, SigningKey
 PASSPHRASE_VARIABLE = "NOCERT_KEY_PASSPHRASE"
 
 _KID = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_SECRET_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}", re.ASCII)
 
 _KeyPair = tuple[Ed25519PrivateKey, x509.Certificate]
 
@@ -99,6 +100,20 @@ class KeyStore:
             raise SealNotFound(f"no seal key with kid {kid!r} in {self._dir}")
         signer = self._seals[kid] = FileKey(*self._load(kid))
         return signer
+
+    def secret(self, name: str) -> bytes:
+        """A 32-byte symmetric key of the key directory (``<name>.secret``, mode 0600), made on first use:
+        for what the service encrypts at rest beside the event store (stored idempotency answers)."""
+        if not _SECRET_NAME.fullmatch(name):
+            raise KeyStoreError(f"{name!r} is no key name")
+        path = self._path(name, "secret")
+        with self._lock():
+            if not path.exists():
+                self._write(path, os.urandom(32))
+            value = path.read_bytes()
+        if len(value) != 32:
+            raise KeyStoreError(f"{path} does not hold a 32-byte key")
+        return value
 
     def _root_pair(self) -> _KeyPair:
         if self._root is None:

@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -242,30 +243,32 @@ class PostgresCursor:
 
 
 class PostgresDatabase:
-    """A psycopg 3 pool whose connections use the store's schema."""
+    """The views' and idempotency records' side of PostgreSQL, on the store's schema.
+
+    In a service it borrows the connection pool of eventsourcing's datastore (``pool``): one pool per
+    process, sized by ``NOCERT_DB_POOL_SIZE`` in total and opened on first use, whose connections set
+    the schema per transaction. Without ``pool`` (tests, tools) it keeps a small lazy pool of its own.
+    Every leader lock of the process shares one more connection (`AdvisoryLocks`)."""
 
     dialect = "postgres"
 
-    def __init__(self, conninfo: str, schema: str = "", pool_size: int = 10) -> None:
+    def __init__(self, conninfo: str, schema: str = "", pool_size: int = 10, *, pool: Any = None) -> None:
         import psycopg_pool
 
         self.conninfo = conninfo
         self.schema = schema
-        self._pool = psycopg_pool.ConnectionPool(
+        self._owned = pool is None
+        self._pool: psycopg_pool.ConnectionPool[Any] = pool or psycopg_pool.ConnectionPool(
             conninfo,
             min_size=1,
             max_size=pool_size,
-            kwargs={"connect_timeout": 5},
-            configure=self._configure,
+            kwargs={"connect_timeout": 5, "autocommit": True},
             timeout=5.0,
-            open=True,
+            open=False,
             check=psycopg_pool.ConnectionPool.check_connection,
         )
-
-    def _configure(self, connection: Any) -> None:
-        connection.autocommit = True
-        if self.schema:
-            connection.execute(f'SET search_path TO "{self.schema}"')
+        self._locks = AdvisoryLocks(conninfo)
+        self._search_path = f'SET LOCAL search_path TO "{schema}"' if schema else None
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:
@@ -278,76 +281,109 @@ class PostgresDatabase:
             raise DatabaseUnavailable(f"PostgreSQL: {error}") from error
 
     @contextmanager
-    def transaction(self) -> Iterator[PostgresCursor]:
-        with self._guarded(), self._pool.connection() as connection, connection.transaction():
-            with connection.cursor() as cursor:
-                yield PostgresCursor(cursor)
+    def _cursor(self, *first: str) -> Iterator[PostgresCursor]:
+        from psycopg.rows import tuple_row
 
-    @contextmanager
-    def reading(self) -> Iterator[PostgresCursor]:
-        with self._guarded(), self._pool.connection() as connection, connection.transaction():
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield PostgresCursor(cursor)
+        with self._guarded():
+            self._pool.open(wait=False)
+            with self._pool.connection() as connection, connection.transaction():
+                with connection.cursor(row_factory=tuple_row) as cursor:
+                    for statement in first:
+                        cursor.execute(statement)
+                    if self._search_path:
+                        cursor.execute(self._search_path)
+                    yield PostgresCursor(cursor)
+
+    def transaction(self) -> AbstractContextManager[PostgresCursor]:
+        return self._cursor()
+
+    def reading(self) -> AbstractContextManager[PostgresCursor]:
+        return self._cursor("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def leader_lock(self, name: str) -> LeaderLock:
-        return AdvisoryLeaderLock(self.conninfo, f"nocert:{self.schema}:{name}")
+        return AdvisoryLeaderLock(self._locks, f"nocert:{self.schema}:{name}")
 
     def close(self) -> None:
-        self._pool.close()
+        self._locks.close()
+        if self._owned:
+            self._pool.close()
 
 
-class AdvisoryLeaderLock:
-    """A session-level advisory lock on a dedicated connection: PostgreSQL releases it when the
-    holder's connection dies, so another process takes over. The connection is kept between
-    acquisitions (a follower takes the lock for every run of batches); `close` drops it."""
+class AdvisoryLocks:
+    """The one connection on which a process holds all its session-level advisory locks (the view
+    follower's, the checkpoint signer's, a rebuild's...): PostgreSQL releases them when it dies, so
+    another process takes over. Opened on first use. PostgreSQL's advisory locks are re-entrant within
+    a session, so the holders in this process are kept here too: a lock is held by one of them at most."""
 
-    def __init__(self, conninfo: str, name: str) -> None:
+    def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
-        self.name = name
         self._connection: Any = None
-        self._held = False
+        self._holders: dict[str, object] = {}
+        self._mutex = threading.Lock()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, name: str, holder: object) -> bool:
         import psycopg
 
-        if self._held:
+        with self._mutex:
             try:
-                self._connection.execute("SELECT 1")
-                return True
+                if self._holders.get(name) is holder:
+                    self._connection.execute("SELECT 1")  # still alive, with every lock it holds
+                    return True
+                if name in self._holders:
+                    return False
+                if self._connection is None or self._connection.closed:
+                    self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                row = self._connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,)).fetchone()
             except psycopg.Error:
-                self._drop()  # the session died, and the lock with it
-        try:
-            if self._connection is None or self._connection.closed:
-                self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-            row = self._connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self.name,)).fetchone()
-        except psycopg.Error:
-            self._drop()
+                self._drop()  # the session died, and every lock with it
+                return False
+            if row and row[0]:
+                self._holders[name] = holder
+                return True
             return False
-        self._held = bool(row and row[0])
-        return self._held
 
-    def release(self) -> None:
+    def release(self, name: str, holder: object) -> None:
         import psycopg
 
-        if self._held:
-            self._held = False
+        with self._mutex:
+            if self._holders.get(name) is not holder:
+                return
+            del self._holders[name]
             try:
-                self._connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.name,))
+                self._connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
             except psycopg.Error:
                 self._drop()
 
     def close(self) -> None:
-        self.release()
-        self._drop()
+        with self._mutex:
+            self._drop()
 
     def _drop(self) -> None:
-        self._held = False
+        self._holders.clear()
         if self._connection is not None:
             try:
                 self._connection.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
+                pass
             finally:
                 self._connection = None
+
+
+class AdvisoryLeaderLock:
+    """A session-level advisory lock on the process's lock connection (`AdvisoryLocks`)."""
+
+    def __init__(self, locks: AdvisoryLocks, name: str) -> None:
+        self.locks = locks
+        self.name = name
+
+    def try_acquire(self) -> bool:
+        return self.locks.try_acquire(self.name, self)
+
+    def release(self) -> None:
+        self.locks.release(self.name, self)
+
+    def close(self) -> None:
+        self.release()
 
 
 def _store_errors() -> tuple[type[Exception], ...]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.bootstrap import Services
 from api.deps import ServicesDep
+from api.metrics import StoreGauges
 from api.problems import problem_response
 from api.schemas import Health
 from domain.timefmt import parse_time, utcnow
@@ -57,16 +58,6 @@ def cosigned_checkpoint(services: Services) -> tuple[int | None, float | None]:
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request, services: ServicesDep) -> Response:
-    """Prometheus text format."""
-    gauges = request.app.state.metrics
-    try:
-        gauges.events.set(services.log.max_position())
-        gauges.view_lag.set(services.views.lag())
-        latest = services.views.latest_checkpoint()
-        gauges.checkpoint_size.set(latest["tree_size"] if latest else 0)
-        size, age = cosigned_checkpoint(services)
-        gauges.cosigned_size.set(size or 0)
-        gauges.cosigned_age.set(-1 if age is None else age)
-    except STORE_ERRORS:
-        pass  # the request counters still answer while the store is down; /readyz says why
-    return Response(generate_latest(gauges.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format: every worker's request counters, and the store's gauges (api.metrics)."""
+    store = StoreGauges(services.views, services.log, utcnow)
+    return Response(request.app.state.metrics.exposition(store), media_type=CONTENT_TYPE_LATEST)

@@ -82,7 +82,13 @@ def test_admin_commands_are_idempotent_too(p: Province) -> None:
     }
     first = p.admin.post("/v1/departments", json=body, headers=headers, expect=201)
     again = p.admin.post("/v1/departments", json=body, headers=headers, expect=201)
-    assert again.content == first.content  # the same key is shown again, not a new one
+    # The same answer, but the API key is shown once only: a replay withholds it and says so (#11.3).
+    assert first.json()["api_key"]
+    replayed = again.json()
+    assert replayed["api_key"] is None and replayed["withheld"] == ["api_key"]
+    assert {k: v for k, v in replayed.items() if k not in ("api_key", "withheld")} == {
+        k: v for k, v in first.json().items() if k != "api_key"
+    }
     listed = p.admin.get("/v1/departments", params={"limit": 500}).json()["items"]
     assert [item["id"] for item in listed].count(body["id"]) == 1
 

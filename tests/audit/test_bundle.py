@@ -215,7 +215,7 @@ def test_export_of_an_unknown_check(world: World, monkeypatch, capsys) -> None:
     with pytest.raises(ExportError, match="no check"):
         export_bundle(world.app, world.services.database, world.services.log, world.services.keystore.root()[1], uuid.uuid4(), utcnow())
     code, out = run_cli(monkeypatch, capsys, world, "audit", "export", "not-a-uuid")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""  # not a check id: refused (#12.4), not "a problem found"
 
 
 def test_a_bundle_of_an_encrypted_store(sqlite_url: str, tmp_path: Path) -> None:

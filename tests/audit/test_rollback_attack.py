@@ -107,7 +107,7 @@ def test_an_archived_file_that_does_not_verify_is_refused(
 ) -> None:
     (tmp_path / "forged").write_text("nocert.localhost/ledger\n99\nAAAA\n\n— nocert.localhost/ledger AAAAAAAA\n")
     code, _, err = run_cli_full(monkeypatch, capsys, followed, "audit", "verify", "--checkpoint", str(tmp_path / "forged"))
-    assert code == 2 and err.startswith("nocert: --checkpoint ") and err.count("\n") == 1, err
+    assert code == 2 and err.startswith("nocert: ") and "checkpoint " in err and err.count("\n") == 1, err
 
 
 def test_audit_verify_checks_the_ledger_against_each_witness(

@@ -74,9 +74,10 @@ class Server:
     """``nocert serve --workers 1`` in its own process group; output appended to ``stdout.log`` and
     ``stderr.log`` in ``workdir`` across restarts."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], workers: int = 1) -> None:
         self.workdir = workdir
         self.env = env
+        self.workers = workers
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.stdout_path = workdir / "stdout.log"
@@ -91,7 +92,7 @@ class Server:
         assert self.process is None or self.process.poll() is not None, "already running"
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
-                [NOCERT, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                [NOCERT, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=out,

@@ -57,7 +57,9 @@ def _list_all_checks(client: httpx.Client, province: Province) -> dict[str, dict
 @pytest.mark.timeout(240)
 def test_kill_9_under_load_loses_no_acknowledged_command(durable_database_url: str, tmp_path: Path) -> None:
     key_dir = tmp_path / "keys"
-    env = server_env(durable_database_url, key_dir)
+    # Keys left in progress by the killed process are taken over after 1 s, so that the retries below
+    # show what the first attempt recorded instead of 409 idempotency_in_progress.
+    env = server_env(durable_database_url, key_dir, NOCERT_IDEMPOTENCY_STALE_SECONDS="1")
     server = Server(tmp_path / "server", env)
     try:
         server.start()
@@ -78,6 +80,7 @@ def test_kill_9_under_load_loses_no_acknowledged_command(durable_database_url: s
 
         server.start()
         restarted_in = time.monotonic() - killed_at
+        time.sleep(max(0.0, 1.5 - restarted_in))  # past the takeover time of the killed process's keys
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             report = verify_acks(client, province, acks)
             retried: Counter[str] = Counter()
@@ -87,6 +90,10 @@ def test_kill_9_under_load_loses_no_acknowledged_command(durable_database_url: s
                 code = response.json().get("code") if not response.is_success else "ok"
                 retried[f"{response.status_code} {code}"] += 1
                 assert response.status_code < 500, f"retry of {command} after the crash: {response.text}"
+                # Each check is driven by one thread, so a retry refused by the status machine would mean a
+                # second execution of a command whose first was recorded: it must replay instead (#11.2).
+                assert code != "invalid_transition", f"retry of {command} ran it twice: {response.text}"
+                assert code != "idempotency_in_progress", f"retry of {command} not taken over: {response.text}"
             # the restarted service takes new work
             response = client.post("/v1/checks", json=check_body(), headers=province.headers("approver"))
             assert response.status_code == 201, response.text

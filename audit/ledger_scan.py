@@ -204,8 +204,8 @@ class LedgerScan:
                 self.problem(
                     None,
                     "rollback",
-                    f"{label}: the ledger view has {size} leaves, fewer than the {head.size} of a {head.source} "
-                    "checkpoint signed earlier: its size went backwards",
+                    f"{label}: the ledger view has {size} leaves, fewer than the {head.size} of a checkpoint "
+                    f"signed earlier ({head.source}): its size went backwards",
                 )
 
     def diverge(self, index: int, position: int) -> None:

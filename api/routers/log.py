@@ -19,7 +19,7 @@ def checkpoint(services: ServicesDep) -> Response:
     note = services.views.checkpoint_note()
     if note is None:
         raise Problem("not_found", "no checkpoint has been signed yet")
-    return Response(note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
+    return Response(note, media_type=NOTE_MEDIA_TYPE)
 
 
 @router.get("/vkey", response_class=Response, responses={200: {"content": {NOTE_MEDIA_TYPE: {}}}})

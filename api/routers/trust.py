@@ -25,4 +25,4 @@ def revocation_list(services: ServicesDep) -> Response:
     """The root's CRL (RFC 5280, DER as an HTTP distribution point serves it): every seal certificate revoked
     by now, with its revocation time. No authentication."""
     issued = services.keystore.root_crl(seal_revocations(services.platform), utcnow())
-    return Response(crl.to_der(issued), media_type=crl.MEDIA_TYPE, headers={"Cache-Control": "max-age=300"})
+    return Response(crl.to_der(issued), media_type=crl.MEDIA_TYPE)

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
 
 from domain.category import Category
 from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
@@ -24,6 +23,7 @@ from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, Inval
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, SaveHook, Sealer
 from domain.proof import build_proof_payload, check_id_of_proof, proof_id_of
+from domain.repository import CachedApplication
 from domain.timefmt import utcnow
 
 CheckRef = Check | UUID  # what a check command acts on: the check's id, or the check just read
@@ -31,11 +31,10 @@ Found = TypeVar("Found", bound=Aggregate)
 Result = TypeVar("Result")
 
 
-class Platform(Application[UUID]):
+class Platform(CachedApplication):
     """Departments, categories and checks. ``sealer`` and ``claims`` come from the composition root."""
 
     name = "nocert"
-    retry_conflicts = 5
 
     def __init__(
         self,
@@ -52,37 +51,11 @@ class Platform(Application[UUID]):
         self.clock = clock
         self.save_hooks = list(save_hooks)
 
-    # -- persistence helpers ------------------------------------------------------------------
-
-    def _save(self, *aggregates: Aggregate) -> int:
-        """Records the aggregates' pending events, with whatever the save hooks attach to them, in one
-        transaction; returns the position of the last event."""
-        events = [event for aggregate in aggregates for event in aggregate.pending_events]
-        attachments = [attachment for hook in self.save_hooks for attachment in hook(aggregates, events)]
-        try:
-            recordings = self.save(*aggregates, attachments=attachments) if attachments else self.save(*aggregates)
-        except IntegrityError:
-            raise ConcurrentUpdate("another command changed this object first; retry") from None
-        return recordings[-1].notification.id if recordings else 0
-
-    def _get(self, aggregate_id: UUID, kind: type[Found], what: str, version: int | None = None) -> Found:
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            raise NotFound.of(what) from None
-        if not isinstance(aggregate, kind):
-            raise NotFound.of(what)
-        return aggregate
-
-    def _retrying(self, command: Callable[[], Result]) -> Result:
-        """Runs an admin command again when a concurrent admin command moved an index first."""
-        for attempt in range(self.retry_conflicts):
-            try:
-                return command()
-            except ConcurrentUpdate:
-                if attempt == self.retry_conflicts - 1:
-                    raise
-        raise AssertionError("unreachable")
+    def cached_check(self, check_id: UUID) -> Check | None:
+        """The check as this process last saw it, without a query: only for a command that then saves it
+        (a stale copy makes the save fail as a conflict; read it afresh with `check` and decide again)."""
+        cached = self.caching.cached(check_id)
+        return cached if isinstance(cached, Check) else None
 
     def directory(self) -> Directory:
         try:
@@ -255,8 +228,11 @@ class Platform(Application[UUID]):
     ) -> tuple[Check, int | None]:
         """Raises a check. Returns the position it recorded, or None when an earlier request with the
         same idempotency key had raised it already (that check is returned)."""
+        if not isinstance(category, str) or not category:
+            raise UnknownCategory(f"no category {category!r}")
+        found = self._read(Category.stream_id(category), Directory.STREAM_ID)  # one query for both
         try:
-            chosen = self.category(category)
+            chosen = self._found(found, Category.stream_id(category), Category, "category")
         except NotFound:
             raise UnknownCategory(f"no category {category!r}") from None
         if not chosen.online:
@@ -264,7 +240,7 @@ class Platform(Application[UUID]):
         applicant = {**applicant, "id_number": validate_id_number(applicant.get("id_number"))}
         if chosen.claims_schema is not None:
             self.claims.validate(chosen.claims_schema, claims)
-        directory = self.directory()
+        directory = found.get(Directory.STREAM_ID) or Directory.open()
         if issuer is None:
             issuer = directory.route(chosen.issuer_kind, applicant["id_number"][:6])
         else:
@@ -324,8 +300,9 @@ class Platform(Application[UUID]):
             raise InvalidInput("valid_days must be an integer from 1 to 3650")
         check = self._current(check)
         check.require_reply(actor)
-        issuer = self.department(actor)
-        approver = self.department(check.approver)
+        found = self._read(Department.stream_id(actor), Department.stream_id(check.approver))  # one query
+        issuer = self._found(found, Department.stream_id(actor), Department, "department")
+        approver = self._found(found, Department.stream_id(check.approver), Department, "department")
         now = self.clock()
         seal = issuer.current_seal(now)
         issued_at = now
@@ -374,11 +351,14 @@ class Platform(Application[UUID]):
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome must be one of {list(OUTCOMES)}")
         check = self._current(check)
+        sealer = [Department.stream_id(check.proof.sealer)] if check.proof is not None else []
+        found = self._read(Category.stream_id(check.category), *sealer)  # one query for both
+        category = self._found(found, Category.stream_id(check.category), Category, "category")
         check.close(
             actor,
             outcome,
-            proof_valid=self.proof_valid(check, self.clock()),
-            commitment_allowed="commitment" in self.category(check.category).modes,
+            proof_valid=self.proof_valid(check, self.clock(), found.get(sealer[0]) if sealer else None),
+            commitment_allowed="commitment" in category.modes,
         )
         return check, self._save(check)
 
@@ -387,11 +367,13 @@ class Platform(Application[UUID]):
         check.revoke_proof(actor, reason)
         return check, self._save(check)
 
-    def proof_valid(self, check: Check, now: datetime) -> bool:
+    def proof_valid(self, check: Check, now: datetime, sealer: Department | None = None) -> bool:
         """The §5 validity of the check's proof from recorded facts: not revoked, key not revoked
-        at or before its issue, and not expired."""
+        at or before its issue, and not expired. ``sealer``: the sealing department, if read already."""
         proof = check.proof
         if proof is None:
             return False
-        seal = self.department(proof.sealer).seals.get(proof.kid)
+        if sealer is None or sealer.department_id != proof.sealer:
+            sealer = self.department(proof.sealer)
+        seal = sealer.seals.get(proof.kid)
         return seal is not None and proof.valid_at(now, seal.revoked_at)

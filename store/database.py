@@ -329,7 +329,8 @@ class AdvisoryLocks:
                 if self._holders.get(name) is holder:
                     self._connection.execute("SELECT 1")  # still alive, with every lock it holds
                     return True
-                if name in self._holders:
+                if name in self._holders:  # held here by another: unless the session died with it
+                    self._connection.execute("SELECT 1")
                     return False
                 if self._connection is None or self._connection.closed:
                     self._connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)

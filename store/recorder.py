@@ -129,6 +129,22 @@ class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.breaker = Breaker()
+        self._select_streams = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            " FROM unnest(%s::uuid[], %s::integer[]) AS after_version(id, version)"
+            " JOIN {schema}.{table} e ON e.originator_id = after_version.id AND e.originator_version > after_version.version"
+            " ORDER BY e.originator_id, e.originator_version"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+
+    @bounded
+    def select_streams(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        """The events of several streams after given versions, in one query (`domain.repository.StreamReader`)."""
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self._select_streams, ([i for i, _ in after], [v for _, v in after]), prepare=True)
+            return [
+                StoredEvent(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
 
     insert_events = bounded(PostgresApplicationRecorder.insert_events)
     select_events = bounded(PostgresApplicationRecorder.select_events)
@@ -150,6 +166,19 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
             " WHERE (originator_id, originator_version) IN"
             " (SELECT * FROM unnest(%s::uuid[], %s::integer[]))"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        # The common case in one statement: every write of the batch inserted, unless one of its keys is
+        # taken already (then nothing is inserted, no position is drawn, and the batch is planned).
+        self._insert_if_all_new = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+            " SELECT originator_id, originator_version, topic, state FROM unnest(%s::{schema}.{type}[])"
+            " WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} WHERE (originator_id, originator_version) IN"
+            " (SELECT * FROM unnest(%s::uuid[], %s::integer[])))"
+            " RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            type=Identifier(self.stored_event_type_name),
+        )
         # Attachments name their tables unqualified, as all of nocert's SQL does: in the store's schema.
         self._search_path = SQL("SET LOCAL search_path TO {schema}").format(schema=Identifier(self.datastore.schema))
 
@@ -161,13 +190,23 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
     @bounded
     def _commit_batch(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
         keys = all_keys(writes)
-        with self.datastore.get_connection() as connection, connection.transaction():
-            with connection.cursor() as cursor:
+        key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
+        events = [event for write in writes for event in write.events]
+        optimistic = len(set(keys)) == len(keys)  # no two writes of the batch claim one version
+        # Pipelined (as eventsourcing's own insert is): the set-up, the lock, the existence query and the
+        # conditional insert go in one round trip; the attachments and COMMIT follow.
+        with self.datastore.get_connection() as connection, connection.pipeline(), connection.transaction():
+            with connection.cursor() as cursor, connection.cursor() as inserting:
                 cursor.execute(self._search_path, prepare=True)
                 self._lock_table(cursor)
-                cursor.execute(
-                    self._select_existing, ([UUID(hex=k) for k, _ in keys], [v for _, v in keys]), prepare=True
-                )
+                cursor.execute(self._select_existing, key_params, prepare=True)
+                if optimistic:
+                    self._notify_channel(inserting)
+                    pg_events = [
+                        self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                        for e in events
+                    ]
+                    inserting.execute(self._insert_if_all_new, (pg_events, *key_params), prepare=True)
                 existing = {
                     key_of(row["originator_id"], row["originator_version"]): Existing(
                         row["notification_id"], row["topic"], bytes(row["state"])
@@ -175,13 +214,17 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
                     for row in cursor.fetchall()
                 }
                 decided = plan(writes, existing)
-                positions: list[int] = []
-                events = [event for index in decided.insert for event in writes[index].events]
-                if events:
-                    self._insert_stored_events(cursor, events)  # locks (again: a no-op) and notifies
-                    positions = [row["notification_id"] for row in cursor.fetchall()]
-                    if len(positions) != len(events):
-                        raise OperationalError(f"{len(events)} events inserted, {len(positions)} positions returned")
+                if optimistic and not existing:
+                    positions = [row["notification_id"] for row in inserting.fetchall()]
+                    inserted = events
+                else:  # a key was taken (the insert above inserted nothing): the planned writes only
+                    inserted = [event for index in decided.insert for event in writes[index].events]
+                    positions = []
+                    if inserted:
+                        self._insert_stored_events(cursor, inserted)  # locks (again: a no-op) and notifies
+                        positions = [row["notification_id"] for row in cursor.fetchall()]
+                if len(positions) != len(inserted):
+                    raise OperationalError(f"{len(inserted)} events inserted, {len(positions)} positions returned")
             with connection.cursor(row_factory=tuple_row) as plain:
                 portable = PostgresCursor(plain)
                 offset = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -61,6 +62,23 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
             finally:
                 cursor.close()
         return [decided.outcomes[index] for index in range(len(writes))]
+
+    def select_streams(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        """The events of several streams after given versions, in one query (`domain.repository.StreamReader`)."""
+        found: list[StoredEvent] = []
+        for start in range(0, len(after), KEYS_PER_QUERY):
+            part = after[start : start + KEYS_PER_QUERY]
+            where = " OR ".join("(originator_id = ? AND originator_version > ?)" for _ in part)
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}"
+                    f" WHERE {where} ORDER BY originator_id, originator_version",
+                    [value for stream_id, version in part for value in (stream_id.hex, version)],
+                )
+                found.extend(
+                    StoredEvent(self.convert_originator_id(row[0]), row[1], row[2], row[3]) for row in cursor.fetchall()
+                )
+        return found
 
     def _existing(self, cursor: sqlite3.Cursor, keys: list[Key]) -> dict[Key, Existing]:
         found: dict[Key, Existing] = {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
+from functools import wraps
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -46,6 +48,7 @@ from api.schemas import (
     Withdraw,
 )
 from domain.check import Check
+from domain.errors import DomainError
 from domain.timefmt import parse_time
 from domain.vocabulary import CheckStatus
 
@@ -59,12 +62,50 @@ COMMAND_ERRORS = problem_responses(
 )
 
 
+class _Attempt:
+    """A command's first attempt may act on the check as this process last saw it (no query); whether it did."""
+
+    def __init__(self) -> None:
+        self.cached = False
+
+
+_attempt: ContextVar[_Attempt | None] = ContextVar("check_command_attempt", default=None)
+
+
 def visible_check(services: Services, check_id: str, principal: Principal) -> Check:
     """The check if the caller may read it; 404 otherwise, so that existence does not leak."""
-    check = services.platform.check(parse_uuid(check_id, "check"))
+    uuid = parse_uuid(check_id, "check")
+    attempt = _attempt.get()
+    check = services.platform.cached_check(uuid) if attempt is not None else None
+    if check is not None and attempt is not None:
+        attempt.cached = True
+    else:
+        check = services.platform.check(uuid)
     if not can_read_check(check, principal):
         raise Problem("not_found", "check not found")
     return check
+
+
+def cached_first(handler: Handler) -> Handler:
+    """Runs a check command on the cached check first (`Platform.cached_check`), and once more on a fresh
+    read if that attempt was refused for any reason: a stale copy (another process moved the check) makes
+    the save fail as a conflict, or the command fail on state that is no longer current, and is never
+    recorded; the fresh attempt decides as if there were no cache."""
+
+    @wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> JSONResponse:
+        attempt = _Attempt()
+        token = _attempt.set(attempt)
+        try:
+            return handler(*args, **kwargs)
+        except (Problem, DomainError):
+            if not attempt.cached:
+                raise
+        finally:
+            _attempt.reset(token)
+        return handler(*args, **kwargs)
+
+    return run
 
 
 def answer(services: Services, check: Check, principal: Principal, position: int) -> JSONResponse:
@@ -183,9 +224,10 @@ def check_history(check_id: str, principal: CheckReader, services: ServicesDep, 
 
 
 def _command(path: str, model: type[BaseModel], summary: str) -> Callable[[Handler], Handler]:
-    return router.post(
+    route = router.post(
         path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=COMMAND_ERRORS, summary=summary
     )
+    return lambda handler: route(cached_first(handler))
 
 
 @_command("/v1/checks/{check_id}/accept", Empty, "The addressed issuer accepts the check")

@@ -40,7 +40,7 @@ def test_a_dead_session_frees_the_lock(postgres_url: str) -> None:
     try:
         holder, waiter = database.leader_lock("views"), database.leader_lock("views")
         assert holder.try_acquire()
-        pid = holder._connection.info.backend_pid
+        pid = holder.locks._connection.info.backend_pid  # type: ignore[attr-defined]  # the process's lock session
         with psycopg.connect(parse_database_url(postgres_url).conninfo(), autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         deadline = time.monotonic() + 10

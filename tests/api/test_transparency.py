@@ -159,3 +159,14 @@ def test_openssl_validates_seal_certificates_with_the_crl_and_reports_a_revoked_
     assert revoked.returncode != 0 and "certificate revoked" in revoked.stdout + revoked.stderr
     text = _openssl("x509", "-in", "valid.pem", "-noout", "-text").stdout
     assert "URI:https://nocert.example.gov.cn/v1/trust/crl" in text
+
+
+@pytest.mark.parametrize("setting", ["nonsense", "audit.example/w+00000000+AAAA=http://x", "{vkey}=ftp://witness.example", "{vkey}=http://witness.example"])
+def test_a_wrong_witness_setting_is_refused_in_one_line(tmp_path: Path, setting: str) -> None:
+    from api.settings import ConfigurationError
+
+    log_vkey = NoteSigner.from_signer(ORIGIN, KeyStore(tmp_path / "keys").ledger_signer()).vkey  # a note key, not 0x04
+    with pytest.raises(ConfigurationError, match="^NOCERT_WITNESSES: ") as refused:
+        build(settings_for(f"sqlite:///{tmp_path}/nocert.db", tmp_path / "keys", witnesses=setting.format(vkey=log_vkey)))
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / "nocert.db").exists()  # refused before the store is opened

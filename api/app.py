@@ -6,25 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from api import docs, workbench
 from api.assets import STATIC_PATH, Assets
 from api.bootstrap import Services, build
-from api.gateway import PUBLIC_PATHS, Gateway, build_authenticator
+from api.gateway import Gateway, build_authenticator
 from api.idempotency import render_recorded
 from api.metrics import Metrics
-from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, problem_responses
+from api.openapi import build_openapi
+from api.problems import Problem, problem_response
 from api.routers import audit, categories, checks, coverage, departments, health, log, proofs, trust
-from api.schemas import BODY_MODELS
-from api.schemas import Problem as ProblemModel
 from domain.errors import DomainError
 from store.database import STORE_ERRORS
 from store.idempotency import BodyCipher, IdempotencyStore
@@ -52,7 +49,11 @@ def _problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     def on_http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 405:
-            headers = dict(error.headers) if error.headers else None
+            # Starlette names the methods of the first route of the path only; a path has one route per method.
+            routes: list[BaseRoute] = request.app.state.routes
+            allowed = {method for route in routes if route.matches(request.scope)[0] != Match.NONE
+                       for method in getattr(route, "methods", None) or ()}
+            headers = {"Allow": ", ".join(sorted(allowed))} if allowed else dict(error.headers or {})
             return problem_response("method_not_allowed", "this method is not allowed here", headers=headers)
         if error.status_code == 404:
             return problem_response("not_found", "no such resource")
@@ -72,51 +73,6 @@ def _problem_handlers(app: FastAPI) -> None:
     def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         LOG.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response("internal_error", "an internal error occurred; it has been logged")
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated description, plus the body models handlers read themselves and Problem."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    models: tuple[type[BaseModel], ...] = (*BODY_MODELS, ProblemModel)
-    for model in models:
-        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(definition.pop("$defs", {}))
-        components[model.__name__] = definition
-    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    schema["security"] = [{"bearer": []}]
-    _document_problems(schema)
-    app.openapi_schema = schema
-    return schema
-
-
-# Problems any authenticated call can answer, and those of any call with a body (API.md §1).
-GENERIC_PROBLEMS = ("unauthenticated", "too_many_requests", "validation_error", "unavailable")
-BODY_PROBLEMS = (
-    "malformed_json", "payload_too_large", "unsupported_media_type", "idempotency_in_progress", "idempotency_mismatch",
-)
-
-
-def _document_problems(schema: dict[str, Any]) -> None:
-    """Every error answer is a problem (FastAPI documents its own 422 otherwise); public operations need
-    no key; every other operation documents the problems the gateway and body parsing can answer."""
-    problem_content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for path, item in schema["paths"].items():
-        for method, operation in item.items():
-            responses = operation.setdefault("responses", {})
-            for status, answer in responses.items():
-                if status.startswith(("4", "5")):
-                    answer["content"] = problem_content
-            if not path.startswith("/v1") or path in PUBLIC_PATHS:
-                operation["security"] = []
-                continue
-            codes = GENERIC_PROBLEMS + (BODY_PROBLEMS if method in ("post", "patch") else ())
-            for status, answer in problem_responses(*codes).items():
-                responses.setdefault(str(status), answer)
-    for unused in ("HTTPValidationError", "ValidationError"):
-        schema["components"]["schemas"].pop(unused, None)
 
 
 def create_app(services: Services | None = None, *, start_views: bool = True) -> FastAPI:
@@ -147,7 +103,8 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     modules = (departments, categories, checks, proofs, trust, log, coverage, audit, health)
     for module in modules:
         app.include_router(module.router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
+    app.state.routes = [route for module in modules for route in module.router.routes]
+    app.openapi = lambda: build_openapi(app, app.state.routes)  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
     app.include_router(docs.router(app.openapi_url or "/openapi.json", app.title))
     app.mount(STATIC_PATH, Assets(), name="static")
     workbench.mount(app, workbench.build(services.database, services.settings))
@@ -163,6 +120,6 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
         ),
         replayer=partial(render_recorded, services),
         metrics=metrics,
-        routes=[route for module in modules for route in module.router.routes],
+        routes=app.state.routes,
     )
     return app

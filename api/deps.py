@@ -30,15 +30,21 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(*roles: str) -> Callable[[Principal], Principal]:
-    """A dependency refusing with 403 a principal that has none of ``roles``."""
+class RoleCheck:
+    """A dependency refusing with 403 a principal that has none of ``roles`` (`api.openapi` documents the
+    403 of every operation that depends on one)."""
 
-    def check(principal: PrincipalDep) -> Principal:
-        if not any(principal.has_role(role) for role in roles):
-            raise Problem("forbidden", f"this call needs the role {' or '.join(roles)}")
+    def __init__(self, *roles: str) -> None:
+        self.roles = roles
+
+    def __call__(self, principal: PrincipalDep) -> Principal:
+        if not any(principal.has_role(role) for role in self.roles):
+            raise Problem("forbidden", f"this call needs the role {' or '.join(self.roles)}")
         return principal
 
-    return check
+
+def require_role(*roles: str) -> Callable[[Principal], Principal]:
+    return RoleCheck(*roles)
 
 
 Admin = Annotated[Principal, Depends(require_role("admin"))]

@@ -20,16 +20,15 @@ from anyio import to_thread
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.idempotency import commanding, request_fingerprint, valid_key, withhold_secrets
+from api.idempotency import IdempotentRequests, Replayer, valid_key
 from api.metrics import Metrics
 from api.principal import Principal, authenticate, bearer_token
-from api.problems import problem_response
+from api.problems import problem_response, store_unavailable
 from api.ratelimit import AuthFailureLimiter
 from store.database import STORE_ERRORS
-from store.idempotency import IdempotencyStore, Outcome, Recorded, RecordId, StoredResponse, UnreadableRecord
+from store.idempotency import IdempotencyStore
 
 BODY_LIMIT = 64 * 1024
-UNSETTLED_LIMIT = 10_000
 PUBLIC_PATHS = frozenset({"/v1/trust/root", "/v1/trust/crl", "/v1/log/checkpoint", "/v1/log/vkey"})
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -48,8 +47,7 @@ ACCESS_LOG = logging.getLogger("nocert.access")
 LOG = logging.getLogger("nocert.api")
 
 Authenticator = Callable[[str], Principal | None]
-# Renders the answer of a command recorded but never answered: (principal, path, status, what it recorded).
-Replayer = Callable[[Principal, str, int, Recorded], StoredResponse]
+
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -79,12 +77,11 @@ class Gateway:
         self.app = app
         self.routes = tuple(routes)
         self.authenticator = authenticator
-        self.idempotency = idempotency
-        self.replayer = replayer
+        self.idempotent = IdempotentRequests(
+            app, idempotency, replayer, lambda scope: getattr(_route(scope, self.routes), "status_code", None) or 200
+        )
         self.metrics = metrics
         self.limiter = limiter or AuthFailureLimiter()
-        # Idempotency keys whose row could not be settled because the database was down (bounded).
-        self._unsettled: dict[RecordId, None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,7 +122,7 @@ class Gateway:
             try:
                 principal = await to_thread.run_sync(self.authenticator, token) if token else None
             except STORE_ERRORS as error:
-                await _unavailable(scope, receive, send, error)
+                await store_unavailable(scope, receive, send, error)
                 return
             if principal is None:
                 self.metrics.auth_failures.inc()
@@ -159,7 +156,7 @@ class Gateway:
                 # the body's media type and JSON have been judged (the order of API.md §1).
                 scope["nocert.invalid_idempotency_key"] = True
             else:
-                await self._idempotent(scope, replay, send, idempotency_scope(principal), key, body)
+                await self.idempotent(scope, replay, send, principal, key, body)
                 return
         await self.app(scope, replay, send)
 
@@ -181,130 +178,6 @@ class Gateway:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
-
-    async def _idempotent(
-        self, scope: Scope, receive: Receive, send: Send, principal: str, key: str, body: bytes
-    ) -> None:
-        path = scope["path"]
-        record = RecordId(principal, path, key)
-        fingerprint = request_fingerprint(body)
-        try:
-            if record in self._unsettled:  # its first attempt here ended long ago: take the key over now
-                await to_thread.run_sync(self.idempotency.release, record)
-                self._unsettled.pop(record, None)
-            outcome = await to_thread.run_sync(self.idempotency.begin, record, fingerprint)
-        except STORE_ERRORS as error:
-            await _unavailable(scope, receive, send, error)
-            return
-        except UnreadableRecord as error:
-            LOG.error("%s", error)
-            await problem_response("internal_error", "the stored answer of this key is unreadable")(scope, receive, send)
-            return
-        if outcome.action == "mismatch":
-            response = problem_response("idempotency_mismatch", "this Idempotency-Key was used with a different body")
-            await response(scope, receive, send)
-            return
-        if outcome.action == "in_progress":
-            response = problem_response("idempotency_in_progress", "a request with this Idempotency-Key is in progress")
-            await response(scope, receive, send)
-            return
-        if outcome.action in ("replay", "recorded"):
-            await self._answer_settled(scope, record, outcome, send)
-            return
-
-        captured: dict[str, Any] = {"status": 500, "headers": {}, "body": []}
-        held: list[Message] = []
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = {
-                    k.decode("latin-1"): v.decode("latin-1")
-                    for k, v in message.get("headers", [])
-                    if k in (b"content-type", b"x-event-position", b"location")
-                }
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
-            held.append(message)
-
-        try:
-            with commanding(record, fingerprint):
-                await self.app(scope, receive, capture)
-        except Exception:
-            # The command may have been recorded before the failure: then its outcome is the answer.
-            if await self._answer_recorded_instead(scope, record, send):
-                return
-            raise
-        except BaseException:
-            await self._settle(scope, record, None)
-            raise
-        if captured["status"] >= 500:
-            # Not kept. If the command's events were recorded (the failure came after the commit), the
-            # recorded outcome is the answer: a recorded command is never answered 5xx (API.md §1).
-            if await self._answer_recorded_instead(scope, record, send):
-                return
-            for message in held:
-                await send(message)
-            return
-        stored = StoredResponse(captured["status"], withhold_secrets(b"".join(captured["body"])), captured["headers"])
-        # Sent only once stored: a repeat that follows this answer is replayed, never 409 in_progress.
-        await self._settle(scope, record, stored)
-        for message in held:
-            await send(message)
-
-    async def _answer_settled(self, scope: Scope, record: RecordId, outcome: Outcome, send: Send) -> None:
-        """Answers a repeat with the first answer, or with the outcome of a command recorded but not answered."""
-        stored = outcome.response
-        if stored is None:
-            assert outcome.recorded is not None
-            stored = await to_thread.run_sync(self._render_recorded, scope, outcome.recorded)
-            try:
-                await to_thread.run_sync(self.idempotency.complete, record, stored)
-            except STORE_ERRORS as error:
-                LOG.warning("idempotency answer of %s %s not kept: %s", scope["method"], scope["path"], error)
-        await _send_stored(stored, send)
-
-    async def _answer_recorded_instead(self, scope: Scope, record: RecordId, send: Send) -> bool:
-        """After a failed request: answers with the recorded outcome if the command's events were recorded
-        (True); otherwise forgets the key so that a retry runs the command (False). When the store cannot
-        tell, the key is left in progress: a retry here takes it over and finds what was recorded."""
-        try:
-            outcome = await to_thread.run_sync(self.idempotency.settled, record)
-        except STORE_ERRORS as error:
-            LOG.warning("outcome of %s %s unconfirmed (key kept): %s", scope["method"], scope["path"], error)
-            self._remember_unsettled(record)
-            return False
-        if outcome is None:
-            await self._settle(scope, record, None)
-            return False
-        LOG.warning("%s %s failed after its events were recorded; answering the recorded outcome",
-                    scope["method"], scope["path"])
-        await self._answer_settled(scope, record, outcome, send)
-        return True
-
-    def _render_recorded(self, scope: Scope, recorded: Recorded) -> StoredResponse:
-        route = _route(scope, self.routes)
-        status = getattr(route, "status_code", None) or 200
-        return self.replayer(scope["nocert.principal"], scope["path"], status, recorded)
-
-    async def _settle(self, scope: Scope, record: RecordId, stored: StoredResponse | None) -> None:
-        """Keeps the answer of an idempotent request (``stored``), or forgets its key (None)."""
-        try:
-            if stored is not None:
-                await to_thread.run_sync(self.idempotency.complete, record, stored)
-            else:
-                await to_thread.run_sync(self.idempotency.release, record)
-        except STORE_ERRORS as error:
-            # The answer goes out all the same; the key's row is left as it is (committed rows answer
-            # repeats from the recorded outcome). A retry with this key in this process takes an
-            # in_progress row over at once instead of answering 409 for STALE_AFTER_SECONDS.
-            LOG.warning("idempotency key of %s %s left unsettled: %s", scope["method"], scope["path"], error)
-            self._remember_unsettled(record)
-
-    def _remember_unsettled(self, record: RecordId) -> None:
-        self._unsettled[record] = None
-        while len(self._unsettled) > UNSETTLED_LIMIT:
-            self._unsettled.pop(next(iter(self._unsettled)))
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         template = _route_template(scope, self.routes)
@@ -347,12 +220,6 @@ def access_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((epoch - whole) * 1000):03d}Z"
 
 
-def idempotency_scope(principal: Principal) -> str:
-    """Whose idempotency keys these are. The operator and departments are told apart by kind, not by
-    name alone: ``admin`` is also a valid department id, and must never be replayed the operator's answers."""
-    return "operator" if principal.is_admin else f"department:{principal.id}"
-
-
 def _route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     """The path template of the route the request names, also when the gateway answered before the
     router ran (401, 413, idempotency replays): metrics and logs group by it, and never show ids."""
@@ -375,14 +242,6 @@ def _route(scope: Scope, routes: Sequence[BaseRoute]) -> BaseRoute | None:
     return route
 
 
-async def _unavailable(scope: Scope, receive: Receive, send: Send, error: BaseException) -> None:
-    """503 ``unavailable`` when the store fails before a route runs: logged like the routes' own (api.app),
-    the cause in the log only."""
-    LOG.error("store unavailable on %s %s: %s", scope["method"], scope["path"], error)
-    detail = "the event store is unavailable; retry later"
-    await problem_response("unavailable", detail, headers={"Retry-After": "1"})(scope, receive, send)
-
-
 def _replaying(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the buffered body over once, then defers to the real one."""
     delivered = False
@@ -395,13 +254,6 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _send_stored(stored: StoredResponse, send: Send) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers.items()]
-    headers.append((b"content-length", str(len(stored.body)).encode()))
-    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
-    await send({"type": "http.response.body", "body": stored.body})
 
 
 def build_authenticator(app: Any, admin_key: str | None) -> Authenticator:

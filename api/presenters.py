@@ -80,6 +80,7 @@ def department_document(department: Department, now: datetime) -> dict[str, Any]
         "roles": list(department.roles),
         "kind": department.kind,
         "region": department.region,
+        "status": department.status,
         "certificates": [
             {
                 "kid": seal.kid,

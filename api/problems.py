@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+LOG = logging.getLogger("nocert.api")
 
 STATUS_OF_CODE: dict[str, int] = {
     "malformed_json": 400,
@@ -84,6 +88,15 @@ def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
         status: {
             "description": f"{HTTPStatus(status).phrase}: code {' | '.join(found)}",
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "x-problem-codes": found,  # completed by `api.openapi` with the codes every such operation can answer
         }
         for status, found in sorted(by_status.items())
     }
+
+
+async def store_unavailable(scope: Scope, receive: Receive, send: Send, error: BaseException) -> None:
+    """503 ``unavailable`` when the store fails before a route runs: logged like the routes' own (api.app),
+    the cause in the log only."""
+    LOG.error("store unavailable on %s %s: %s", scope["method"], scope["path"], error)
+    detail = "the event store is unavailable; retry later"
+    await problem_response("unavailable", detail, headers={"Retry-After": "1"})(scope, receive, send)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
 from domain.vocabulary import (
     CategoryStatus,
@@ -12,12 +12,19 @@ from domain.vocabulary import (
     Conclusion,
     ConsentMethod,
     DeclineReason,
+    DepartmentStatus,
     Mode,
     Outcome,
     ProofStatus,
     Role,
     SealStatus,
 )
+
+# Times are RFC 3339 in UTC, ids of checks, proofs and streams UUIDs (API.md §1): strings on the wire, typed
+# as such for generated clients. (Strings here, so that the answers keep the service's own spelling.)
+Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+Uuid = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+StrictTime = Annotated[StrictStr, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 Text = Field(min_length=1, max_length=2000)
 # NUL is no text, and PostgreSQL cannot store it in the views' TEXT columns (a category's name is one).
@@ -41,9 +48,17 @@ class DepartmentCreate(Strict):
     region: StrictStr = Field(pattern=r"^[0-9]{6}$")
 
 
+class DepartmentPatch(Strict):
+    """API.md §10: any of the three; a field left out stays as it is (null is refused)."""
+
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
+    region: StrictStr | None = Field(default=None, pattern=r"^[0-9]{6}$")
+    status: DepartmentStatus | None = None
+
+
 class KeyRevocation(Strict):
     reason: StrictStr = Text
-    effective_at: StrictStr | None = None
+    effective_at: StrictTime | None = None
 
 
 class CategoryCreate(Strict):
@@ -133,26 +148,36 @@ class VerifyRequest(Strict):
 
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
-    DepartmentCreate, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
+    DepartmentCreate, DepartmentPatch, KeyRevocation, CategoryCreate, CategoryPatch, CheckCreate, InfoRequest, InfoSupply,
     Forward, Reply, Decline, Withdraw, Close, Empty, ProofRevocation, VerifyRequest,
 )
 
 # -- responses ----------------------------------------------------------------------------------
 
 
+class ProblemItem(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` is the stable code of API.md §9, ``errors`` the fields a
+    ``validation_error`` found wrong."""
+
     type: str
     title: str
     status: int
     detail: str
     code: str
+    errors: list[ProblemItem] | None = None
 
 
 class Certificate(BaseModel):
     kid: str
     certificate_pem: str
     status: SealStatus
-    revoked_at: str | None
+    revoked_at: Time | None
 
 
 class Department(BaseModel):
@@ -162,6 +187,7 @@ class Department(BaseModel):
     roles: list[Role]
     kind: str
     region: str
+    status: DepartmentStatus
     certificates: list[Certificate]
 
 
@@ -198,7 +224,7 @@ class Category(BaseModel):
 
 
 class CheckProof(BaseModel):
-    id: str
+    id: Uuid
     jws: str | None
     kid: str
     conclusion: Conclusion
@@ -208,31 +234,38 @@ class CheckProof(BaseModel):
 class InfoRequestItem(BaseModel):
     question: str
     answer: str | None
-    asked_at: str
-    answered_at: str | None
+    asked_at: Time
+    answered_at: Time | None
 
 
 class CheckDecline(BaseModel):
-    reason_code: str
+    reason_code: DeclineReason
     note: str
 
 
+class CheckApplicant(BaseModel):
+    """The applicant as ``Applicant`` gives it; ``id_number`` masked for most readers (API.md §4)."""
+
+    name: str | None
+    id_number: str | None
+
+
 class Check(BaseModel):
-    id: str
+    id: Uuid
     status: CheckStatus
     category: str
-    matter: dict[str, Any]
+    matter: Matter
     approver: str
     issuer: str
-    applicant: dict[str, Any]
+    applicant: CheckApplicant
     claims: dict[str, Any]
     purpose: str
-    consent: dict[str, Any]
-    raised_at: str
-    due_at: str
+    consent: Consent
+    raised_at: Time
+    due_at: Time
     overdue: bool
-    replied_at: str | None
-    closed_at: str | None
+    replied_at: Time | None
+    closed_at: Time | None
     outcome: Outcome | None
     proof: CheckProof | None
     decline: CheckDecline | None
@@ -245,13 +278,13 @@ class HistoryEvent(BaseModel):
     position: int
     version: int
     type: str
-    at: str
+    at: Time
     actor: str
     data: dict[str, Any]
 
 
 class History(BaseModel):
-    check_id: str
+    check_id: Uuid
     events: list[HistoryEvent]
 
 
@@ -272,11 +305,11 @@ class CategoryPage(Page):
 
 
 class ProofRecord(BaseModel):
-    id: str
-    check_id: str
+    id: Uuid
+    check_id: Uuid
     jws: str
     status: ProofStatus
-    revoked_at: str | None
+    revoked_at: Time | None
     revocation_reason: str | None
 
 
@@ -320,10 +353,10 @@ class Coverage(BaseModel):
 class LedgerEvent(BaseModel):
     index: int
     position: int
-    stream_id: str
+    stream_id: Uuid
     version: int
     type: str
-    at: str
+    at: Time
     state_b64: str
     state_sha256: str
     leaf_hash: str
@@ -337,7 +370,7 @@ class LedgerPage(BaseModel):
 class CheckpointOut(BaseModel):
     tree_size: int
     root_hash: str
-    issued_at: str
+    issued_at: Time
     jws: str
 
 

@@ -10,9 +10,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.errors import Conflict, InvalidInput, NoSigningKey, NotFound
-from domain.vocabulary import Role, values
+from domain.identifiers import validate_region
+from domain.vocabulary import DepartmentStatus, Role, values
 
 ROLES = values(Role)
+STATUSES = values(DepartmentStatus)
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:nocert")
 DEPARTMENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 
@@ -101,6 +103,35 @@ class Department(Aggregate):
             seal.revoked_at = self.effective_at
             seal.revocation_reason = self.reason
 
+    class Renamed(Event):
+        TOPIC = "nocert:department:Renamed"
+        name: str
+
+        def apply(self, department: Department) -> None:
+            department.name = self.name
+
+    class Moved(Event):
+        """The department's region changed; checks raised afterwards see the new one."""
+
+        TOPIC = "nocert:department:Moved"
+        region: str
+
+        def apply(self, department: Department) -> None:
+            department.region = self.region
+            department.moves.append((self.timestamp, self.region))
+
+    class Deactivated(Event):
+        TOPIC = "nocert:department:Deactivated"
+
+        def apply(self, department: Department) -> None:
+            department.status = "inactive"
+
+    class Reactivated(Event):
+        TOPIC = "nocert:department:Reactivated"
+
+        def apply(self, department: Department) -> None:
+            department.status = "active"
+
     # Pinned name for the library's creation event, so it is not redefined without a topic.
     Created = Registered
 
@@ -116,6 +147,10 @@ class Department(Aggregate):
         self.api_keys: dict[str, ApiKey] = {}
         self.seals: dict[str, Seal] = {}
         self.current_kid: str | None = None
+        self.status = "active"
+        self.first_region = region
+        # (since, region) of every move, oldest first: see ``region_at``.
+        self.moves: list[tuple[datetime, str]] = []
 
     @staticmethod
     def is_valid_id(department_id: object) -> bool:
@@ -150,6 +185,28 @@ class Department(Aggregate):
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def region_at(self, moment: datetime) -> str:
+        """The region the department had at ``moment``: a check counts under its approver's region when
+        it was raised (a region change applies to checks raised afterwards, API.md §10)."""
+        return region_at(self.first_region, self.moves, moment)
+
+    def change(self, name: str | None, region: str | None, status: str | None) -> None:
+        """Records one event per field that changes (none when nothing does)."""
+        if region is not None:
+            validate_region(region)
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of {list(STATUSES)}")
+        if name is not None and name != self.name:
+            self.trigger_event(self.Renamed, name=name)
+        if region is not None and region != self.region:
+            self.trigger_event(self.Moved, region=region)
+        if status is not None and status != self.status:
+            self.trigger_event(self.Reactivated if status == "active" else self.Deactivated)
 
     def issue_api_key(self, key_id: str, key_hash: str) -> None:
         self.trigger_event(self.ApiKeyIssued, key_id=key_id, key_hash=key_hash)
@@ -193,3 +250,13 @@ class Department(Aggregate):
     def _require_issuer(self) -> None:
         if not self.has_role("issuer"):
             raise Conflict("only departments with the issuer role hold seal keys")
+
+
+def region_at(first_region: str, moves: list[tuple[datetime, str]], moment: datetime) -> str:
+    """The region in force at ``moment``, given the first one and the later moves (oldest first)."""
+    region = first_region
+    for since, moved_to in moves:
+        if since > moment:
+            break
+        region = moved_to
+    return region

@@ -7,7 +7,7 @@ optimistic version serialises concurrent registrations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import uuid5
 
 from eventsourcing.domain import Aggregate
@@ -24,6 +24,7 @@ class Listing:
     roles: tuple[str, ...]
     kind: str
     region: str
+    active: bool = True
 
 
 class Directory(Aggregate):
@@ -49,11 +50,29 @@ class Directory(Aggregate):
                 self.department_id, self.uscc, tuple(self.roles), self.kind, self.region
             )
 
+    class Relisted(Event):
+        """A listed department moved or changed status (API.md §10); routing sees it at once."""
+
+        TOPIC = "nocert:directory:Relisted"
+        department_id: str
+        region: str
+        active: bool
+
+        def apply(self, directory: Directory) -> None:
+            listing = directory.listings[self.department_id]
+            directory.listings[self.department_id] = replace(listing, region=self.region, active=self.active)
+
     # Pinned name for the library's creation event, so it is not redefined without a topic.
     Created = Opened
 
     def __init__(self) -> None:
         self.listings: dict[str, Listing] = {}
+
+    def relist(self, department_id: str, region: str, active: bool) -> None:
+        """Records the department's routing facts when they differ from its listing."""
+        listing = self.listings[department_id]
+        if (listing.region, listing.active) != (region, active):
+            self.trigger_event(self.Relisted, department_id=department_id, region=region, active=active)
 
     @classmethod
     def open(cls) -> Directory:
@@ -74,6 +93,7 @@ class Directory(Aggregate):
             (len(region_prefix(listing.region)), listing.department_id)
             for listing in self.listings.values()
             if "issuer" in listing.roles
+            and listing.active
             and listing.kind == kind
             and applicant_region.startswith(region_prefix(listing.region))
         ]
@@ -89,6 +109,8 @@ class Directory(Aggregate):
         listing = self.listings.get(department_id)
         if listing is None or "issuer" not in listing.roles or listing.kind != kind:
             raise InvalidIssuer(f"{department_id!r} is no {kind} issuer")
+        if not listing.active:
+            raise InvalidIssuer(f"{department_id!r} is inactive")
 
 
 class Catalogue(Aggregate):

@@ -102,6 +102,23 @@ class Platform(CachedApplication):
         )
         return department.seals[certificate.kid]
 
+    def change_department(
+        self, department_id: str, *, name: str | None = None, region: str | None = None, status: str | None = None
+    ) -> tuple[Department, int | None]:
+        """Renames, moves, deactivates or re-activates a department (API.md §10): one event per change, saved
+        with the directory's listing so routing sees it at once. None when nothing changed."""
+
+        def change() -> tuple[Department, int | None]:
+            department = self.department(department_id)
+            department.change(name, region, status)
+            if not department.pending_events:
+                return department, None
+            directory = self.directory()
+            directory.relist(department_id, department.region, department.is_active)
+            return department, self._save(directory, department)
+
+        return self._retrying(change)
+
     def issue_api_key(self, department_id: str) -> tuple[IssuedKey, int]:
         department = self.department(department_id)
         issued, key_hash = new_api_key(department_id)
@@ -119,12 +136,15 @@ class Platform(CachedApplication):
         if owner is None:
             return None
         department_id, key_id = owner
-        try:
-            department = self.department(department_id)
-        except NotFound:
+        if not Department.is_valid_id(department_id):
+            return None
+        department = self._read(Department.stream_id(department_id)).get(Department.stream_id(department_id))
+        if not isinstance(department, Department):  # read only (a cache entry): never changed here
             return None
         expected = department.active_key_hash(key_id)
-        return department if expected is not None and key_matches(expected, api_key) else None
+        if expected is None or not key_matches(expected, api_key):
+            return None
+        return department if department.is_active else None  # an inactive department's keys answer 401
 
     def rotate_seal(self, department_id: str) -> tuple[Seal, int]:
         department = self.department(department_id)
@@ -188,7 +208,7 @@ class Platform(CachedApplication):
     def _current(self, check: CheckRef) -> Check:
         """The check a command changes: the one the caller has just read (and may change), or read now.
         A check read before a concurrent command is refused at saving (``concurrent_update``)."""
-        return check if isinstance(check, Check) else self.check(check)
+        return self.caching.owned(check) if isinstance(check, Check) else self.check(check)
 
     def check_as_of(self, check_id: UUID, moment: datetime) -> Check:
         """The check as it was at ``moment``: after its last event recorded at or before then."""

@@ -12,6 +12,13 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
+class DepartmentStatus(StrEnum):
+    """An inactive department is no routing target, cannot be named as issuer, and its keys answer 401."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
 class Mode(StrEnum):
     """How a proof category can be checked instead of being brought."""
 

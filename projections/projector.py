@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
 
 from domain.category import Category
 from domain.check import Check
-from domain.department import Department
+from domain.department import Department, region_at
 from projections import checks, coverage, ledger, medians
 from projections.schema import COUNTERS, VIEWS
 from signing.key import SigningKey
@@ -102,7 +102,8 @@ class Projector:
         self.checkpoint_every = checkpoint_every
         self.clock = clock
         self.aggregates = AggregateCache(cache_size)
-        self._regions: dict[str, str] = {}  # department id → region (never changes once registered)
+        # department id → (first region, moves): a check counts under its approver's region at raising
+        self._regions: dict[str, tuple[str, list[tuple[datetime, str]]]] = {}
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -165,9 +166,17 @@ class Projector:
             if batch.wants("directory", notification):
                 batch.categories[category.code] = category
         elif isinstance(event, Department.Registered):
-            self._regions[event.department_id] = event.region
+            self._regions[event.department_id] = (event.region, [])
             if batch.wants("directory", notification):
                 batch.departments[event.department_id] = event.region
+        elif isinstance(event, Department.Moved):
+            department_id = self._department_id(event)
+            history = self._history(department_id)
+            if (event.timestamp, event.region) not in history[1]:  # a history loaded later may hold it already
+                history[1].append((event.timestamp, event.region))
+                history[1].sort()
+            if batch.wants("directory", notification):
+                batch.departments[department_id] = event.region
 
     def _apply_check(self, cursor: Any, batch: _Batch, notification: Notification, event: Check.Event) -> None:
         before = self._predecessor(event)
@@ -179,7 +188,7 @@ class Projector:
         if batch.wants("checks", notification):
             batch.checks[check.id] = (check, notification.id)
         if counted:
-            region = self._region(cursor, check.approver)
+            region = self._region(check)
             facts = checks.answer_facts(check)
             after = coverage.contribution(facts)
             key = (check.category, region)
@@ -205,15 +214,26 @@ class Projector:
         self.aggregates.put(aggregate)
         return aggregate
 
-    def _region(self, cursor: Any, department_id: str) -> str:
-        """The department's region ('' if it was never registered: such checks count under no region)."""
-        region = self._regions.get(department_id)
-        if region is None:
-            row = cursor.execute("SELECT region FROM view_departments WHERE id = ?", (department_id,)).fetchone()
-            if row is None:
-                return ""
-            region = self._regions[department_id] = row[0]
-        return region
+    def _department_id(self, event: Aggregate.Event) -> str:
+        department = self._advance(event)
+        department_id: str = department.department_id
+        return department_id
+
+    def _history(self, department_id: str) -> tuple[str, list[tuple[datetime, str]]]:
+        """The department's first region and moves ('' and none if it was never registered)."""
+        history = self._regions.get(department_id)
+        if history is None:
+            try:
+                department: Department = self.app.repository.get(Department.stream_id(department_id))
+            except AggregateNotFoundError:
+                return ("", [])
+            history = self._regions[department_id] = (department.first_region, list(department.moves))
+        return history
+
+    def _region(self, check: Check) -> str:
+        """The approver's region when the check was raised (a move applies to checks raised afterwards)."""
+        first, moves = self._history(check.approver)
+        return region_at(first, moves, check.created_on)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -238,7 +258,7 @@ class Projector:
             cursor.executemany(
                 checks.UPSERT,
                 [
-                    checks.row_values(checks.check_row(check, self._region(cursor, check.approver), last))
+                    checks.row_values(checks.check_row(check, self._region(check), last))
                     for check, last in sorted(batch.checks.values(), key=lambda item: item[1])
                 ],
             )

@@ -30,6 +30,7 @@ def events(
 
 @router.get("/checkpoints/latest", response_model=CheckpointOut, responses=problem_responses("unauthenticated", "forbidden", "not_found"))
 def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+    """The latest signed checkpoint of the ledger (404 before the first)."""
     wait_for_views(services, min_position)
     checkpoint = services.views.latest_checkpoint()
     if checkpoint is None:
@@ -39,6 +40,7 @@ def latest_checkpoint(auditor: Auditor, services: ServicesDep, min_position: Min
 
 @router.get("/checkpoints", response_model=CheckpointOut, responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error"))
 def checkpoint_at(auditor: Auditor, services: ServicesDep, tree_size: Size, min_position: MinPosition = None) -> dict[str, Any]:
+    """The checkpoint signed at this tree size (404 if none was)."""
     wait_for_views(services, min_position)
     checkpoint = services.views.checkpoint(tree_size)
     if checkpoint is None:

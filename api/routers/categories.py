@@ -26,6 +26,7 @@ router = APIRouter(prefix="/v1/categories", tags=["categories"])
     responses=problem_responses("unauthenticated", "forbidden", "validation_error", "conflict"),
 )
 def create_category(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """Adds a proof category to the catalogue; new checks may name it while it is active with the collaboration mode."""
     body = read_body(request, CategoryCreate)
     category, position = services.platform.create_category(
         body.code, body.name, body.issuer_kind, list(body.modes), body.sla_hours, body.claims_schema
@@ -38,6 +39,7 @@ def list_categories(
     principal: PrincipalDep, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
+    """Every proof category of the catalogue, in the order it was created."""
     wait_for_store(services, min_position)
     codes = services.platform.catalogue().codes
     chosen, next_cursor = page(codes, str, limit, cursor, "categories")

@@ -55,11 +55,12 @@ from domain.vocabulary import CheckStatus
 router = APIRouter(tags=["checks"])
 Handler = Callable[..., JSONResponse]
 
-COMMAND_ERRORS = problem_responses(
+COMMAND_CODES = (
     "unauthenticated", "forbidden", "not_found", "unsupported_media_type", "malformed_json",
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
     "idempotency_mismatch", "payload_too_large",
 )
+COMMAND_ERRORS = problem_responses(*COMMAND_CODES)
 
 
 class _Attempt:
@@ -190,6 +191,7 @@ def read_check(
     as_of: Annotated[str | None, Query(description="The check as it was at this RFC 3339 time")] = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
+    """The check as the caller may see it (personal data masked for readers other than its approver and current issuer); `version` or `as_of` give a past state."""
     wait_for_store(services, min_position)
     current = visible_check(services, check_id, principal)
     if version is not None and as_of is not None:
@@ -216,6 +218,7 @@ def read_check(
     responses=problem_responses("unauthenticated", "forbidden", "not_found", "not_caught_up"),
 )
 def check_history(check_id: str, principal: CheckReader, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+    """Every event of the check in version order, masked for the reader like the check itself."""
     wait_for_store(services, min_position)
     check = visible_check(services, check_id, principal)
     events = services.platform.check_events(check.id)
@@ -223,15 +226,18 @@ def check_history(check_id: str, principal: CheckReader, services: ServicesDep, 
     return history_document(check, events, positions, principal)
 
 
-def _command(path: str, model: type[BaseModel], summary: str) -> Callable[[Handler], Handler]:
+def _command(path: str, model: type[BaseModel], summary: str, *codes: str) -> Callable[[Handler], Handler]:
+    """A check command; ``codes``: the problems it can answer besides those of every command."""
+    responses = {**COMMAND_ERRORS, **problem_responses(*COMMAND_CODES, *codes)}
     route = router.post(
-        path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=COMMAND_ERRORS, summary=summary
+        path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=responses, summary=summary
     )
     return lambda handler: route(cached_first(handler))
 
 
 @_command("/v1/checks/{check_id}/accept", Empty, "The addressed issuer accepts the check")
 def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    """The addressed issuer accepts a raised check."""
     check = visible_check(services, check_id, issuer)
     read_body(request, Empty)
     check, position = services.platform.accept(check, issuer.id)
@@ -240,6 +246,7 @@ def accept(check_id: str, request: Request, issuer: Issuer, services: ServicesDe
 
 @_command("/v1/checks/{check_id}/request-info", InfoRequest, "The addressed issuer asks the approver a question")
 def request_info(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    """The addressed issuer asks the approver a question about an accepted check."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, InfoRequest)
     check, position = services.platform.request_info(check, issuer.id, body.question)
@@ -248,22 +255,25 @@ def request_info(check_id: str, request: Request, issuer: Issuer, services: Serv
 
 @_command("/v1/checks/{check_id}/supply-info", InfoSupply, "The approver answers the issuer's question")
 def supply_info(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    """The approver answers the issuer's open question; the check is accepted again."""
     check = visible_check(services, check_id, approver)
     body = read_body(request, InfoSupply)
     check, position = services.platform.supply_info(check, approver.id, body.answer)
     return answer(services, check, approver, position)
 
 
-@_command("/v1/checks/{check_id}/forward", Forward, "The addressed issuer forwards the check to another issuer")
+@_command("/v1/checks/{check_id}/forward", Forward, "The addressed issuer forwards the check to another issuer", "invalid_issuer")
 def forward(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    """The addressed issuer hands the check to another issuer of the category's kind; the due time restarts."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Forward)
     check, position = services.platform.forward(check, issuer.id, body.to, body.reason)
     return answer(services, check, issuer, position)
 
 
-@_command("/v1/checks/{check_id}/reply", Reply, "The addressed issuer answers with a sealed proof")
+@_command("/v1/checks/{check_id}/reply", Reply, "The addressed issuer answers with a sealed proof", "no_signing_key")
 def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    """The addressed issuer answers: the platform seals a proof with the issuer's current key."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Reply)
     check, position = services.platform.reply(check, issuer.id, body.conclusion, body.statements, body.valid_days)
@@ -272,6 +282,7 @@ def reply(check_id: str, request: Request, issuer: Issuer, services: ServicesDep
 
 @_command("/v1/checks/{check_id}/decline", Decline, "The addressed issuer declines the check")
 def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
+    """The addressed issuer declines the check with a reason code."""
     check = visible_check(services, check_id, issuer)
     body = read_body(request, Decline)
     check, position = services.platform.decline(check, issuer.id, body.reason_code, body.note)
@@ -280,6 +291,7 @@ def decline(check_id: str, request: Request, issuer: Issuer, services: ServicesD
 
 @_command("/v1/checks/{check_id}/withdraw", Withdraw, "The approver withdraws the check")
 def withdraw(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    """The approver withdraws a check that is not answered yet."""
     check = visible_check(services, check_id, approver)
     body = read_body(request, Withdraw)
     check, position = services.platform.withdraw(check, approver.id, body.reason)
@@ -288,6 +300,7 @@ def withdraw(check_id: str, request: Request, approver: Approver, services: Serv
 
 @_command("/v1/checks/{check_id}/close", Close, "The approver closes the check with its outcome")
 def close(check_id: str, request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
+    """The approver closes the check with its outcome (exempted needs a confirmed reply with a proof valid now)."""
     check = visible_check(services, check_id, approver)
     body = read_body(request, Close)
     check, position = services.platform.close_check(check, approver.id, body.outcome)

@@ -22,6 +22,7 @@ def coverage(
     region: Annotated[str | None, Query(max_length=16, description="6-digit region code of the approvers")] = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
+    """Exemption coverage per proof category, optionally for one category or the approvers of one region."""
     require_known_category(services, category)
     if region is not None:
         validate_region(region)

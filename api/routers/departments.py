@@ -18,11 +18,13 @@ from api.schemas import (
     DepartmentCreate,
     DepartmentCreated,
     DepartmentPage,
+    DepartmentPatch,
     Empty,
     KeyRevocation,
     Signing,
 )
 from api.schemas import Certificate as CertificateOut
+from api.schemas import Department as DepartmentOut
 from domain.timefmt import parse_time
 
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
@@ -67,6 +69,29 @@ def list_departments(
     ids = sorted(services.platform.directory().listings)
     chosen, next_cursor = page(ids, str, limit, cursor, "departments")
     return listing([department_document(services.platform.department(i), now) for i in chosen], next_cursor)
+
+
+@router.patch(
+    "/{department_id}",
+    response_model=DepartmentOut,
+    openapi_extra=body_openapi(DepartmentPatch),
+    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "concurrent_update"),
+)
+def change_department(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
+    """Renames, moves (checks raised afterwards see the new region), deactivates or re-activates a department
+    (API.md §10). An inactive department is no routing target, cannot be named as issuer, and its keys answer
+    401 until it is re-activated."""
+    services.platform.department(department_id)
+    body = read_body(request, DepartmentPatch)
+    for field in body.model_fields_set:
+        if getattr(body, field) is None:
+            raise Problem("validation_error", f"{field} cannot be null")
+    department, position = services.platform.change_department(
+        department_id, name=body.name, region=body.region, status=body.status
+    )
+    if position is None:  # nothing changed, nothing recorded: the department is as its last event left it
+        position = max(services.log.stream_positions(department.id).values())
+    return ok(services, department_document(department, services.platform.clock()), position)
 
 
 @router.post(

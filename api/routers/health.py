@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api.bootstrap import Services
 from api.deps import ServicesDep
 from api.metrics import StoreGauges
-from api.problems import problem_response
+from api.problems import problem_response, problem_responses
 from api.schemas import Health
 from domain.timefmt import parse_time, utcnow
 from store.database import STORE_ERRORS
@@ -24,7 +24,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"description": "store unreachable or views behind"}})
+@router.get("/readyz", response_model=Health, responses=problem_responses("unavailable"))
 def readyz(services: ServicesDep) -> JSONResponse:
     """200 when the event store answers and the views are within 1000 events of the log."""
     try:

@@ -61,6 +61,7 @@ def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> 
 
 @router.get("/{proof_id}", response_model=ProofRecord, responses=problem_responses("unauthenticated", "not_found"))
 def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, min_position: MinPosition = None) -> dict[str, Any]:
+    """The proof with its revocation state, for its approver, its sealing issuer and auditors."""
     wait_for_store(services, min_position)
     return proof_record(visible_proof(services, proof_id, principal))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import ServicesDep
@@ -12,12 +12,16 @@ from signing import crl
 from signing.certificates import to_pem
 
 router = APIRouter(prefix="/v1/trust", tags=["trust"])
+PEM = "application/x-pem-file"
 
 
-@router.get("/root", response_class=Response, responses={200: {"content": {"application/x-pem-file": {}}}})
-def root_certificate(services: ServicesDep) -> Response:
-    """The self-signed Ed25519 root CA, PEM. No authentication."""
-    return Response(to_pem(services.keystore.root()[1]), media_type="application/x-pem-file")
+@router.get("/root", response_class=Response, responses={200: {"content": {PEM: {}}}})
+def root_certificate(request: Request, services: ServicesDep) -> Response:
+    """The self-signed Ed25519 root CA, PEM. No authentication. ``application/x-pem-file``, or the same text as
+    ``text/plain`` for a client that accepts only that (generated clients read text answers so)."""
+    accept = request.headers.get("accept", "")
+    media_type = "text/plain" if "text/plain" in accept and PEM not in accept and "*/*" not in accept else PEM
+    return Response(to_pem(services.keystore.root()[1]), media_type=media_type)
 
 
 @router.get("/crl", response_class=Response, responses={200: {"content": {crl.MEDIA_TYPE: {}}}})

@@ -176,7 +176,8 @@ def test_department_list_shows_public_data_and_certificates_never_keys(p: Provin
     assert "api_key" not in text
     listed = {item["id"]: item for item in response.json()["items"]}
     gulou = listed["fz-gulou-police"]
-    assert set(gulou) == {"id", "name", "uscc", "roles", "kind", "region", "certificates"}
+    assert set(gulou) == {"id", "name", "uscc", "roles", "kind", "region", "status", "certificates"}
+    assert gulou["status"] == "active"  # API.md §10
     assert gulou["name"] == "福州市公安局鼓楼分局"
     assert gulou["certificates"] == [
         {"kid": p.gulou.kid, "certificate_pem": p.gulou.document["signing"]["certificate_pem"], "status": "active", "revoked_at": None}

@@ -17,6 +17,7 @@ from tests.bodies import APPLICANT, OTHER_NUMBER
 CONTRACT: set[tuple[str, str]] = {
     ("post", "/v1/departments"),
     ("get", "/v1/departments"),
+    ("patch", "/v1/departments/{department_id}"),  # API.md §10
     ("post", "/v1/departments/{department_id}/api-keys"),
     ("delete", "/v1/departments/{department_id}/api-keys/{api_key_id}"),
     ("post", "/v1/departments/{department_id}/keys"),
@@ -204,6 +205,7 @@ def test_an_unreachable_store_is_503_unavailable(p: Province, monkeypatch: pytes
         raise DatabaseUnavailable("connection refused")
 
     monkeypatch.setattr(p.services.platform, "check", unreachable)
+    monkeypatch.setattr(p.services.platform, "cached_check", lambda check_id: None)  # the command reads the store
     for response in (
         p.as_("approver").get(f"/v1/checks/{check['id']}"),
         p.as_("gulou").post(f"/v1/checks/{check['id']}/accept", json={}),

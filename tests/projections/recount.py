@@ -112,16 +112,18 @@ def coverage(
 ) -> dict[str, Any]:
     """The §6 document without ``as_of_position``. ``checks``: every check, when the caller has them."""
     catalogue = [app.category(code) for code in app.catalogue().codes]
-    regions: dict[str, str] = {}
+    departments: dict[str, Any] = {}
     codes = sorted(c.code for c in catalogue if category is None or c.code == category)
     rows = {code: _empty_counts() for code in codes}
     totals = _empty_counts()
     for check in all_checks(app, log) if checks is None else checks:
         if check.category not in rows:
             continue
-        if check.approver not in regions:
-            regions[check.approver] = app.department(check.approver).region
-        if region is not None and not regions[check.approver].startswith(region_prefix(region)):
+        if check.approver not in departments:
+            departments[check.approver] = app.department(check.approver)
+        # a check counts under its approver's region when it was raised (API.md §10)
+        raised_in = departments[check.approver].region_at(check.created_on)
+        if region is not None and not raised_in.startswith(region_prefix(region)):
             continue
         _count(rows[check.category], check, now)
         _count(totals, check, now)

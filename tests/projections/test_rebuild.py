@@ -368,3 +368,28 @@ def test_the_swap_gives_way_to_a_reader_holding_a_view(durable_database_url: str
     assert "error" not in seen
     assert seen["positions"] == dict.fromkeys(seen["positions"], head)
     assert seen["checks"] == len(recount.check_ids(stack.log))
+
+
+def test_a_moved_approver_counts_its_earlier_checks_where_they_were_raised(durable_database_url: str, make_stack) -> None:
+    """API.md §10: a region change applies to checks raised afterwards. Coverage by region keeps a check
+    under the region its approver had when it was raised, also for the events it gets after the move,
+    live and rebuilt alike."""
+    stack = make_stack(durable_database_url, checkpoint_every=5, batch_size=3, clock=Clock())
+    app = stack.app
+    build_province(app)
+    before = raise_check(app)[0]
+    stack.sync()
+    app.change_department(APPROVER, region="350200")
+    after = raise_check(app)[0]
+    app.reply(before.id, GULOU_POLICE, "confirmed", {}, 90)  # answered after the move: still counted in 3501
+    app.close_check(before.id, APPROVER, "exempted")
+    app.accept(after.id, GULOU_POLICE)
+    stack.sync()
+    fuzhou = stack.views.coverage(region="350100")["totals"]
+    xiamen = stack.views.coverage(region="350200")["totals"]
+    assert (fuzhou["raised"], fuzhou["closed_exempted"], fuzhou["open"]) == (1, 1, 0)
+    assert (xiamen["raised"], xiamen["closed_exempted"], xiamen["open"]) == (1, 0, 1)
+    assert_views_match_the_log(stack)
+    live = recount.dump(stack.database)
+    stack.views.rebuild()
+    assert recount.dump(stack.database) == live

@@ -16,7 +16,7 @@ from domain.department import Department
 from domain.errors import ConcurrentUpdate
 from domain.platform import Platform
 from tests.domain.fakes import FakeClaims, FakeSealer
-from tests.domain.world import APPROVER, GULOU_POLICE, HOUSEHOLD, build_province, new_check_id
+from tests.domain.world import APPROVER, GULOU_POLICE, HOUSEHOLD, build_province, new_check_id, raise_check
 
 
 def open_platform(url: str) -> Platform:
@@ -120,3 +120,20 @@ def test_a_lifecycle_reads_the_check_from_the_cache(two: tuple[Platform, Platfor
         assert cached is not None
         command(cached)
     assert reads.calls == [], "commands on a cached check make no read"
+
+
+def test_a_saved_aggregate_is_cached_as_is_and_copied_before_a_command_changes_it(two: tuple[Platform, Platform]) -> None:
+    app, _ = two
+    check, _ = raise_check(app)
+    assert app.caching.aggregates.holds(check), "the saved check is the entry (no copy at saving)"
+
+    def failing(aggregates: Any, events: Any) -> list[Any]:
+        raise RuntimeError("the save failed")
+
+    app.save_hooks.append(failing)
+    with pytest.raises(RuntimeError):
+        app.accept(check, GULOU_POLICE)  # changes a copy of the entry, whose save then fails
+    app.save_hooks.clear()
+    assert check.status == "raised" and check.version == 1 and not check.pending_events
+    assert app.check(check.id).status == "raised"
+    assert app.accept(check, GULOU_POLICE)[0].status == "accepted"

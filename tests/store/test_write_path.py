@@ -147,6 +147,30 @@ def test_a_stale_command_is_refused_alone_and_its_batch_mates_commit(platform: P
     assert position == (after or 0) + 2, "a refused write leaves no gap in the positions (raise + accept)"
 
 
+def test_a_write_whose_version_is_stored_already_is_refused_alone_without_a_gap(platform: Platform) -> None:
+    """The batch's one-statement insert inserts nothing (and draws no position) when a key is taken; the
+    batch is then planned and its other writes commit."""
+    a, b, c = (new_check_id(platform) for _ in range(3))
+    stale = platform.check(a)
+    platform.accept(a, GULOU_POLICE)  # takes version 2 before the batch
+    group: Any = platform.recorder.group  # type: ignore[attr-defined]
+    entered, release = hold_first_batch(platform)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        opener = pool.submit(platform.accept, c, GULOU_POLICE)
+        assert entered.wait(DEADLINE)
+        loser = pool.submit(platform.decline, stale, GULOU_POLICE, "no_record", "")
+        mate = pool.submit(platform.accept, b, GULOU_POLICE)
+        wait_until(lambda: len(group._pending) == 2, "two queued commands")
+        release.set()
+        opener.result(DEADLINE)
+        with pytest.raises(ConcurrentUpdate):
+            loser.result(DEADLINE)
+        _, mate_position = mate.result(DEADLINE)
+    assert mate_position == platform.recorder.max_notification_id()
+    _, position = platform.accept(new_check_id(platform), GULOU_POLICE)
+    assert position == mate_position + 2, "the refused write drew no position (raise + accept follow at once)"
+
+
 def test_attachments_commit_with_their_events_and_their_positions(platform: Platform) -> None:
     table = Table(platform)
     table.create()

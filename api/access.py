@@ -32,6 +32,12 @@ def sees_proof_jws(check: Check, principal: Principal) -> bool:
     return principal.has_role("auditor") or (principal.department is not None and principal.id in (check.approver, sealer))
 
 
+def sees_full_bundle(check: Check, principal: Principal) -> bool:
+    """An evidence bundle with the stored states and the proof, identity numbers in full: for those who may
+    see the proof (the approver, the sealing issuer, auditors); anyone else gets a masked one."""
+    return sees_proof_jws(check, principal)
+
+
 def list_scope(principal: Principal) -> dict[str, str]:
     """The checks `GET /v1/checks` shows: auditors all; approvers the checks they raised; issuers those
     addressed to them now; a department with both roles either (as ``party``)."""

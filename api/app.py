@@ -29,6 +29,7 @@ from api.routers import (
     departments,
     feed,
     health,
+    log,
     officers,
     proofs,
     subjects,
@@ -112,7 +113,10 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
     app.state.services = services
     app.state.metrics = metrics
     _problem_handlers(app)
-    modules = (departments, officers, categories, checks, proofs, trust, coverage, audit, health, feed, subscriptions, subjects)
+    modules = (
+        departments, officers, categories, checks, proofs, trust, log, coverage, audit, health, feed, subscriptions,
+        subjects,
+    )
     for module in modules:
         app.include_router(module.router)
     app.state.routes = [route for module in modules for route in module.router.routes]

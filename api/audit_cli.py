@@ -28,6 +28,8 @@ def add_audit_commands(commands: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--root", help="verify against this root certificate (PEM) instead of the key directory's")
     p.add_argument("--workers", type=inputs.positive, default=None, help="processes verifying proofs (default: one per core)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
+                   help="a checkpoint archived earlier (C2SP note or JWS): the ledger must extend it (repeatable)")
     p.set_defaults(run=verify)
 
     p = actions.add_parser("export", help="print the evidence bundle of one check (JSON) on standard output")
@@ -35,6 +37,10 @@ def add_audit_commands(commands: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--wait", type=inputs.seconds, default=0.0, metavar="SECONDS",
                    help="wait up to this long for a signed checkpoint to cover the check (default: do not wait)")
     p.add_argument("-o", "--output", help="write the bundle to this file instead of standard output")
+    p.add_argument("--for", dest="reader", metavar="DEPARTMENT_ID",
+                   help="the department the bundle is for: its approver, the issuer that sealed its proof and auditors "
+                   "get the stored states and the proof (identity numbers in full); anyone else, or no --for, a "
+                   "masked bundle (hashes only)")
     p.set_defaults(run=export)
 
     p = actions.add_parser(
@@ -43,6 +49,9 @@ def add_audit_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("file", help="the bundle (JSON), or - for standard input")
     p.add_argument("--root", required=True, help="the platform root certificate, PEM (GET /v1/trust/root)")
+    p.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                   help="a witness's verifier key: its cosignature of the bundle's checkpoint must be there and verify "
+                   "(repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(run=verify_bundle)
 
@@ -64,6 +73,7 @@ def verify(args: argparse.Namespace) -> int:
     services = build(read_only=True)
     try:
         root = _root_certificate(args.root, services)
+        heads = signed_heads(services, root, args.checkpoint)
         with progress_bar("auditing the event store", terminal_only=True) as progress:
             report = verify_ledger(
                 services.platform,
@@ -73,6 +83,7 @@ def verify(args: argparse.Namespace) -> int:
                 trust=PlatformTrust(services.platform),
                 progress=progress,
                 workers=args.workers,
+                heads=heads,
             )
     finally:
         services.close()
@@ -83,6 +94,47 @@ def verify(args: argparse.Namespace) -> int:
             print(problem.line())
         print(report.summary())
     return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def signed_heads(services: Any, root: Any, files: list[str]) -> list[tuple[str, Any]]:
+    """The tree heads signed earlier that the ledger must extend (API.md §15), each with where it is from:
+    the `--checkpoint` files, the checkpoint archived in the key directory (`signing.archive`), and the
+    latest checkpoint each witness of ``NOCERT_WITNESSES`` cosigned."""
+    from api import inputs
+    from api.bootstrap import witness_endpoints
+    from api.settings import ConfigurationError
+    from signing.note import parse_vkey
+    from signing.rollback import ArchivedCheckpointError, TreeHead, read_archived
+    from witness.client import WitnessClient
+
+    log_keys = [parse_vkey(services.views.note_signer.vkey)]
+    heads: list[tuple[str, TreeHead]] = []
+    for name in files:
+        text = inputs.read_text(name, "--checkpoint")
+        try:
+            heads.append((f"--checkpoint {name}", read_archived(text, root, log_keys)))
+        except ArchivedCheckpointError as error:
+            raise ConfigurationError(f"--checkpoint {name}: {error}") from None
+    archive = services.views.archive
+    try:
+        archived = archive.read() if archive is not None else None
+        if archived is not None:
+            heads.append((f"the checkpoint archived in {archive.path}", read_archived(archived["jws"], root, log_keys)))
+    except (ValueError, ArchivedCheckpointError) as error:
+        raise ConfigurationError(f"{archive.path}: {error}; move it away to audit without it") from None
+    for endpoint in witness_endpoints(services.settings):
+        client = WitnessClient(endpoint, timeout=10)
+        try:
+            seen = client.latest(services.settings.log_origin, log_keys)
+        finally:
+            client.close()
+        if seen.checkpoint is not None:
+            head = TreeHead(seen.checkpoint.size, seen.checkpoint.root_hash, "witness-cosigned")
+            heads.append((f"witness {endpoint.name} ({endpoint.url})", head))
+        elif seen.status != "none":
+            print(f"nocert audit verify: witness {endpoint.name} ({endpoint.url}): {seen.status} {seen.detail}; "
+                  "its cosigned size was not checked", file=sys.stderr)
+    return heads
 
 
 def export(args: argparse.Namespace) -> int:
@@ -105,8 +157,10 @@ def export(args: argparse.Namespace) -> int:
     services = build(read_only=True)
     try:
         root = services.keystore.root()[1]
+        masked = not _reader_sees_full_bundle(services, check_id, args.reader)
         bundle = export_bundle_waiting(
-            services.platform, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait)
+            services.platform, services.database, services.log, root, check_id, utcnow, wait_seconds=max(0.0, args.wait),
+            masked=masked, checkpoint_note=services.views.checkpoint_note,
         )
     except ExportError as error:
         print(f"nocert audit export: {error}", file=sys.stderr)
@@ -124,14 +178,40 @@ def export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reader_sees_full_bundle(services: Any, check_id: Any, reader: str | None) -> bool:
+    """Whether the department `reader` may have the full bundle of the check (`api.access.sees_full_bundle`)."""
+    from api.access import sees_full_bundle
+    from api.principal import Principal
+    from audit.export import ExportError
+    from domain.errors import DomainError
+
+    if reader is None:
+        return False
+    try:
+        check = services.platform.check(check_id)
+    except DomainError:
+        raise ExportError(f"no check {check_id}") from None
+    try:
+        department = services.platform.department(reader)
+    except DomainError:
+        raise ExportError(f"--for: no department {reader!r}") from None
+    return sees_full_bundle(check, Principal(department.department_id, frozenset(department.roles), department))
+
+
 def verify_bundle(args: argparse.Namespace) -> int:
     from api import inputs
+    from api.settings import ConfigurationError
     from audit.bundle import verify_bundle as judge
     from domain.timefmt import utcnow
+    from signing.note import NoteError, parse_vkey
 
     root = _root_certificate(args.root)
+    try:
+        witnesses = [parse_vkey(text) for text in args.witness]
+    except NoteError as error:
+        raise ConfigurationError(f"--witness: {error}") from None
     data = inputs.read_text(args.file, "bundle").encode("utf-8")
-    verdict = judge(data, root, utcnow())
+    verdict = judge(data, root, utcnow(), witnesses)
     if args.json:
         print(json.dumps(verdict.to_dict(), ensure_ascii=False))
     else:

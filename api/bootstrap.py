@@ -37,9 +37,14 @@ from privacy.index import BlindIndex
 from privacy.keys import SubjectKeys
 from privacy.mapper import SubjectMapper
 from projections.views import Views
+from signing import crl
+from signing.archive import CheckpointArchive
 from signing.keystore import KeyPassphraseError, KeyStore, KeyStoreError
+from signing.note import Signature
 from store.database import Database, PostgresDatabase, SQLiteDatabase
 from store.eventlog import EventLog
+from witness.client import WitnessEndpoint, parse_witnesses
+from witness.publisher import Publisher
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Services:
     overdue: OverdueTimer
     webhook_keys: WebhookKeys
     webhooks: Dispatcher
+    witnessing: Publisher
     # ``?min_position=`` waits on the event loop (api.waits): for the views, and for the event store.
     view_waits: PositionWaits = field(init=False)
     store_waits: PositionWaits = field(init=False)
@@ -68,12 +74,15 @@ class Services:
         self.store_waits = PositionWaits(self.log.max_position)
 
     def start(self) -> None:
-        """Starts the process's workers: the view follower, the Overdue timer and the webhook dispatcher."""
+        """Starts the process's workers: the view follower, the Overdue timer, the webhook dispatcher and the
+        witnessing of checkpoints."""
         self.views.start()
         self.overdue.start()
         self.webhooks.start()
+        self.witnessing.start()
 
     def stop(self) -> None:
+        self.witnessing.stop()
         self.webhooks.stop()
         self.overdue.stop()
         self.views.stop()
@@ -177,13 +186,17 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
     """
     settings = settings or load_settings()
     location = parse_database_url(settings.database_url, existing=read_only)
+    witnesses = witness_endpoints(settings)
     if read_only:
         _require_keys(settings.key_dir)
         if location.kind == "sqlite":
             _require_event_store(location)
     try:
         keystore = KeyStore(
-            settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None, escrow_dir=settings.key_escrow_dir
+            settings.key_dir,
+            (_secret(settings.key_passphrase) or "").encode() or None,
+            crl_url=crl.crl_url(settings.public_url) if settings.public_url else None,
+            escrow_dir=settings.key_escrow_dir,
         )
         keystore.root()
     except KeyPassphraseError as error:
@@ -223,11 +236,16 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
         ledger_signer=keystore.ledger_signer(),
         personal=subjects,
         checkpoint_every=settings.checkpoint_every,
+        log_origin=settings.log_origin,
+        archive=CheckpointArchive(settings.key_dir),
     )
     overdue = OverdueTimer(platform, views, database)
     webhook_keys = WebhookKeys(settings.key_dir, (_secret(settings.key_passphrase) or "").encode() or None)
     webhooks = build_dispatcher(settings, platform, database, webhook_keys)
-    return Services(settings, location, platform, database, log, keystore, views, subjects, overdue, webhook_keys, webhooks)
+    witnessing = Publisher(witnesses, LedgerCheckpoints(views))
+    return Services(
+        settings, location, platform, database, log, keystore, views, subjects, overdue, webhook_keys, webhooks, witnessing
+    )
 
 
 def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
@@ -262,3 +280,31 @@ def build_platform(env: dict[str, str], key_dir: Path, **kwargs: Any) -> tuple[P
     assert isinstance(subjects, SubjectMapper)
     subjects.attach(lambda stream_id: next(iter(platform.recorder.select_events(stream_id, lte=1, limit=1)), None))
     return platform, subjects
+
+
+class LedgerCheckpoints:
+    """The views as the witnesses' `witness.publisher.CheckpointSource`."""
+
+    def __init__(self, views: Views) -> None:
+        self.views = views
+
+    def latest_note(self) -> tuple[int, str] | None:
+        return self.views.latest_note()
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        return self.views.consistency_nodes(old_size, new_size)
+
+    def witnessed_size(self, witness: str, key_id: bytes) -> int:
+        return self.views.witnessed_size(witness, key_id)
+
+    def record(self, tree_size: int, signatures: list[Signature]) -> None:
+        self.views.record_cosignatures(tree_size, signatures)
+
+
+def witness_endpoints(settings: Settings) -> list[WitnessEndpoint]:
+    """The witnesses of ``NOCERT_WITNESSES``, each new checkpoint is submitted to (none: no witnessing)."""
+    try:
+        return parse_witnesses(settings.witnesses)
+    except ValueError as error:
+        raise ConfigurationError(f"NOCERT_WITNESSES: {error}") from None
+

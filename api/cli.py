@@ -134,11 +134,15 @@ def views_rebuild(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from api.progress import progress_bar
+    from projections.ledger import LedgerMismatch
 
     services = _services()
     try:
         with progress_bar("rebuilding views", console=Console(), transient=False) as report:
             replayed = services.views.rebuild(report)
+    except LedgerMismatch as error:
+        print(f"nocert views rebuild: refused, the live views are kept: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
     finally:
         services.close()
     print(f"nocert: rebuilt every view from {replayed} events", file=sys.stderr)
@@ -258,6 +262,10 @@ def _parser() -> argparse.ArgumentParser:
     from api.subjects_cli import add_subject_commands
 
     add_subject_commands(commands)
+
+    from witness.cli import add_witness_commands
+
+    add_witness_commands(commands)
     return parser
 
 

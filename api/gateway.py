@@ -30,7 +30,9 @@ from store.database import STORE_ERRORS
 from store.idempotency import IdempotencyStore
 
 BODY_LIMIT = 64 * 1024
-PUBLIC_PATHS = frozenset({"/v1/trust/root", "/v1/trust/webhook-key"})
+PUBLIC_PATHS = frozenset(
+    {"/v1/trust/root", "/v1/trust/webhook-key", "/v1/trust/crl", "/v1/log/checkpoint", "/v1/log/vkey"}
+)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),

@@ -106,6 +106,16 @@ class StoreGauges(Collector):
         if latest:
             age = (now - _parse(latest["issued_at"])).total_seconds()
             yield _gauge("nocert_checkpoint_age_seconds", "Seconds since the latest signed ledger checkpoint", age)
+        cosigned = self.views.newest_cosigned()  # API.md §15: how fresh the witnesses' view of the ledger is
+        yield _gauge(
+            "nocert_cosigned_checkpoint_tree_size", "Tree size of the newest checkpoint a witness cosigned",
+            cosigned[0] if cosigned else 0,
+        )
+        yield _gauge(
+            "nocert_cosigned_checkpoint_age_seconds",
+            "Seconds since the newest checkpoint a witness cosigned was signed (-1 before the first)",
+            (now - _parse(cosigned[1])).total_seconds() if cosigned else -1,
+        )
         oldest = GaugeMetricFamily(
             "nocert_oldest_unanswered_check_age_seconds",
             "Per issuer, seconds since its oldest check still waiting for an answer was raised",

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # The officers of this department (if set) are the platform operator in the workbench: /ui/operator
     # manages departments, officers, categories and seal keys with the admin's rights (API.md §3, §12).
     ui_operator_department: str | None = None
+    # Transparency (API.md §15): the base URL the platform is reached at (the CRL distribution point named in
+    # new certificates), the origin of its checkpoint notes, and the witnesses (`<witness vkey>=<base URL>`,
+    # comma-separated) each new checkpoint is submitted to.
+    public_url: str | None = None
+    log_origin: str = "nocert.localhost/ledger"
+    witnesses: str = ""
 
 
 def load_settings() -> Settings:

@@ -7,7 +7,19 @@ from uuid import UUID
 
 from domain.errors import DomainError
 from domain.platform import Platform
+from signing.certificates import load_pem
+from signing.crl import Revocation
 from signing.proofs import CertificateTrust, DepartmentTrust
+
+
+def seal_revocations(app: Platform) -> list[Revocation]:
+    """Every revoked seal certificate of every department, with the moment its revocation takes effect."""
+    revoked = []
+    for department_id in app.directory().listings:
+        for seal in app.department(department_id).seals.values():
+            if seal.revoked_at is not None:
+                revoked.append(Revocation(load_pem(seal.certificate_pem.encode("ascii")), seal.revoked_at))
+    return revoked
 
 
 class PlatformTrust:

@@ -11,8 +11,8 @@ import base64
 import binascii
 import hashlib
 import itertools
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,13 +20,16 @@ from typing import Any
 import rfc8785
 from cryptography import x509
 
-from audit.evidence import CHECK_TOPIC_PREFIX, FORMAT, content_digest
+from audit.bundle_note import check_checkpoint_note
+from audit.evidence import CHECK_TOPIC_PREFIX, FORMAT, FULL, MASKED, content_digest
+from audit.stored_state import payload_time, readable_state, state_time
 from domain.check import TRANSITIONS
 from domain.timefmt import parse_time
 from privacy.fields import is_sealed
 from signing import certificates, jws, merkle, strictjson
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
-from signing.leaf import event_leaf
+from signing.leaf import leaf_bytes
+from signing.note import VerifierKey
 from signing.proofs import verify_proof
 
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
@@ -79,11 +82,14 @@ class _Invalid(Exception):
     """A structural fault after which nothing further can be checked."""
 
 
-def verify_bundle(data: bytes, root_cert: x509.Certificate, now: datetime) -> BundleVerdict:
-    """Judges a bundle file's bytes against the root certificate at the aware datetime `now`."""
+def verify_bundle(
+    data: bytes, root_cert: x509.Certificate, now: datetime, witnesses: Sequence[VerifierKey] = ()
+) -> BundleVerdict:
+    """Judges a bundle file's bytes against the root certificate at the aware datetime `now`; each of
+    `witnesses` (cosignature vkeys) must have cosigned the bundle's checkpoint note."""
     verdict = BundleVerdict()
     try:
-        _Verifier(verdict, root_cert, now).run(data)
+        _Verifier(verdict, root_cert, now, witnesses).run(data)
     except _Invalid as error:
         verdict.reasons.append(str(error))
     except Exception as error:  # a hostile file must never crash the verifier, only fail verification
@@ -93,8 +99,12 @@ def verify_bundle(data: bytes, root_cert: x509.Certificate, now: datetime) -> Bu
 
 
 class _Verifier:
-    def __init__(self, verdict: BundleVerdict, root_cert: x509.Certificate, now: datetime) -> None:
+    def __init__(
+        self, verdict: BundleVerdict, root_cert: x509.Certificate, now: datetime, witnesses: Sequence[VerifierKey]
+    ) -> None:
         self.verdict = verdict
+        self.witnesses = list(witnesses)
+        self.masked = False
         self.root = root_cert
         self.now = now
         self.fail = verdict.reasons.append
@@ -104,9 +114,14 @@ class _Verifier:
     def run(self, data: bytes) -> None:
         bundle = _parse(data)
         if data not in (rfc8785.dumps(bundle), rfc8785.dumps(bundle) + b"\n"):
-            self.fail("the file is not in the canonical form it was exported in (RFC 8785 JSON)")
+            # What the digest and the signatures cover is the parsed content (docs/evidence-bundle.md §2).
+            self.note("the file is not in the canonical form it was exported in (pretty-printed?): its parsed content was verified")
         if bundle.get("format") != FORMAT:
             raise _Invalid(f"format is not {FORMAT}")
+        disclosure = bundle.get("disclosure", FULL)
+        if disclosure not in (FULL, MASKED):
+            raise _Invalid(f"disclosure is neither {FULL!r} nor {MASKED!r}")
+        self.masked = disclosure == MASKED
         if bundle.get("content_sha256") != content_digest(bundle):
             self.fail("content_sha256 does not match the content: the file was altered or corrupted")
         check_id = bundle.get("check_id")
@@ -118,6 +133,7 @@ class _Verifier:
         except ValueError:
             self.fail("exported_at is not an RFC 3339 time")
         tree_size, root_hash = self.checkpoint(bundle)
+        self.checkpoint_note(bundle, tree_size, root_hash)
         events = bundle.get("events")
         if not isinstance(events, list) or not events:
             raise _Invalid("events is not a non-empty list")
@@ -129,7 +145,12 @@ class _Verifier:
         self.verdict.status = status
         self.proof(bundle, events, check_id, revoked_at)
         self.summary(bundle, check_id, status, len(events))
-        if any(state is None for state in self.readable_states):
+        if self.masked:
+            self.note(
+                "a masked bundle: the stored states and the proof are withheld (they carry identity numbers); each "
+                "event's leaf is verified from its state_sha256, the proof only by its Replied event's leaf"
+            )
+        elif any(state is None for state in self.readable_states):
             self.note(
                 "some stored states are not readable JSON (encrypted at rest): their hashes are verified, "
                 "but their event times and contents cannot be compared with the summary"
@@ -158,6 +179,11 @@ class _Verifier:
         self.verdict.tree_size = payload["tree_size"]
         return payload["tree_size"], bytes.fromhex(payload["root_hash"])
 
+    def checkpoint_note(self, bundle: dict[str, Any], tree_size: int, root_hash: bytes) -> None:
+        failures, notes = check_checkpoint_note(bundle, tree_size, root_hash, self.witnesses)
+        self.verdict.reasons.extend(failures)
+        self.verdict.notes.extend(notes)
+
     # -- events -------------------------------------------------------------------------------
 
     def event(self, number: int, event: Any, check_id: str, tree_size: int, root: bytes) -> None:
@@ -168,18 +194,29 @@ class _Verifier:
         for name in ("index", "position", "version"):
             if not _is_count(event[name]):
                 raise _Invalid(f"{label}: {name} is not a non-negative integer")
-        for name in ("stream_id", "type", "at", "state_b64"):
+        for name in ("stream_id", "type", "at"):
             if not isinstance(event[name], str):
                 raise _Invalid(f"{label}: {name} is not text")
         if event["stream_id"] != check_id:
             self.fail(f"{label}: belongs to stream {event['stream_id']}, not to check {check_id}")
-        try:
-            state = base64.b64decode(event["state_b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise _Invalid(f"{label}: state_b64 is not base64") from None
-        if event["state_sha256"] != hashlib.sha256(state).hexdigest():
-            self.fail(f"{label}: state_sha256 is not the SHA-256 of its state")
-        leaf = merkle.leaf_hash(event_leaf(event["position"], event["stream_id"], event["version"], event["type"], state))
+        if not isinstance(event["state_sha256"], str) or not _HEX64.fullmatch(event["state_sha256"]):
+            raise _Invalid(f"{label}: state_sha256 is not a SHA-256 hash in hex")
+        if self.masked:
+            if event["state_b64"] is not None:
+                self.fail(f"{label}: a masked bundle withholds the stored state")
+            state = None
+        else:
+            if not isinstance(event["state_b64"], str):
+                raise _Invalid(f"{label}: state_b64 is not text")
+            try:
+                state = base64.b64decode(event["state_b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise _Invalid(f"{label}: state_b64 is not base64") from None
+            if event["state_sha256"] != hashlib.sha256(state).hexdigest():
+                self.fail(f"{label}: state_sha256 is not the SHA-256 of its state")
+        leaf = merkle.leaf_hash(
+            leaf_bytes(event["position"], event["stream_id"], event["version"], event["type"], event["state_sha256"])
+        )
         if event["leaf_hash"] != leaf.hex():
             self.fail(f"{label} (position {event['position']}): its fields hash to leaf {leaf.hex()}, not {event['leaf_hash']}")
         path = event["inclusion_path"]
@@ -189,10 +226,10 @@ class _Verifier:
             self.fail(
                 f"{label} (position {event['position']}): not leaf {event['index']} of the signed tree of {tree_size} leaves"
             )
-        readable = _readable_state(state)
+        readable = readable_state(state) if state is not None else None
         self.readable_states.append(readable)
         if readable is not None:
-            recorded = _state_time(readable)
+            recorded = state_time(readable)
             try:
                 at = parse_time(event["at"])
             except ValueError:
@@ -253,14 +290,21 @@ class _Verifier:
             raise _Invalid("proof must have exactly id, jws and certificate_chain_pem")
         if not replies:
             self.fail("the bundle holds a proof but the check was never replied to")
+        if self.masked:
+            if proof["jws"] is not None:
+                self.fail("a masked bundle withholds the proof's JWS")
+            chain = proof["certificate_chain_pem"]
+            if not (isinstance(chain, list) and len(chain) == 2 and isinstance(chain[1], str)) or not _same_certificate(chain[1], self.root):
+                self.fail("certificate_chain_pem[1] is not the root certificate given to verify with")
+            return
         text = proof["jws"]
         at_issue = verify_proof(text, self.root, None, self.now)
-        issued_at = _payload_time(at_issue.payload, "issued_at")
+        issued_at = payload_time(at_issue.payload, "issued_at")
         if issued_at is not None:
             at_issue = verify_proof(text, self.root, None, issued_at)
         integrity = [reason for reason in at_issue.reasons if reason != "proof_expired"]
         payload = at_issue.payload or {}
-        valid_until = _payload_time(payload, "valid_until")
+        valid_until = payload_time(payload, "valid_until")
         finding = ProofFinding(
             id=payload.get("id") if isinstance(payload.get("id"), str) else None,
             kid=at_issue.kid,
@@ -343,34 +387,3 @@ def _same_certificate(pem: str, cert: x509.Certificate) -> bool:
         return certificates.to_der(certificates.load_pem(pem)) == certificates.to_der(cert)
     except ValueError:
         return False
-
-
-def _readable_state(state: bytes) -> dict[str, Any] | None:
-    """The stored state as JSON when it is stored in the clear (not encrypted), else None."""
-    try:
-        value = json.loads(state.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _state_time(state: dict[str, Any]) -> datetime | None:
-    """The event time eventsourcing stores in a state: ``{"_type_": "datetime_iso", "_data_": "..."}``."""
-    stamp = state.get("timestamp")
-    if not isinstance(stamp, dict) or stamp.get("_type_") != "datetime_iso":
-        return None
-    data = stamp.get("_data_")
-    try:
-        moment = datetime.fromisoformat(data) if isinstance(data, str) else None
-    except ValueError:
-        return None
-    if moment is None:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-def _payload_time(payload: dict[str, Any] | None, name: str) -> datetime | None:
-    try:
-        return parse_time((payload or {}).get(name))
-    except ValueError:
-        return None

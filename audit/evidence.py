@@ -9,7 +9,13 @@ A bundle (``nocert audit export``) is one JSON document in RFC 8785 canonical fo
                  "state_b64", "state_sha256", "leaf_hash", "inclusion_path": ["hex", ...]}, ...],
      "proof": null | {"id", "jws", "certificate_chain_pem": [<department>, <root>]},
      "summary": {"covered_by_proofs": false, "note": "...", "check": {...}},
+     "disclosure": "full" | "masked",
+     "checkpoint_note": "<the checkpoint as a C2SP note, with the witnesses' cosignatures>",
      "content_sha256": "<hex SHA-256 of the canonical JSON of every other member>"}
+
+A ``masked`` bundle is for a reader who may not see the check's identity numbers (anyone but the approver,
+the issuer that sealed the proof and auditors: `api.access.sees_proof_jws`): every ``state_b64`` and the
+proof's ``jws`` are null, and each leaf is verified from its ``state_sha256`` alone.
 
 What is proven, and by what (API.md §7, §5):
 
@@ -37,6 +43,7 @@ from typing import Any
 import rfc8785
 
 FORMAT = "nocert.evidence-bundle.v1"
+FULL, MASKED = "full", "masked"  # the bundle's disclosure
 CHECK_TOPIC_PREFIX = "nocert:check:"
 SUMMARY_NOTE = (
     "A readable copy of the check for convenience (identity numbers masked as for auditors). It is not "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,7 +18,7 @@ from uuid import UUID
 from cryptography import x509
 from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_fixed
 
-from audit.evidence import FORMAT, SUMMARY_NOTE
+from audit.evidence import FORMAT, FULL, MASKED, SUMMARY_NOTE
 from domain.errors import DomainError
 from domain.privacy import mask_check
 from domain.timefmt import format_time
@@ -39,10 +40,21 @@ class NotCovered(ExportError):
 
 
 def export_bundle(
-    app: Any, database: Database, log: EventLog, root_cert: x509.Certificate, check_id: UUID, now: datetime
+    app: Any,
+    database: Database,
+    log: EventLog,
+    root_cert: x509.Certificate,
+    check_id: UUID,
+    now: datetime,
+    *,
+    masked: bool = False,
+    checkpoint_note: Callable[[int], str | None] | None = None,
 ) -> dict[str, Any]:
     """The evidence bundle of the check (a `domain.platform.Platform` check), without its digest:
-    write it with `audit.evidence.serialize`. Raises ExportError (NotCovered when waiting may help)."""
+    write it with `audit.evidence.serialize`. Raises ExportError (NotCovered when waiting may help).
+
+    `masked`: for a reader who may not see identity numbers (no stored states, no proof JWS).
+    `checkpoint_note`: the C2SP note, with its cosignatures, of the checkpoint of a tree size."""
     try:
         check = app.check(check_id)
     except DomainError:
@@ -99,7 +111,7 @@ def export_bundle(
                 "version": notification.originator_version,
                 "type": notification.topic,
                 "at": at,
-                "state_b64": base64.b64encode(notification.state).decode("ascii"),
+                "state_b64": None if masked else base64.b64encode(notification.state).decode("ascii"),
                 "state_sha256": hashlib.sha256(notification.state).hexdigest(),
                 "leaf_hash": recomputed.hex(),
                 "inclusion_path": paths[notification.id],
@@ -110,7 +122,7 @@ def export_bundle(
         sealed_by = jws.certificate_of(jws.parse_compact(check.proof.jws).header)
         proof = {
             "id": str(check.proof.id),
-            "jws": check.proof.jws,
+            "jws": None if masked else check.proof.jws,
             "certificate_chain_pem": [
                 certificates.to_pem(sealed_by) if sealed_by is not None else "",
                 certificates.to_pem(root_cert),
@@ -118,7 +130,7 @@ def export_bundle(
         }
     ledger_cert = jws.certificate_of(jws.parse_compact(checkpoint["jws"]).header)
     assert ledger_cert is not None  # the checkpoint verified
-    return {
+    bundle = {
         "format": FORMAT,
         "check_id": str(check_id),
         "exported_at": format_time(now),
@@ -127,7 +139,12 @@ def export_bundle(
         "events": events,
         "proof": proof,
         "summary": {"covered_by_proofs": False, "note": SUMMARY_NOTE, "check": mask_check(check_document(check, now))},
+        "disclosure": MASKED if masked else FULL,
     }
+    note = checkpoint_note(checkpoint["tree_size"]) if checkpoint_note is not None else None
+    if note is not None:
+        bundle["checkpoint_note"] = note
+    return bundle
 
 
 def export_bundle_waiting(
@@ -139,6 +156,7 @@ def export_bundle_waiting(
     clock: Any,
     wait_seconds: float = 0.0,
     poll_seconds: float = 0.5,
+    **options: Any,
 ) -> dict[str, Any]:
     """`export_bundle`, retried for up to `wait_seconds` while the ledger has not covered the check yet."""
     retrying = Retrying(
@@ -147,7 +165,7 @@ def export_bundle_waiting(
         wait=wait_fixed(poll_seconds),
         reraise=True,
     )
-    return retrying(lambda: export_bundle(app, database, log, root_cert, check_id, clock()))
+    return retrying(lambda: export_bundle(app, database, log, root_cert, check_id, clock(), **options))
 
 
 def _notification(log: EventLog, position: int) -> Any:

@@ -22,6 +22,7 @@ from audit.report import Findings
 from signing import merkle
 from signing.checkpoints import InvalidCheckpoint, verify_checkpoint
 from signing.leaf import leaf_bytes
+from signing.rollback import TreeHead, rollback
 from store.database import Database
 from store.eventlog import EventLog
 
@@ -102,7 +103,13 @@ class LedgerScan:
     frontier reaches their sizes; `finish` reports what is left over."""
 
     def __init__(
-        self, database: Database, log: EventLog, root_cert: x509.Certificate, findings: Findings, page_size: int
+        self,
+        database: Database,
+        log: EventLog,
+        root_cert: x509.Certificate,
+        findings: Findings,
+        page_size: int,
+        heads: Sequence[tuple[str, TreeHead]] = (),
     ) -> None:
         self.database = database
         self.log = log
@@ -120,6 +127,9 @@ class LedgerScan:
         self._pending: deque[_Checkpoint] = deque()
         self._failed_checkpoints: list[tuple[_Checkpoint, str, str | None]] = []
         self._has_ledger = False
+        # Tree heads signed earlier that the ledger must extend (API.md §15), each with where it comes from.
+        self._heads = deque(sorted((h for h in heads if h[1].size > 0), key=lambda labelled: labelled[1].size))
+        self._all_heads = list(self._heads)
 
     def read_checkpoints(self) -> int:
         """Reads the signed checkpoints (before the log's end is read: each then covers only events up to
@@ -156,6 +166,9 @@ class LedgerScan:
         pending = self._pending
         while pending and pending[0].tree_size == self.frontier.size:
             self._check_checkpoint(pending.popleft(), position)
+        heads = self._heads
+        while heads and heads[0][1].size <= self.frontier.size:
+            self._check_head(*heads.popleft(), position)
 
     def finish(self, stop: int, events: int) -> None:
         """After the last leaf (`events` leaves up to position `stop`): the view's leaves the store lacks,
@@ -168,6 +181,32 @@ class LedgerScan:
         while self._pending:  # checkpoints over more leaves than the store has events
             self._check_checkpoint(self._pending.popleft(), None)
         self._report_checkpoint_mismatches(events)
+        while self._heads:  # tree heads over more leaves than the store has events
+            self._check_head(*self._heads.popleft(), None)
+        self._check_view_size()
+
+    def _check_head(self, label: str, head: TreeHead, position: int | None) -> None:
+        """The store's ledger extends `head` (checked once the frontier reached its size, or at the end)."""
+        frontier = self.frontier
+        problem = rollback(head, frontier.size, lambda size: frontier.root() if size == frontier.size else b"")
+        if problem is not None:
+            self.problem(position, "rollback", f"{label}: {problem}")
+
+    def _check_view_size(self) -> None:
+        """The ledger view's size never went below a tree head signed earlier (a rebuild after a rollback)."""
+        if not self._all_heads or not _table_exists(self.database, "ledger_state"):
+            return
+        with self.database.reading() as cursor:
+            row = cursor.execute("SELECT size FROM ledger_state WHERE id = 1").fetchone()
+        size = int(row[0]) if row else 0
+        for label, head in self._all_heads:
+            if size < head.size:
+                self.problem(
+                    None,
+                    "rollback",
+                    f"{label}: the ledger view has {size} leaves, fewer than the {head.size} of a checkpoint "
+                    f"signed earlier ({head.source}): its size went backwards",
+                )
 
     def diverge(self, index: int, position: int) -> None:
         if self.divergence is None or index < self.divergence[0]:

@@ -16,6 +16,7 @@ KINDS = (
     "version_gap",
     "proof_invalid",
     "position_order",
+    "rollback",
 )
 """Every problem kind `audit.verify.verify_ledger` reports (stable strings of the command's output)."""
 

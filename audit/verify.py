@@ -16,6 +16,7 @@ Problems carry a stable ``kind`` (`KINDS`) and the global position they concern 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from hashlib import sha256
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -28,6 +29,7 @@ from audit.proof_workers import ProofVerifier
 from audit.report import AuditReport, Findings, Progress
 from audit.streams import StreamAudit
 from signing.proofs import Trust
+from signing.rollback import TreeHead
 from store.database import Database
 from store.eventlog import EventLog
 
@@ -44,16 +46,18 @@ def verify_ledger(
     progress: Progress | None = None,
     workers: int | None = None,
     page_size: int = PAGE_SIZE,
+    heads: Sequence[tuple[str, TreeHead]] = (),
 ) -> AuditReport:
     """Audits the whole event store of `app` (a `domain.platform.Platform`); see the module's docstring.
 
     `trust`: the platform's record of departments (`api.trust.PlatformTrust`); without it, a department is
     known once the log registers it. `workers`: processes verifying proofs (default one per core; 1
-    verifies in this process)."""
+    verifies in this process). `heads`: tree heads signed earlier (archived checkpoints, witnesses'), each with
+    where it comes from: the store's ledger must be an append-only extension of each (kind ``rollback``)."""
     findings = Findings()
     proofs = ProofVerifier(root_cert, workers)
     try:
-        return _Audit(app, database, log, root_cert, trust, findings, proofs, progress, page_size).run()
+        return _Audit(app, database, log, root_cert, trust, findings, proofs, progress, page_size, heads).run()
     finally:
         proofs.close()
 
@@ -72,6 +76,7 @@ class _Audit:
         proofs: ProofVerifier,
         progress: Progress | None,
         page_size: int,
+        heads: Sequence[tuple[str, TreeHead]],
     ) -> None:
         self.log = log
         self.findings = findings
@@ -79,7 +84,7 @@ class _Audit:
         self.progress = progress
         self.page_size = page_size
         self.report = AuditReport()
-        self.ledger = LedgerScan(database, log, root_cert, findings, page_size)
+        self.ledger = LedgerScan(database, log, root_cert, findings, page_size, heads)
         self.streams = StreamAudit(app, findings, proofs, trust)
         self.last_position = 0
 

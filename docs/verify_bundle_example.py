@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
 # -- RFC 8785 (JSON Canonicalization Scheme) ----------------------------------------------------------
@@ -169,14 +169,18 @@ def verify(bundle: dict, root: x509.Certificate) -> tuple[list[str], list[str]]:
     size, root_hash = signed["tree_size"], bytes.fromhex(signed["root_hash"])
     findings.append(f"checkpoint: {size} leaves, root {signed['root_hash']}, signed {signed['issued_at']}")
 
-    # 3. Each event: its stored bytes, its leaf, and the leaf's place in the signed tree.
+    # 2b. The checkpoint as a C2SP note (when present): signed by the same ledger key, same size and root.
+    if "checkpoint_note" in bundle:
+        problems += check_note(bundle["checkpoint_note"], ledger, size, root_hash, findings)
+
+    # 3. Each event: its stored bytes (withheld in a masked bundle), its leaf, its place in the signed tree.
+    masked = bundle.get("disclosure", "full") == "masked"
     status, previous = None, None
     for number, event in enumerate(bundle["events"], 1):
-        state = base64.b64decode(event["state_b64"], validate=True)
-        if hashlib.sha256(state).hexdigest() != event["state_sha256"]:
+        state = b"" if masked else base64.b64decode(event["state_b64"], validate=True)
+        if not masked and hashlib.sha256(state).hexdigest() != event["state_sha256"]:
             problems.append(f"event {number}: state_sha256 is not the SHA-256 of its state")
-        leaf = canonical({name: event[name] for name in ("position", "stream_id", "version", "type")}
-                         | {"state_sha256": hashlib.sha256(state).hexdigest()})
+        leaf = canonical({name: event[name] for name in ("position", "stream_id", "version", "type", "state_sha256")})
         if leaf_hash(leaf).hex() != event["leaf_hash"]:
             problems.append(f"event {number}: its fields do not hash to its leaf_hash")
         path = [bytes.fromhex(node) for node in event["inclusion_path"]]
@@ -211,6 +215,9 @@ def verify(bundle: dict, root: x509.Certificate) -> tuple[list[str], list[str]]:
         if replied:
             problems.append("the check was replied to but the bundle holds no proof")
         return problems, findings
+    if masked:  # the proof names the subject: withheld, shown only by its Replied event's leaf
+        findings.append(f"proof {proof['id']}: withheld from this masked bundle")
+        return problems, findings
     payload, seal = open_jws(proof["jws"], "nocert-proof+jws", root)
     if f"urn:nocert:department:{payload['issuer']['id']}" not in san_uris(seal):
         problems.append("the proof is not sealed by its issuer's certificate")
@@ -228,6 +235,28 @@ def verify(bundle: dict, root: x509.Certificate) -> tuple[list[str], list[str]]:
                  if event["type"] == "nocert:check:ProofRevoked"]
     findings.append("offline, the seal key's revocations are unknown: check the root's CRL (GET /v1/trust/crl)")
     return problems, findings
+
+
+def check_note(note: str, ledger: x509.Certificate, size: int, root_hash: bytes, findings: list[str]) -> list[str]:
+    """C2SP signed-note: text, a blank line, lines "— <name> <base64(4-byte key id || signature)>"; the ledger's
+    line is by key name = origin (the first line), key id SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
+    text, _, signatures = note.rpartition("\n\n")
+    lines = text.split("\n")
+    origin = lines[0]
+    public = ledger.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key_id = hashlib.sha256(origin.encode() + b"\n\x01" + public).digest()[:4]
+    ours = [base64.b64decode(line.rsplit(" ", 1)[1]) for line in signatures.splitlines()
+            if line.startswith(f"\u2014 {origin} ")]
+    signed = [raw[4:] for raw in ours if raw[:4] == key_id]
+    try:
+        ledger.public_key().verify(signed[0], (text + "\n").encode())
+    except Exception:
+        return ["checkpoint_note is not signed by the ledger key"]
+    if (int(lines[1]), base64.b64decode(lines[2])) != (size, root_hash):
+        return ["checkpoint_note gives another tree size or root than the checkpoint"]
+    others = [line.split(" ")[1] for line in signatures.splitlines() if not line.startswith(f"\u2014 {origin} ")]
+    findings.append(f"checkpoint note of {origin}" + (f", cosigned by {', '.join(others)} (not verified here)" if others else ""))
+    return []
 
 
 def unique_members(pairs: list) -> dict:

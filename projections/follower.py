@@ -19,6 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from projections import ledger
 from projections.projector import Projector, positions
+from signing.archive import CheckpointArchive
 from signing.key import SigningKey
 from store.database import Database, LeaderLock
 from store.eventlog import EventLog
@@ -48,6 +49,7 @@ class Follower:
         clock: Callable[[], datetime],
         batch_size: int,
         ready: Callable[[], None],
+        archive: CheckpointArchive | None = None,
     ) -> None:
         self.database = database
         self.log = log
@@ -56,6 +58,7 @@ class Follower:
         self.clock = clock
         self.batch_size = batch_size
         self._ready = ready  # creates the views' tables once
+        self.archive = archive  # where the highest signed checkpoint is kept outside the database
         self._advanced = threading.Condition()
         self._wake = threading.Event()
         self._urgent = threading.Event()
@@ -170,9 +173,22 @@ class Follower:
             if cover_check and self._cover_due():
                 with self.database.transaction() as cursor:
                     ledger.checkpoint_uncovered(cursor, self.ledger_signer, self.clock())
+            self._archive_latest()
         finally:
             lock.release()
         return applied
+
+    def _archive_latest(self) -> None:
+        """Keeps the latest signed checkpoint in the archive, once it is committed (see `signing.archive`)."""
+        if self.archive is None:
+            return
+        with self.database.reading() as cursor:
+            latest = ledger.latest_checkpoint(cursor)
+        if latest is not None:
+            try:
+                self.archive.record(latest)
+            except (OSError, ValueError):
+                logger.error("could not archive the checkpoint at tree size %s", latest["tree_size"], exc_info=True)
 
     def _apply_batch(self) -> int:
         """Works out the next batch in a read transaction, then writes it in a short write transaction.

@@ -24,6 +24,7 @@ from signing import merkle
 from signing.checkpoints import sign_checkpoint
 from signing.key import SigningKey
 from signing.leaf import leaf_bytes
+from signing.rollback import TreeHead, rollback
 
 MAX_AUDIT_LIMIT = 1000
 # API.md §7: a signed checkpoint covers every leaf within 10 s of its recording.
@@ -158,10 +159,16 @@ def checkpoint_uncovered(cursor: Any, signer: SigningKey, now: datetime) -> bool
     return True
 
 
-def verify_checkpoints(cursor: Any) -> None:
-    """Every stored checkpoint's root equals the ledger's root at its size (after a rebuild)."""
+def verify_checkpoints(cursor: Any, highest: TreeHead | None = None) -> None:
+    """Every stored checkpoint's root equals the ledger's root at its size (after a rebuild), and so does
+    `highest`, the highest checkpoint ever signed as archived outside the database (`signing.archive`):
+    a ledger smaller than that was rolled back, whatever checkpoint rows are left."""
     size = read_size(cursor)
     reader = NodesInDatabase(cursor)
+    if highest is not None:
+        problem = rollback(highest, size, lambda at: merkle.root_at(at, reader))
+        if problem is not None:
+            raise LedgerMismatch(f"rollback: {problem}")
     for tree_size, root_hash in cursor.execute(
         "SELECT tree_size, root_hash FROM ledger_checkpoints ORDER BY tree_size"
     ).fetchall():

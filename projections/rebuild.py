@@ -15,6 +15,7 @@ from tenacity import Retrying, retry_if_result, wait_fixed
 from projections import ledger, schema
 from projections.follower import LEADER_LOCK, REBUILD_LOCK
 from projections.projector import Projector, positions
+from signing.rollback import TreeHead
 from store.database import Database, LeaderLock
 from store.eventlog import EventLog
 
@@ -37,6 +38,7 @@ class Rebuild:
         live_position: Callable[[], int],
         chunk: int,
         progress: Progress | None,
+        highest: TreeHead | None = None,
     ) -> None:
         self.database = database
         self.log = log
@@ -44,6 +46,7 @@ class Rebuild:
         self.live_position = live_position
         self.chunk = chunk
         self.progress = progress
+        self.highest = highest  # the highest checkpoint ever signed, as archived outside the database
 
     def run(self) -> int:
         """Replays the whole log into the shadow and swaps it in; returns the events replayed.
@@ -51,7 +54,7 @@ class Rebuild:
         The shadow is filled in transactions of `chunk` events while commands write between them. Once it
         is within one chunk of the log, the rebuild takes the leader lock (the live views stop moving),
         brings the shadow up to them, and in one transaction applies the last events, checks every signed
-        checkpoint against the new ledger and swaps the shadow in: readers see the old views until it
+        checkpoint (and the highest ever signed, `highest`) against the new ledger and swaps the shadow in: readers see the old views until it
         commits, then the whole new ones. Checkpoints are never touched; a contradicted one raises
         `ledger.LedgerMismatch` and the shadow is dropped. A rebuild that dies leaves the live views as
         they were; the next drops its shadow."""
@@ -77,7 +80,7 @@ class Rebuild:
                     shadow = schema.ShadowCursor(cursor)
                     if batch is not None:
                         self.projector.write(shadow, batch)
-                    ledger.verify_checkpoints(shadow)
+                    ledger.verify_checkpoints(shadow, self.highest)
                     schema.swap_shadow(cursor, self.database.dialect)
             except ledger.LedgerMismatch:
                 with self.database.transaction() as cursor:

@@ -21,6 +21,7 @@ table                     view        rows
 ``ledger_nodes``          ledger      every perfect Merkle node ``(level, idx)`` (level 0 = leaf hashes)
 ``ledger_state``          ledger      one row: the tree ``size`` and its frontier (hex JSON list)
 ``ledger_checkpoints``    (none)      signed checkpoints: signed history, never deleted by a rebuild
+``ledger_cosignatures``   (none)      witnesses' cosignature lines per checkpoint size (API.md §15): kept as well
 ``view_schema``           (none)      one row: the layout `VERSION` of the view tables
 ========================  ==========  ======================================================================
 
@@ -196,6 +197,14 @@ def _statements(dialect: str) -> list[str]:
     root_hash TEXT NOT NULL,
     issued_at TEXT NOT NULL,
     jws TEXT NOT NULL
+)""",
+        """CREATE TABLE IF NOT EXISTS ledger_cosignatures (
+    tree_size BIGINT NOT NULL,
+    witness TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    line TEXT NOT NULL,
+    cosigned_at BIGINT NOT NULL,
+    PRIMARY KEY (tree_size, witness, key_id)
 )""",
     ]
 

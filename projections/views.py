@@ -14,11 +14,13 @@ from eventsourcing.application import Application
 
 import domain.timefmt
 from domain.ports import PersonalData
-from projections import checks, coverage, ledger, schema, subjects
+from projections import checks, cosignatures, coverage, ledger, schema, subjects
 from projections.follower import Follower
 from projections.projector import BATCH_SIZE, Projector, positions
 from projections.rebuild import Progress, Rebuild
+from signing.archive import CheckpointArchive
 from signing.key import SigningKey
+from signing.note import NoteSigner, Signature
 from store.database import Database, LeaderLock
 from store.eventlog import EventLog
 
@@ -43,6 +45,8 @@ class Views:
         checkpoint_every: int = 1000,
         clock: Callable[[], datetime] = domain.timefmt.utcnow,
         batch_size: int = BATCH_SIZE,
+        log_origin: str = "nocert.localhost/ledger",
+        archive: CheckpointArchive | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
@@ -54,6 +58,9 @@ class Views:
         self.checkpoint_every = checkpoint_every
         self.clock = clock
         self.batch_size = batch_size
+        self.archive = archive
+        # The ledger key as a C2SP note signer under the log's origin (API.md §15).
+        self.note_signer = NoteSigner.from_signer(log_origin, ledger_signer)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self.follower = Follower(
@@ -64,6 +71,7 @@ class Views:
             clock=clock,
             batch_size=batch_size,
             ready=self._ready,
+            archive=archive,
         )
 
     def _new_projector(self, checkpoint_every: int | None = None, cache_size: int = FOLLOWER_CACHE) -> Projector:
@@ -218,6 +226,41 @@ class Views:
         with self.database.reading() as db:
             return ledger.checkpoint(db, tree_size)
 
+    def checkpoint_note(self, tree_size: int | None = None) -> str | None:
+        """The checkpoint of `tree_size` (default the latest) as a C2SP note with its stored cosignatures."""
+        self._ready()
+        with self.database.reading() as db:
+            found = ledger.latest_checkpoint(db) if tree_size is None else ledger.checkpoint(db, tree_size)
+            if found is None:
+                return None
+            return cosignatures.note(self.note_signer, found, cosignatures.for_size(db, found["tree_size"]))
+
+    def latest_note(self) -> tuple[int, str] | None:
+        """The latest checkpoint's size and its note by the ledger key alone (what a witness is sent)."""
+        found = self.latest_checkpoint()
+        if found is None:
+            return None
+        return int(found["tree_size"]), cosignatures.note(self.note_signer, found, ())
+
+    def consistency_nodes(self, first: int, second: int) -> list[bytes]:
+        return [bytes.fromhex(node) for node in self.consistency_proof(first, second)["path"]]
+
+    def record_cosignatures(self, tree_size: int, signatures: list[Signature]) -> None:
+        self._ready()
+        with self.database.transaction() as db:
+            cosignatures.record(db, tree_size, signatures)
+
+    def witnessed_size(self, witness: str, key_id: bytes) -> int:
+        self._ready()
+        with self.database.reading() as db:
+            return cosignatures.witnessed_size(db, witness, key_id)
+
+    def newest_cosigned(self) -> tuple[int, str] | None:
+        """The size and ``issued_at`` of the newest checkpoint a witness cosigned."""
+        self._ready()
+        with self.database.reading() as db:
+            return cosignatures.newest_cosigned(db)
+
     def oldest_unanswered(self) -> dict[str, str]:
         """Issuer → raised_at of its oldest check waiting for an answer (operators alert on its age)."""
         self._ready()
@@ -240,7 +283,6 @@ class Views:
             return ledger.consistency_proof(db, first, second)
 
     # -- rebuild ------------------------------------------------------------------------------
-    # -- rebuild ------------------------------------------------------------------------------
 
     def rebuild(self, progress: Progress | None = None, *, chunk_size: int | None = None) -> int:
         """Rebuilds every view from the whole log, safe while the service runs; returns events replayed
@@ -256,6 +298,7 @@ class Views:
             live_position=self.position,
             chunk=chunk_size or self.batch_size,
             progress=progress,
+            highest=self.archive.head() if self.archive is not None else None,
         )
         done = rebuild.run()
         self.follower.notify()

@@ -49,7 +49,7 @@ def read_archived(text: str, root_cert: x509.Certificate, log_keys: Iterable[Ver
 def rollback(head: TreeHead, ledger_size: int, root_at: Callable[[int], bytes]) -> str | None:
     """Why a ledger of `ledger_size` leaves, whose root at any size `root_at` gives, does not extend `head`."""
     if ledger_size < head.size:
-        return f"the ledger has {ledger_size} leaves, fewer than the {head.size} of a {head.source} checkpoint signed earlier"
+        return f"the ledger has {ledger_size} leaves, fewer than the {head.size} of a checkpoint signed earlier ({head.source})"
     if not hmac.compare_digest(root_at(head.size), head.root_hash):
-        return f"the ledger's root at size {head.size} differs from the {head.source} checkpoint's: its history was rewritten"
+        return f"the ledger's root at size {head.size} differs from a checkpoint's signed earlier ({head.source}): its history was rewritten"
     return None

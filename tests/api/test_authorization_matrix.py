@@ -182,6 +182,13 @@ TABLE: dict[str, tuple[Endpoint, dict[str | None, tuple[int, ...]]]] = {
                      {None: (200, 200, 200, 200, 200, 200, A, R)}),
     "trust root": (E("GET", "/v1/trust/root"),
                    {None: (200, 200, 200, 200, 200, 200, 200, 200)}),
+    "trust crl": (E("GET", "/v1/trust/crl"),
+                  {None: (200, 200, 200, 200, 200, 200, 200, 200)}),
+    # §15 transparency log
+    "log checkpoint": (E("GET", "/v1/log/checkpoint"),
+                       {None: (200, 200, 200, 200, 200, 200, 200, 200)}),
+    "log vkey": (E("GET", "/v1/log/vkey"),
+                 {None: (200, 200, 200, 200, 200, 200, 200, 200)}),
     # §6 coverage
     "coverage": (E("GET", "/v1/coverage"),
                  {None: (200, 200, 200, 200, 200, 200, A, R)}),

@@ -72,6 +72,9 @@ class _Views:
     def oldest_unanswered(self) -> dict[str, str]:
         return {"fz-gulou-police": "2025-12-31T22:00:00Z"}
 
+    def newest_cosigned(self) -> tuple[int, str] | None:
+        return 35, "2025-12-31T23:50:00Z"
+
 
 class _Log:
     def max_position(self) -> int:
@@ -85,6 +88,8 @@ def test_gauge_values() -> None:
     assert values["nocert_ledger_uncovered_leaves"][0].value == 5
     assert values["nocert_view_lag_events"][0].value == 7
     assert values["nocert_events_recorded"][0].value == 52
+    assert values["nocert_cosigned_checkpoint_tree_size"][0].value == 35
+    assert values["nocert_cosigned_checkpoint_age_seconds"][0].value == 1200
     oldest = values["nocert_oldest_unanswered_check_age_seconds"][0]
     assert oldest.labels == {"issuer": "fz-gulou-police"} and oldest.value == 2 * 3600 + 600
 

@@ -87,6 +87,9 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("get", "/v1/proofs/{proof_id}"): "get_proof",
     ("post", "/v1/proofs/{proof_id}/revoke"): "revoke_proof",
     ("get", "/v1/trust/root"): "get_trust_root",
+    ("get", "/v1/trust/crl"): "get_trust_crl",
+    ("get", "/v1/log/checkpoint"): "get_log_checkpoint",
+    ("get", "/v1/log/vkey"): "get_log_vkey",
     ("get", "/v1/coverage"): "get_coverage",
     ("get", "/v1/audit/events"): "list_audit_events",
     ("get", "/v1/audit/checkpoints/latest"): "get_latest_checkpoint",
@@ -113,7 +116,11 @@ QUERIES = frozenset({"verify_proof"})
 TEXT_ANSWERS: dict[str, tuple[str, ...]] = {
     "get_trust_root": ("application/x-pem-file", "text/plain"),
     "get_metrics": (CONTENT_TYPE_LATEST,),
+    "get_log_checkpoint": ("text/plain; charset=utf-8",),
+    "get_log_vkey": ("text/plain; charset=utf-8",),
 }
+#: Answers that are binary files: their media types.
+BINARY_ANSWERS: dict[str, str] = {"get_trust_crl": "application/pkix-crl"}
 #: Path parameters that are UUIDs (API.md §1: ids of checks and proofs).
 UUID_PARAMETERS = frozenset({"check_id", "proof_id", "subscription_id"})
 TIME_PARAMETERS = frozenset({"as_of"})
@@ -229,6 +236,9 @@ def _complete(path: str, method: str, operation: dict[str, Any], route: APIRoute
     text = TEXT_ANSWERS.get(operation["operationId"])
     if text:
         responses["200"]["content"] = {media_type: {"schema": {"type": "string"}} for media_type in text}
+    binary = BINARY_ANSWERS.get(operation["operationId"])
+    if binary:
+        responses["200"]["content"] = {binary: {"schema": {"type": "string", "format": "binary"}}}
     codes = _problem_codes(path, method, operation, route, api, command)
     for status in [key for key in responses if key.startswith(("4", "5"))]:
         if int(status) not in codes:

@@ -91,10 +91,15 @@ def generated_package(spec_file: Path, tmp_path_factory: pytest.TempPathFactory)
     if not tool.exists():
         missing("openapi-python-client is not installed (it is a test extra: pip install -e '.[test]')")
     directory = tmp_path_factory.mktemp("python-client")
+    # The CRL (RFC 5280, application/pkix-crl) is a binary file: the generator's documented override says so,
+    # as an integrator's config would (it knows application/octet-stream, not every binary media type).
+    config = directory / "config.yaml"
+    config.write_text("content_type_overrides:\n  application/pkix-crl: application/octet-stream\n")
     # the generator formats its output with ruff (a test extra too), found on PATH
     env = {**os.environ, "PATH": f"{tool.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
-        [str(tool), "generate", "--path", str(spec_file), "--output-path", str(directory / PACKAGE), "--meta", "none"],
+        [str(tool), "generate", "--path", str(spec_file), "--output-path", str(directory / PACKAGE), "--meta", "none",
+         "--config", str(config)],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )
     output = result.stdout + result.stderr

@@ -111,7 +111,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
 }
 
 #: Operations that record no event, although they are POSTs.
-QUERIES = frozenset({"verify_proof"})
+QUERIES = frozenset({"verify_proof", "subject_accesses"})
 #: Answers that are text, not JSON: their media types (the first one is what the service sends by default).
 TEXT_ANSWERS: dict[str, tuple[str, ...]] = {
     "get_trust_root": ("application/x-pem-file", "text/plain"),

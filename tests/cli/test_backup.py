@@ -105,38 +105,34 @@ def test_backup_of_a_mistyped_store_is_refused(tmp_path: Path) -> None:
 
 
 def test_subject_keys_are_a_member_of_their_own(tmp_path: Path, sqlite_url: str) -> None:
-    """Once a subject key store exists (``subject_key_dir``), its files go under ``subject-keys/``, apart
-    from the platform's keys; ``--without-subject-keys`` leaves them out; restore puts them back."""
+    """The subject key store (`privacy.keys`: ``NOCERT_KEY_DIR/subjects``, nested) goes under ``subject-keys/``,
+    apart from the platform's keys; ``--without-subject-keys`` leaves it out; restore puts it back."""
     from api.backup import backup, check_key_dirs_empty, key_stores, read_archive, restore_store, write_keys
     from api.bootstrap import build
     from api.settings import Settings
 
-    class WithSubjectKeys(Settings):
-        subject_key_dir: Path
-
-    settings = WithSubjectKeys(database_url=sqlite_url, key_dir=tmp_path / "keys", subject_key_dir=tmp_path / "subjects")
-    (tmp_path / "subjects").mkdir()
-    (tmp_path / "subjects" / "subject-1.key").write_bytes(b"k1")
+    settings = Settings(database_url=sqlite_url, key_dir=tmp_path / "keys")
     services = build(settings)
     try:
-        run_story(services.platform)
+        run_story(services.platform)  # raises checks: each applicant gets a data key in the subject key store
         backup(services, tmp_path / "all.tar")
         backup(services, tmp_path / "apart.tar", subject_keys=False)
     finally:
         services.close()
     _, everything = read_archive(tmp_path / "all.tar")
     _, apart = read_archive(tmp_path / "apart.tar")
-    assert everything["subject-keys/subject-1.key"] == b"k1" and "keys/root.key" in everything
+    subject_members = {name: data for name, data in everything.items() if name.startswith("subject-keys/")}
+    assert subject_members and "keys/root.key" in everything
+    assert not any(name.startswith("keys/subjects/") for name in everything)  # not twice
     assert not any(name.startswith("subject-keys/") for name in apart) and "keys/root.key" in apart
 
-    target = WithSubjectKeys(
-        database_url=f"sqlite:///{tmp_path}/restored.db", key_dir=tmp_path / "k2", subject_key_dir=tmp_path / "s2"
-    )
+    target = Settings(database_url=f"sqlite:///{tmp_path}/restored.db", key_dir=tmp_path / "k2")
     stores = key_stores(target)
     assert set(stores) == {"keys", "subject-keys"}
     check_key_dirs_empty(stores)
     write_keys(stores, everything)
-    assert (tmp_path / "s2" / "subject-1.key").read_bytes() == b"k1"
+    for name, data in subject_members.items():
+        assert (tmp_path / "k2" / "subjects" / name.removeprefix("subject-keys/")).read_bytes() == data
     restored = build(target)
     try:
         assert restore_store(restored, everything).events > 0

@@ -23,7 +23,7 @@ from cryptography import x509
 from audit.bundle_note import check_checkpoint_note
 from audit.evidence import CHECK_TOPIC_PREFIX, FORMAT, FULL, MASKED, content_digest
 from audit.stored_state import payload_time, readable_state, state_time
-from domain.check import TRANSITIONS
+from domain.check_rules import TRANSITIONS
 from domain.timefmt import parse_time
 from privacy.fields import is_sealed
 from signing import certificates, jws, merkle, strictjson

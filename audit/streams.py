@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification
 
 from audit.proof_workers import ProofItem, ProofVerifier
 from audit.report import Findings
-from domain.check import PLATFORM, TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
+from domain.check_rules import PLATFORM, TRANSITIONS, exemption_refusal, forward_refusal, revocation_refusal
 from domain.department import Department
 from domain.proof import Proof
 from domain.timefmt import format_time

@@ -15,8 +15,9 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from domain.category import Category
-from domain.check import CONCLUSIONS, DECLINE_REASONS, OUTCOMES, Check
+from domain.check import Check
 from domain.check_reads import CheckReads
+from domain.check_rules import CONCLUSIONS, DECLINE_REASONS, OUTCOMES
 from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory

@@ -14,7 +14,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from domain.check import OPEN_UNANSWERED, STATUSES, Check
+from domain.check import Check
+from domain.check_rules import OPEN_UNANSWERED, STATUSES
 from domain.errors import InvalidInput
 from domain.ports import PersonalData
 from domain.privacy import mask_check

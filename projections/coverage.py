@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from domain.check import CONCLUSIONS, OPEN_UNANSWERED, OUTCOMES, TERMINAL
+from domain.check_rules import CONCLUSIONS, OPEN_UNANSWERED, OUTCOMES, TERMINAL
 from domain.errors import InvalidInput
 from domain.identifiers import region_prefix, validate_region
 from domain.timefmt import format_time

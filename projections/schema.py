@@ -39,7 +39,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, wait_fixed
 
-from domain.check import CONCLUSIONS, OUTCOMES
+from domain.check_rules import CONCLUSIONS, OUTCOMES
 from store.database import Cursor, Database
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import Auditor, ServicesDep, ViewsAt
+from api.ledger_schemas import CheckpointOut, ConsistencyProof, InclusionProof, LedgerPage
 from api.problems import Problem, problem_responses
-from api.schemas import CheckpointOut, ConsistencyProof, InclusionProof, LedgerPage
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 ERRORS = problem_responses("unauthenticated", "forbidden", "validation_error", "not_caught_up")

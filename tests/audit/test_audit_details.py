@@ -10,7 +10,7 @@ from pathlib import Path
 
 import audit.bundle
 import audit.proof_workers
-from domain.check import TRANSITIONS
+from domain.check_rules import TRANSITIONS
 from domain.timefmt import utcnow
 from tests.audit.conftest import World, make_services, problems_of, settle
 from tests.audit.scenario import APPROVER, GULOU_POLICE, raise_check, run_story

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.check import TRANSITIONS
+from domain.check_rules import TRANSITIONS
 from domain.errors import DomainError
 from projections.checks import check_document
 from tests.audit.conftest import make_services

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain.check import PLATFORM
+from domain.check_rules import PLATFORM
 from domain.errors import Forbidden, InvalidInput, InvalidTransition
 from domain.platform import Platform
 from projections.checks import check_document

@@ -124,6 +124,24 @@ def answer(services: Services, check: Check, principal: Principal, position: int
     return ok(services, check_document(check, principal, services.platform.clock()), position)
 
 
+def raise_from(
+    services: Services, approver: Principal, body: CheckCreate, idempotency_key: str | None
+) -> tuple[Check, int | None]:
+    """The platform's raise for a validated body, by the approver and its officer (the API's and the pages')."""
+    return services.platform.raise_check(
+        approver.id,
+        category=body.category,
+        matter=body.matter.model_dump(),
+        applicant=body.applicant.model_dump(),
+        claims=body.claims,
+        purpose=body.purpose,
+        consent=body.consent.model_dump(),
+        issuer=body.issuer,
+        idempotency_key=idempotency_key,
+        officer=approver.officer,
+    )
+
+
 @router.post(
     "/v1/checks",
     status_code=201,
@@ -138,18 +156,7 @@ def answer(services: Services, check: Check, principal: Principal, position: int
 def raise_check(request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     """Raises a check with the issuer named, or routed by the applicant's region."""
     body = read_body(request, CheckCreate)
-    check, position = services.platform.raise_check(
-        approver.id,
-        category=body.category,
-        matter=body.matter.model_dump(),
-        applicant=body.applicant.model_dump(),
-        claims=body.claims,
-        purpose=body.purpose,
-        consent=body.consent.model_dump(),
-        issuer=body.issuer,
-        idempotency_key=request.headers.get("idempotency-key"),
-        officer=approver.officer,
-    )
+    check, position = raise_from(services, approver, body, request.headers.get("idempotency-key"))
     if position is None:  # an earlier request with this key raised it
         position = max(services.log.stream_positions(check.id).values())
     return created(services, check_document(check, approver, services.platform.clock()), position)

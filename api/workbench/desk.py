@@ -26,7 +26,7 @@ from api.bootstrap import Services
 from api.deps import require_known_category, require_role
 from api.principal import Principal
 from api.problems import STATUS_OF_CODE, Problem
-from api.routers.checks import check_history, read_check, visible_check
+from api.routers.checks import check_history, raise_from, read_check, visible_check
 from api.trust import PlatformTrust
 from api.workbench.i18n import CATALOGUE
 from api.workbench.pages import Form, FormErrors, _SignInNeeded
@@ -323,17 +323,8 @@ class Desk:
             if form.get("step") != "send":
                 values["idempotency_key"] = secrets.token_urlsafe(18)
                 return self._new_check_page(request, session, principal, values, errors, route)
-            check, _ = services.platform.raise_check(
-                principal.id,
-                category=body.category,
-                matter=body.matter.model_dump(),
-                applicant=body.applicant.model_dump(),
-                claims=body.claims,
-                purpose=body.purpose,
-                consent=body.consent.model_dump(),
-                issuer=body.issuer,
-                idempotency_key=f"ui:{values.get('idempotency_key') or secrets.token_urlsafe(18)}",
-                officer=principal.officer,
+            check, _ = raise_from(
+                services, principal, body, f"ui:{values.get('idempotency_key') or secrets.token_urlsafe(18)}"
             )
         except DomainError as error:
             field = {"invalid_id_number": "id_number", "unknown_category": "category"}.get(error.code, "issuer")

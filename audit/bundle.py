@@ -189,8 +189,11 @@ class _Verifier:
     def event(self, number: int, event: Any, check_id: str, tree_size: int, root: bytes) -> None:
         label = f"event {number + 1}"
         fields = {"index", "position", "stream_id", "version", "type", "at", "state_b64", "state_sha256", "leaf_hash", "inclusion_path"}
-        if not isinstance(event, dict) or set(event) != fields:
-            raise _Invalid(f"{label}: must have exactly the members {sorted(fields)}")
+        # ``officer`` (API.md §12: the login of the officer who acted, or null) came later: optional.
+        if not isinstance(event, dict) or not fields <= set(event) <= fields | {"officer"}:
+            raise _Invalid(f"{label}: must have exactly the members {sorted(fields)} (and officer)")
+        if not isinstance(event.get("officer"), str | None):
+            raise _Invalid(f"{label}: officer is neither text nor null")
         for name in ("index", "position", "version"):
             if not _is_count(event[name]):
                 raise _Invalid(f"{label}: {name} is not a non-negative integer")
@@ -236,6 +239,8 @@ class _Verifier:
                 at = None
             if recorded is None or at != recorded:
                 self.fail(f"{label} (position {event['position']}): at {event['at']} is not the time in its state")
+            if "officer" in event and event["officer"] != readable.get("officer"):
+                self.fail(f"{label} (position {event['position']}): officer {event['officer']!r} is not the one in its state")
 
     def order(self, events: list[dict[str, Any]]) -> None:
         for earlier, later in itertools.pairwise(events):

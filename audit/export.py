@@ -93,6 +93,7 @@ def export_bundle(
     if signed["root_hash"] != checkpoint["root_hash"] or checkpoint["root_hash"] != ledger_root:
         raise ExportError("the latest checkpoint does not match the ledger: run `nocert audit verify`")
 
+    officers = {event.originator_version: getattr(event, "officer", None) for event in app.check_events(check_id)}
     events = []
     for notification in notifications:
         index, _, _, _, _, at, _, digest = leaves[notification.id]
@@ -111,6 +112,7 @@ def export_bundle(
                 "version": notification.originator_version,
                 "type": notification.topic,
                 "at": at,
+                "officer": officers.get(notification.originator_version),
                 "state_b64": None if masked else base64.b64encode(notification.state).decode("ascii"),
                 "state_sha256": hashlib.sha256(notification.state).hexdigest(),
                 "leaf_hash": recomputed.hex(),

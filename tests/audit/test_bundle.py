@@ -275,3 +275,25 @@ def test_any_member_replaced_by_any_json_value_fails_cleanly(world: World) -> No
         verdict = verify_bundle(data, root, utcnow())
         if path[0] != "summary":
             assert not verdict.valid, path
+
+
+def test_each_event_of_a_bundle_names_its_officer(world: World) -> None:
+    """API.md §12 and issue 18: the bundle shows the officer of each event (null where none was named); a
+    bundle whose officer is not text or null is refused; bundles made before officers (no member) verify."""
+    from tests.audit.scenario import GULOU_POLICE
+
+    world.app.add_officer(GULOU_POLICE, "wang.li", "王丽")
+    check_id = raise_check(world.app)
+    world.app.accept(check_id, GULOU_POLICE, "wang.li")
+    settle(world.services)
+    root = world.services.keystore.root()[1]
+    bundle = export_bundle(world.app, world.services.database, world.services.log, root, check_id, utcnow())
+    assert [(e["type"].rpartition(":")[2], e["officer"]) for e in bundle["events"]] == [
+        ("Raised", None), ("Accepted", "wang.li"),
+    ]
+    assert verify(serialize(bundle), world).valid
+    forged = {**bundle, "events": [{**bundle["events"][1], "officer": 7}, *bundle["events"][2:]]}
+    forged["events"].insert(0, bundle["events"][0])
+    assert not verify(reseal(forged), world).valid
+    before_officers = {**bundle, "events": [{k: v for k, v in e.items() if k != "officer"} for e in bundle["events"]]}
+    assert verify(reseal(before_officers), world).valid

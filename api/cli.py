@@ -118,11 +118,12 @@ def demo(args: argparse.Namespace) -> int:
         "Webhooks: the demo creates no subscription. To have an approval system told of its checks, run"
         " (with the approver's key; an http:// URL needs NOCERT_WEBHOOK_ALLOW=http://127.0.0.1 on the server):\n"
         "  curl -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json'"
-        " -d '{\"url\": \"https://approval.example/nocert-hook\", \"types\": null}' http://127.0.0.1:8000/v1/subscriptions\n"
+        " -d '{\"url\": \"https://approval.example/nocert-hook\", \"types\": null}' "
+        f"{args.url}/v1/subscriptions\n"
         "Keep the whsec_ secret it answers (shown once); docs/webhooks.md shows how to verify deliveries.",
         soft_wrap=True, highlight=False,
     )
-    console.print("[bold]Workbench sign-ins[/bold] at http://127.0.0.1:8000/ui/sign-in (passwords shown this once):")
+    console.print(f"[bold]Workbench sign-ins[/bold] at {args.url}/ui/sign-in (passwords shown this once):")
     for officer in officers:
         console.print(f"{officer.department:<22} {officer.login:<14} {officer.password}", soft_wrap=True, highlight=False)
     if not services.settings.admin_key:

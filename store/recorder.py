@@ -24,7 +24,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
@@ -152,6 +152,10 @@ class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
     max_notification_id = bounded(PostgresApplicationRecorder.max_notification_id)
 
 
+class _Taken(Exception):
+    """A lone write's key is taken: its transaction is rolled back, and the write planned."""
+
+
 class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
     """Saves of concurrent requests share one transaction under the table lock (`store.group_commit`), each
     with its attachments; a conflicting save is refused alone (`store.writes.plan`). A batch whose
@@ -189,6 +193,47 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
 
     @bounded
     def _commit_batch(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
+        if len(writes) == 1:  # nothing queued with it: the lone write's short path, planned only if refused
+            lone = self._commit_lone(writes[0])
+            if lone is not None:
+                return [lone]
+        return self._commit_planned(writes)
+
+    def _commit_lone(self, write: EventWrite) -> list[int] | None:
+        """A batch of one in the fewest statements: the lock and the conditional insert, without the separate
+        existence query and the planning. None when one of its keys is taken (the insert inserted nothing and
+        drew no position: no gap) or a constraint refused it: then nothing of this transaction remains, and
+        `_commit_planned` decides the write (an earlier attempt of it committed, or it is refused)."""
+        keys = write.keys()
+        if len(set(keys)) != len(keys):
+            return None
+        pg_events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state) for e in write.events
+        ]
+        key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
+        try:
+            with self.datastore.get_connection() as connection, connection.pipeline(), connection.transaction():
+                with connection.cursor() as cursor:
+                    if write.attachments:
+                        cursor.execute(self._search_path, prepare=True)
+                    self._lock_table(cursor)
+                    self._notify_channel(cursor)
+                    cursor.execute(self._insert_if_all_new, (pg_events, *key_params), prepare=True)
+                    positions = [row["notification_id"] for row in cursor.fetchall()]
+                if not positions:
+                    raise _Taken
+                if len(positions) != len(write.events):
+                    raise OperationalError(f"{len(write.events)} events inserted, {len(positions)} positions returned")
+                if write.attachments:
+                    with connection.cursor(row_factory=tuple_row) as plain:
+                        portable = PostgresCursor(plain)
+                        for attachment in write.attachments:
+                            attachment.write(portable, positions)
+        except (_Taken, IntegrityError):  # an attachment's own refusal is met again, and raised, when planned
+            return None
+        return positions
+
+    def _commit_planned(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
         keys = all_keys(writes)
         key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
         events = [event for write in writes for event in write.events]

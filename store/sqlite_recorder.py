@@ -36,11 +36,27 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         return self.group.submit(EventWrite(stored_events, kwargs.get("attachments", ())))
 
     def _commit_batch(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
+        if len(writes) == 1:  # nothing queued with it: the lone write's short path, planned only if refused
+            lone = self._commit_lone(writes[0])
+            if lone is not None:
+                return [lone]
+        return self._commit(writes, checked=True)
+
+    def _commit_lone(self, write: EventWrite) -> list[int] | None:
+        """A batch of one without the existence query; None when a taken key (the insert's IntegrityError)
+        or a constraint refused it, after rolling it back whole (SQLite's rollback leaves no gap)."""
+        try:
+            outcome = self._commit([write], checked=False)[0]
+        except sqlite3.IntegrityError:  # an attachment's own refusal is met again, and raised, when planned
+            return None
+        return None if isinstance(outcome, BaseException) else outcome
+
+    def _commit(self, writes: Sequence[EventWrite], *, checked: bool) -> list[list[int] | BaseException]:
         with self.datastore.get_connection(commit=True) as connection:
             cursor = connection.cursor().sqlite_cursor
             try:
                 cursor.execute("BEGIN IMMEDIATE")
-                decided = plan(writes, self._existing(cursor, all_keys(writes)))
+                decided = plan(writes, self._existing(cursor, all_keys(writes)) if checked else {})
                 for index in decided.insert:
                     positions = []
                     for event in writes[index].events:
@@ -53,6 +69,11 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                         attachment.write(cursor, positions)
                     decided.outcomes[index] = positions
                 connection.commit()
+            except sqlite3.IntegrityError as error:
+                connection.rollback()
+                if checked:
+                    raise OperationalError(error) from error
+                raise
             except sqlite3.Error as error:
                 connection.rollback()
                 raise OperationalError(error) from error

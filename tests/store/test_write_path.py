@@ -217,3 +217,28 @@ def test_a_save_of_another_version_is_refused_even_when_retried(platform: Platfo
     stored = [platform.mapper.to_stored_event(event) for event in theirs.collect_events()]
     outcome = platform.recorder._commit_batch([EventWrite(stored)])  # type: ignore[attr-defined]
     assert isinstance(outcome[0], Exception) and "conflict" in str(outcome[0])
+
+
+def test_a_lone_stale_write_takes_the_short_path_and_is_refused_alone_without_a_gap(platform: Platform) -> None:
+    """With nothing queued, a write goes through the lone path (no existence query); a taken key there
+    is refused as a conflict, draws no position, and leaves no row behind."""
+    check_id = new_check_id(platform)
+    stale = platform.check(check_id)
+    recorder: Any = platform.recorder
+    lone_calls: list[Any] = []
+    original = recorder._commit_lone
+
+    def counted(write: EventWrite) -> Any:
+        outcome = original(write)
+        lone_calls.append(outcome)
+        return outcome
+
+    recorder._commit_lone = counted
+    _, accepted = platform.accept(check_id, GULOU_POLICE)
+    assert lone_calls == [[accepted]], "the lone command went through the short path"
+    with pytest.raises(ConcurrentUpdate):
+        platform.decline(stale, GULOU_POLICE, "no_record", "")
+    assert lone_calls[-1] is None, "the taken key sent the write to the planned path"
+    assert platform.check(check_id).status == "accepted"
+    _, position = platform.accept(new_check_id(platform), GULOU_POLICE)
+    assert position == accepted + 2, "the refused lone write drew no position (raise + accept follow at once)"

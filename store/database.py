@@ -2,8 +2,7 @@
 
 One small interface over SQLite (the embedded default) and PostgreSQL, so each view writes its rows
 and its tracking position in one transaction on either store. SQL is written with ``?``
-placeholders; the PostgreSQL side translates them.
-"""
+placeholders; the PostgreSQL side translates them."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
@@ -185,10 +184,10 @@ class FileLeaderLock:
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
-
 # The row of an ``INSERT ... VALUES`` with placeholders only, e.g. ``(?, ?, ?)``.
 _VALUES = re.compile(r"\bVALUES\s*(\((?:\s*\?\s*,)*\s*\?\s*\))", re.IGNORECASE)
 ROWS_PER_INSERT = 1000
+_READING = " ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 @lru_cache(maxsize=64)
@@ -268,7 +267,8 @@ class PostgresDatabase:
             check=psycopg_pool.ConnectionPool.check_connection,
         )
         self._locks = AdvisoryLocks(conninfo)
-        self._search_path = f'SET LOCAL search_path TO "{schema}"' if schema else None
+        on_schema = f'; SET LOCAL search_path TO "{schema}"' if schema else ""
+        self._begin, self._begin_reading = (f"BEGIN{mode}{on_schema}".encode() for mode in ("", _READING))
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:
@@ -281,24 +281,27 @@ class PostgresDatabase:
             raise DatabaseUnavailable(f"PostgreSQL: {error}") from error
 
     @contextmanager
-    def _cursor(self, *first: str) -> Iterator[PostgresCursor]:
+    def _cursor(self, begin: bytes) -> Iterator[PostgresCursor]:
+        import psycopg
         from psycopg.rows import tuple_row
 
         with self._guarded():
             self._pool.open(wait=False)
-            with self._pool.connection() as connection, connection.transaction():
-                with connection.cursor(row_factory=tuple_row) as cursor:
-                    for statement in first:
-                        cursor.execute(statement)
-                    if self._search_path:
-                        cursor.execute(self._search_path)
+            with self._pool.connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
+                cursor.execute(begin)  # BEGIN and the schema in one round trip (autocommit connections)
+                try:
                     yield PostgresCursor(cursor)
+                except BaseException:
+                    with suppress(psycopg.Error):  # a broken connection is the pool's to discard
+                        cursor.execute(b"ROLLBACK")
+                    raise
+                cursor.execute(b"COMMIT")
 
     def transaction(self) -> AbstractContextManager[PostgresCursor]:
-        return self._cursor()
+        return self._cursor(self._begin)
 
     def reading(self) -> AbstractContextManager[PostgresCursor]:
-        return self._cursor("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return self._cursor(self._begin_reading)
 
     def leader_lock(self, name: str) -> LeaderLock:
         return AdvisoryLeaderLock(self._locks, f"nocert:{self.schema}:{name}")

@@ -19,6 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from projections import ledger
 from projections.projector import Projector, positions
+from projections.schema import VIEWS
 from signing.archive import CheckpointArchive
 from signing.key import SigningKey
 from store.database import Database, LeaderLock
@@ -156,7 +157,8 @@ class Follower:
         cover_check = time.monotonic() >= self._next_cover_check
         if cover_check:
             self._next_cover_check = time.monotonic() + COVER_CHECK_SECONDS
-        behind = self.log.max_position() > self.position()
+        head, position = self.head_and_position()
+        behind = head > position
         if not behind and not (cover_check and self._cover_due()):
             return 0
         if self._rebuild_waiting() or not lock.try_acquire():
@@ -235,6 +237,19 @@ class Follower:
         with self.database.reading() as cursor:
             return min(positions(cursor).values())
 
+    def head_and_position(self) -> tuple[int, int]:
+        """The log's head and `position`, in one query (one snapshot) where the log shares the database."""
+        head_query = self.log.head_query()
+        if head_query is None:
+            return self.log.max_position(), self.position()
+        self._ready()
+        with self.database.reading() as cursor:
+            rows = cursor.execute(
+                f"SELECT h.head, t.view_name, t.position FROM ({head_query}) AS h LEFT JOIN view_tracking t ON 1 = 1"
+            ).fetchall()
+        tracked = {row[1]: int(row[2]) for row in rows if row[1] is not None}
+        return int(rows[0][0] or 0), min(tracked.get(view, 0) for view in VIEWS)
+
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """True once every view reflects ``position``; False after ``timeout`` seconds."""
         if self.position() >= position:
@@ -251,7 +266,8 @@ class Follower:
                 return True
 
     def lag(self) -> int:
-        return max(0, self.log.max_position() - self.position())
+        head, position = self.head_and_position()
+        return max(0, head - position)
 
     # -- lists --------------------------------------------------------------------------------
 

@@ -27,6 +27,15 @@ class EventLog:
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def head_query(self) -> str | None:
+        """A query for the log's head (one row, column ``head``, NULL when empty) to join with the views' own
+        tables in one statement (`projections.follower`); None for the in-memory store, which has no table."""
+        if self.database is None:
+            return None
+        table = cast(_EventsTable, self.recorder).events_table_name
+        column = "rowid" if self.database.dialect == "sqlite" else "notification_id"
+        return f"SELECT max({column}) AS head FROM {table}"
+
     def read(self, after: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
         """Up to ``limit`` notifications with position > ``after`` (and <= ``stop``), in order."""
         return self.recorder.select_notifications(

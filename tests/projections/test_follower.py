@@ -110,6 +110,22 @@ def test_position_is_read_from_the_database(durable_database_url: str, make_stac
     assert other.views.lag() == 0
 
 
+def test_the_head_and_the_position_come_in_one_query_and_agree_with_each_alone(durable_database_url: str, make_stack) -> None:
+    """The follower's wake-up reads the log's head and the views' position together (one statement, one
+    snapshot); they are the figures the two separate reads give, behind and caught up."""
+    leader = make_stack(durable_database_url, start=False)
+    follower = leader.views.follower
+    assert follower.head_and_position() == (0, 0)
+    build_province(leader.app)
+    head = leader.head()
+    assert head > 0
+    assert follower.head_and_position() == (head, follower.position()) == (head, 0)
+    assert leader.views.lag() == head
+    follower.follow_once(leader.database.leader_lock("views"))
+    assert follower.head_and_position() == (head, head)
+    assert leader.views.lag() == 0
+
+
 # -- crashes --------------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.bootstrap import Services
 
@@ -20,3 +20,9 @@ def created(services: Services, document: Any, position: int) -> JSONResponse:
 
 def ok(services: Services, document: Any, position: int) -> JSONResponse:
     return _answer(services, document, position, 200)
+
+
+def no_content(services: Services, position: int) -> Response:
+    """A command with nothing to answer (204): only the position of its event."""
+    services.views.nudge()
+    return Response(status_code=204, headers={"X-Event-Position": str(position)})

@@ -12,7 +12,7 @@ from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import category_document
 from api.problems import Problem, problem_responses
-from api.responses import created, ok
+from api.responses import created, last_position, ok
 from api.schemas import Category, CategoryCreate, CategoryPage, CategoryPatch
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
@@ -57,5 +57,5 @@ def change_category(code: str, request: Request, admin: Admin, services: Service
             raise Problem("validation_error", f"{field} cannot be null")
     category, position = services.platform.change_category(code, changes, status)
     if not position:  # nothing changed, nothing recorded: the category is as its last event left it
-        position = max(services.log.stream_positions(category.id).values())
+        position = last_position(services, category.id)
     return ok(services, category_document(category), position)

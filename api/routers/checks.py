@@ -30,7 +30,7 @@ from api.deps import (
 from api.presenters import check_document, history_document
 from api.principal import Principal
 from api.problems import Problem, problem_responses
-from api.responses import created, ok
+from api.responses import created, last_position, ok
 from api.schemas import (
     Check as CheckOut,
 )
@@ -153,7 +153,7 @@ def raise_check(request: Request, approver: Approver, services: ServicesDep) -> 
     body = read_body(request, CheckCreate)
     check, position = raise_from(services, approver, body, request.headers.get("idempotency-key"))
     if position is None:  # an earlier request with this key raised it
-        position = max(services.log.stream_positions(check.id).values())
+        position = last_position(services, check.id)
     return created(services, check_document(check, approver, services.platform.clock()), position)
 
 

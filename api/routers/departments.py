@@ -12,7 +12,7 @@ from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import department_document, seal_entry
 from api.problems import Problem, problem_responses
-from api.responses import created, no_content, ok
+from api.responses import created, last_position, no_content, ok
 from api.schemas import (
     ApiKeyCreated,
     DepartmentCreate,
@@ -86,7 +86,7 @@ def change_department(department_id: str, request: Request, admin: Admin, servic
         department_id, name=body.name, region=body.region, status=body.status
     )
     if position is None:  # nothing changed, nothing recorded: the department is as its last event left it
-        position = max(services.log.stream_positions(department.id).values())
+        position = last_position(services, department.id)
     return ok(services, department_document(department, services.platform.clock()), position)
 
 
@@ -142,7 +142,7 @@ def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, se
         raise Problem("validation_error", "effective_at must be an RFC 3339 time") from None
     _, position = services.platform.revoke_seal(department_id, kid, body.reason, effective_at)
     if not position:  # revoked from that time or earlier already: nothing recorded, the last event stands
-        position = max(services.log.stream_positions(Department.stream_id(department_id)).values())
+        position = last_position(services, Department.stream_id(department_id))
     department = services.platform.department(department_id)
     return ok(services, seal_entry(department, kid, services.platform.clock()), position)
 

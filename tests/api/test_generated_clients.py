@@ -3,9 +3,11 @@
 - ``openapi-python-client generate`` runs without a warning, and its client, imported from a temporary
   directory, takes a check through raise → accept → reply → close and meets the error cases of API.md §9 a
   conforming client can cause, against a live server on both stores, with the generated models only (no
-  hand-made headers or bodies);
+  hand-made headers or bodies); and meets, parsed as its ``Problem``, the §9 answers a client does not cause
+  itself: a body changed on the way (``malformed_json``, ``unsupported_media_type``), two requests at once
+  (``idempotency_in_progress``, ``concurrent_update``) and a store that does not answer (``unavailable``);
 - ``openapi-typescript`` types compile under ``tsc --module NodeNext --moduleResolution NodeNext --strict``,
-  together with every request example typed as its schema.
+  together with every request example typed as its schema, and type those answers as ``Problem``.
 
 The tools come from the test extras (Python) and from an npm install into a cache directory that the test
 does itself (``NOCERT_NPM_TOOLS``, default ``~/.cache/nocert-tests/npm``). A missing tool skips, and fails
@@ -604,6 +606,24 @@ export function describe(check: Check): string {
 }
 
 export const raised: Promise<Raised | Problem> = raiseCheck("http://127.0.0.1:8000", "key", example_CheckCreate, "k-1");
+
+// The answers a client meets without causing them are declared, as the Problem schema, where they can come:
+// an undeclared status does not compile (not a key of the responses), another schema is not `true`.
+type ProblemOf<Op extends keyof operations, S extends keyof operations[Op]["responses"]> =
+  operations[Op]["responses"][S] extends { content: { "application/problem+json": infer P } } ? P : never;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const declared: [
+  Same<ProblemOf<"raise_check", 400>, Problem>,  // malformed_json
+  Same<ProblemOf<"change_department", 400>, Problem>,
+  Same<ProblemOf<"raise_check", 415>, Problem>,  // unsupported_media_type
+  Same<ProblemOf<"change_department", 415>, Problem>,
+  Same<ProblemOf<"accept_check", 409>, Problem>,  // idempotency_in_progress, concurrent_update
+  Same<ProblemOf<"decline_check", 409>, Problem>,
+  Same<ProblemOf<"raise_check", 503>, Problem>,  // unavailable
+  Same<ProblemOf<"get_check", 503>, Problem>,
+  Same<ProblemOf<"get_trust_crl", 503>, Problem>,
+  Same<ProblemOf<"get_log_checkpoint", 503>, Problem>,
+] = [true, true, true, true, true, true, true, true, true, true];
 """
 
 

@@ -497,8 +497,10 @@ def test_the_generated_client_meets_an_unavailable_store(
                 assert raise_check.sync_detailed(client=approver, body=check_create(m)).status_code == 201
         return
 
-    from tests.reliability.cluster import shared_server_ready, throwaway_cluster
+    from tests.reliability.cluster import pg_bin, shared_server_ready, throwaway_cluster
 
+    if pg_bin() is None:
+        missing("PostgreSQL's server programs (initdb, pg_ctl) are needed for a throw-away cluster")
     with throwaway_cluster() as cluster, running_app(cluster.url, tmp_path / "keys") as (services, app, client):
         province = Province.standard(client, services, app)
         with live_server(app) as url:

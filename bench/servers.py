@@ -158,8 +158,7 @@ class Server:
 def nocert_server(database_url: str, keys: Path, workers: int | None = None, **extra_env: str) -> Server:
     workers = workers or SERVER_SETTINGS["workers"]
     port = free_port()
-    command = [NOCERT or sys.executable, *([] if NOCERT else ["-m", "api.cli"])]
-    command += ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    command = [*plain_mapper.command(NOCERT), "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
     return Server("nocert", command, nocert_env(database_url, keys, **extra_env), port, workers)
 
 

@@ -1,0 +1,62 @@
+"""The "before" of per-subject encryption in the benchmarks (bench.plain_mapper) stores a check's personal
+fields as eventsourcing's plain mapper does, and only when a benchmark asked for it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SCRIPT = """
+import json, sys, tempfile
+from pathlib import Path
+import bench.plain_mapper
+from api.bootstrap import build_platform
+from api.claims import JsonSchemaClaims
+from api.sealing import KeyStoreSealer
+from api.settings import StoreLocation, store_env
+from bench.subject_keys import lifecycle_events
+from signing.keystore import KeyStore
+with tempfile.TemporaryDirectory() as keys:
+    app, subjects = build_platform(store_env(StoreLocation("memory"), None), Path(keys),
+                                   sealer=KeyStoreSealer(KeyStore(Path(keys))), claims=JsonSchemaClaims())
+    stored = [app.mapper.to_stored_event(event) for event in lifecycle_events(app)]
+    raised = stored[0].state.decode()
+    print(json.dumps({"mapper": type(subjects).__name__, "clear": "350102" in raised,
+                      "subject_keys": sorted(p.name for p in Path(keys).rglob("*") if "subjects" in p.parts and p.is_file())}))
+"""
+
+
+def run(env_extra: dict[str, str]) -> dict[str, object]:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "BENCH_PLAIN_MAPPER"} | env_extra
+    root = Path(__file__).resolve().parents[2]
+    completed = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=root, capture_output=True, text=True, timeout=120, check=True)
+    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_plain_mapper_only_when_a_benchmark_asks() -> None:
+    asked = run({"BENCH_PLAIN_MAPPER": "1"})
+    assert asked["mapper"] == "PlainMapper"
+    assert asked["clear"] is True  # the applicant's region code of the identity number, in the stored state
+    assert asked["subject_keys"] == []  # no subject key made or read
+    default = run({})
+    assert default["mapper"] == "SubjectMapper"
+    assert default["clear"] is False
+
+
+def test_the_runner_refuses_without_the_benchmark_setting() -> None:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "BENCH_PLAIN_MAPPER"}
+    with tempfile.TemporaryDirectory() as cwd:
+        root = Path(__file__).resolve().parents[2]
+        completed = subprocess.run(
+            [sys.executable, "-m", "bench.plain_mapper", "--help"], env=env | {"PYTHONPATH": str(root)}, cwd=cwd,
+            capture_output=True, text=True, timeout=60,
+        )
+    assert completed.returncode != 0 and "BENCH_PLAIN_MAPPER=1" in completed.stderr

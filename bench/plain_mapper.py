@@ -51,7 +51,7 @@ def ask() -> None:
 
 def install_if_asked() -> None:
     if asked():
-        api.bootstrap.SubjectMapper = PlainMapper  # type: ignore[misc]
+        api.bootstrap.SubjectMapper = PlainMapper  # type: ignore[attr-defined]  # what build_platform constructs
 
 
 def command(nocert: str | None) -> list[str]:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import plain_mapper
 from bench.process import _children, _cmdline
 from bench.report import REPO
 

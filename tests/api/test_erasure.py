@@ -276,3 +276,63 @@ def test_erasures_are_replayed_on_a_restored_key_store(province: Province, tmp_p
     (key_id,) = province.services.subjects.keys.key_ids(subject)
     assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is None
     assert province.as_("approver").get(f"/v1/checks/{check['id']}", expect=200).json()["applicant"]["name"] is None
+
+
+@pytest.mark.parametrize("province", ["clear-store"], indirect=True)
+def test_erasures_are_replayed_from_kept_receipts_on_a_whole_older_backup(province: Province, tmp_path: Path) -> None:
+    """A whole backup older than an erasure (store and key store) knows nothing of it: the receipts kept
+    outside (GET /v1/subjects/erasures) replay it; a receipt not signed by the ledger key destroys nothing."""
+    import shutil
+
+    from api.subjects import ReceiptRefused, replay_erasures, replay_receipts
+    from api.subjects_cli import read_receipts
+    from signing.keystore import KeyStore
+
+    province.raise_check()
+    province.settle()
+    store = province.services.subjects.keys.root
+    shutil.copytree(store, tmp_path / "backup")
+    answer = erase(province)
+    kept = province.admin.get("/v1/subjects/erasures", expect=200).json()
+    (tmp_path / "receipts.json").write_text(json.dumps(kept))
+    # The older backup: its key store, and a store whose kept receipts do not know the erasure.
+    shutil.rmtree(store)
+    shutil.copytree(tmp_path / "backup", store)
+    with province.services.database.transaction() as cursor:
+        cursor.execute("DELETE FROM subject_erasures")
+    assert replay_erasures(province.services) == (0, 0)
+    subject = province.services.subjects.index.of(APPLICANT)
+    (key_id,) = province.services.subjects.keys.key_ids(subject)
+    assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is not None  # readable again
+
+    stranger = KeyStore(tmp_path / "other-platform").ledger_signer()
+    forged = jws.seal(stranger, "nocert-erasure+jws", jws.parse_compact(answer["receipt"]).payload)
+    with pytest.raises(ReceiptRefused, match="ledger key"):
+        replay_receipts(province.services, [answer["receipt"], forged])
+    assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is not None  # all or nothing
+
+    assert read_receipts(tmp_path / "receipts.json") == [answer["receipt"]]
+    assert replay_receipts(province.services, read_receipts(tmp_path / "receipts.json")) == (1, 1)
+    assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is None
+    assert replay_receipts(province.services, [answer["receipt"]]) == (1, 0)
+
+
+@pytest.mark.parametrize("province", ["clear-store"], indirect=True)
+def test_nocert_subjects_replay_erasures_reads_kept_receipts(province: Province, tmp_path: Path) -> None:
+    province.raise_check()
+    province.settle()
+    erase(province)
+    (tmp_path / "receipts.json").write_text(json.dumps(province.admin.get("/v1/subjects/erasures", expect=200).json()))
+    (tmp_path / "bad.json").write_text(json.dumps({"items": [{"receipt": "not.a.jws"}]}))
+    settings = province.services.settings
+    env = {**os.environ, "NOCERT_DATABASE_URL": settings.database_url, "NOCERT_KEY_DIR": str(settings.key_dir)}
+
+    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
+        nocert = str(Path(sys.executable).with_name("nocert"))
+        return subprocess.run([nocert, "subjects", "replay-erasures", *extra], env=env, capture_output=True, text=True, timeout=120)
+
+    done = replay("--receipts", str(tmp_path / "receipts.json"))
+    assert done.returncode == 0 and "replayed 1 erasures, 0 restored subject keys destroyed" in done.stderr, done.stderr
+    for name, says in (("bad.json", "not a compact JWS"), ("missing.json", "missing.json")):
+        refused = replay("--receipts", str(tmp_path / name))
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr

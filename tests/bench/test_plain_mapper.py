@@ -60,3 +60,33 @@ def test_the_runner_refuses_without_the_benchmark_setting() -> None:
             capture_output=True, text=True, timeout=60,
         )
     assert completed.returncode != 0 and "BENCH_PLAIN_MAPPER=1" in completed.stderr
+
+
+def test_the_servers_workers_store_with_the_plain_mapper_when_asked(tmp_path: Path) -> None:
+    """`nocert serve` through bench.plain_mapper: its spawned workers (a fresh interpreter each) use the
+    plain mapper too, so the benchmark's before is the whole server's."""
+    import os
+    import sqlite3
+
+    import httpx
+
+    from bench import lifecycle, servers
+
+    os.environ["BENCH_PLAIN_MAPPER"] = "1"
+    try:
+        server = servers.nocert_server(f"sqlite:///{tmp_path}/nocert.db", tmp_path / "keys", workers=2)
+        assert server.command[1:3] == ["-m", "bench.plain_mapper"]
+        with server:
+            keys = lifecycle.create_province(server.base_url)
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                for serial in range(8):  # over both workers
+                    body = lifecycle.check_body(serial)
+                    answer = client.post("/v1/checks", json=body, headers={"Authorization": f"Bearer {keys['approver']}"})
+                    assert answer.status_code == 201, answer.text
+    finally:
+        del os.environ["BENCH_PLAIN_MAPPER"]
+    with sqlite3.connect(tmp_path / "nocert.db") as db:
+        states = [bytes(state) for (state,) in db.execute("SELECT state FROM stored_events WHERE topic LIKE '%Raised%'")]
+    assert len(states) == 8
+    numbers = [lifecycle.check_body(serial)["applicant"]["id_number"].encode() for serial in range(8)]
+    assert all(any(number in state for number in numbers) for state in states)  # in clear, in every one

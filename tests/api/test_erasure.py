@@ -25,7 +25,7 @@ from api.app import create_app
 from api.bootstrap import build
 from api.trust import PlatformTrust
 from audit.verify import verify_ledger
-from domain.identifiers import make_id_number
+from domain.identifiers import make_id_number, mask_id_number
 from signing import jws
 from tests.api.conftest import Province, masked, settings_for
 from tests.api.test_coverage_audit_http import ledger, tree_hash, verify_inclusion
@@ -66,13 +66,15 @@ def clear_forms(*values: str) -> list[bytes]:
 
 
 def every_form(number: str, name: str) -> list[bytes]:
-    """The person in any form: clear, JSON-escaped, masked, base64 (both alphabets) and hex."""
-    forms = clear_forms(number, name, masked(number))
+    """The person in any form: clear, JSON-escaped, masked (the tests' and the service's mask), base64 (both
+    alphabets, at each of the three offsets it can start at inside a longer encoded value) and hex."""
+    forms = clear_forms(number, name, masked(number), mask_id_number(number))
     for raw in (number.encode(), name.encode()):
-        forms += [
-            raw.hex().encode(), raw.hex().upper().encode(),
-            base64.b64encode(raw).rstrip(b"="), base64.urlsafe_b64encode(raw).rstrip(b"="),
-        ]
+        forms += [raw.hex().encode(), raw.hex().upper().encode()]
+        for offset, skip in ((0, 0), (1, 2), (2, 3)):  # the characters that hold only bytes of `raw`
+            whole = b"\0" * offset + raw
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                forms.append(encode(whole)[skip : len(whole) * 8 // 6])
     return forms
 
 

@@ -39,7 +39,7 @@ CSRF_FIELD = "csrf_token"
 #: Messages a redirect may ask the next page to show (``?done=``): nothing else is echoed.
 DONE_MESSAGES = (
     "signed_out", "enrolled", "expired", "raised", "accept", "request-info", "supply-info", "forward", "reply",
-    "decline", "withdraw", "close", "revoke-proof", "operator", "totp_on",
+    "decline", "withdraw", "close", "revoke-proof", "urge", "operator", "totp_on",
 )
 #: The fields each form needs, with their labels' message keys, in the form's order.
 SIGN_IN_REQUIRED = {"department": "field.department", "login": "field.login", "password": "field.password"}

@@ -240,7 +240,12 @@ class Desk:
 
 
 @pytest.fixture(scope="session")
-def desk(ui_server: UiServer) -> Iterator[Desk]:
+def desk(ui_server: UiServer) -> Desk:
+    return province_desk(ui_server)
+
+
+def province_desk(ui_server: UiServer) -> Desk:
+    """The province's departments on the server (made once, through the admin API) and its operator's."""
     with httpx.Client(base_url=ui_server.base_url, timeout=30) as client:
         if client.get("/v1/departments/fz-estate/officers", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404:
             province = HttpProvince.create(client)
@@ -252,4 +257,4 @@ def desk(ui_server: UiServer) -> Iterator[Desk]:
         else:
             ids = {"operator": OPERATOR_DEPARTMENT, "approver": "fz-estate", "gulou": "fz-gulou-police", "city": "fz-police", "auditor": "fj-audit",
                    "stranger": "xm-estate"}
-    yield Desk(ui_server, {**ids, "operator": OPERATOR_DEPARTMENT})
+    return Desk(ui_server, {**ids, "operator": OPERATOR_DEPARTMENT})

@@ -1,16 +1,24 @@
 """The webhook dispatcher (API.md §11): one per deployment sends at a time, the others wait to take over.
 
 It holds the database's ``webhooks`` leader lock (an advisory lock on PostgreSQL, a file lock beside the
-SQLite file; both are released when the holder dies) for as long as it runs. Every `poll` seconds it looks
-for active subscriptions with due deliveries and drains each in a worker of its own pool, one delivery at a
-time per subscription: a slow receiver holds one worker, never a command (the outbox rows were written by
-the commands' transactions) nor another subscription. A delivery is the head of its check's queue (see
-`delivery.outbox.due_heads`), checked against the SSRF rules again (`delivery.address`), signed
+SQLite file; both are released when the holder dies) for as long as it runs. A round runs when a local
+command nudges it (`nudge`, after the command's commit), when a worker finishes, and otherwise every `poll`
+seconds: it records what the workers delivered since the last round (one transaction for all
+subscriptions), reads the due *heads* of all active subscriptions at once (per subscription and check the
+earliest undelivered delivery, see `delivery.outbox.due_heads`) and hands each to a worker of its pool.
+
+Per-check order: a (subscription, check) is *in flight* from the hand-over until its outcome is recorded, and
+no head of a check in flight is handed over, so there are never two deliveries of one check of a
+subscription in flight, and a later event of a check is a head only once the earlier one is recorded
+delivered. Different checks of a subscription are sent concurrently, at most `per_subscription` at a time,
+so that a slow receiver holds a few workers, never a command (the outbox rows were written by the
+commands' transactions) nor all of the pool. The body of an event is rendered once per department and
+round (`Bodies`). A delivery is checked against the SSRF rules again (`delivery.address`), signed
 (`delivery.signature`), POSTed without following redirects, the answer read at most `READ_LIMIT` bytes.
 A 2xx is delivered; anything else is retried after the next delay of the schedule (or Retry-After when
 longer); after the last retry, or at once on 410, the subscription becomes failing (an event) until resumed.
-A dispatcher killed mid-send leaves the delivery pending: the next one sends it again under the same
-``webhook-id`` (at least once).
+A dispatcher killed mid-send (or before a round recorded a 2xx) leaves the delivery pending: the next one
+sends it again under the same ``webhook-id`` (at least once).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
@@ -36,11 +45,37 @@ logger = logging.getLogger(__name__)
 
 LOCK = "webhooks"
 READ_LIMIT = 4096
-HEADS_PER_ROUND = 50
+HEADS_PER_ROUND = 50  # per subscription
+PER_SUBSCRIPTION = 4  # deliveries in flight at once per subscription, each of a different check
 MAX_BACKOFF_SECONDS = 10.0
 
 Render = Callable[[Due], bytes]  # the CloudEvent of a delivery, as its department may see it
 GiveUp = Callable[[str, int, int | None, str], object]  # (subscription, position, status code, error)
+
+
+class Bodies:
+    """The bodies rendered in one round, keyed by (department, position): the subscriptions of one department
+    share the rendering of an event (its first sender renders, the others wait for it)."""
+
+    def __init__(self, render: Render) -> None:
+        self._render = render
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, int], Future[bytes]] = {}
+
+    def of(self, due: Due) -> bytes:
+        key = (due.department, due.position)
+        with self._lock:
+            future = self._made.get(key)
+            mine = future is None
+            if future is None:
+                future = self._made[key] = Future()
+        if mine:
+            try:
+                future.set_result(self._render(due))
+            except BaseException as error:
+                future.set_exception(error)
+                raise
+        return future.result()
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -68,6 +103,7 @@ class Dispatcher:
         timeout: float,
         allow: Sequence[str],
         workers: int = 8,
+        per_subscription: int = PER_SUBSCRIPTION,
         poll: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -80,7 +116,15 @@ class Dispatcher:
         self.allow = tuple(allow)
         self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nocert-webhook")
-        self._busy: dict[str, Future[None]] = {}
+        self.per_subscription = per_subscription
+        self._round = threading.Lock()  # one round at a time (the loop's, or a test's drain_all)
+        self._guard = threading.Lock()  # the in-flight bookkeeping below, shared with the workers
+        self._giving_up = threading.Lock()
+        self._in_flight: set[tuple[str, str]] = set()  # (subscription, check) sent or sending, not yet recorded
+        self._sending: Counter[str] = Counter()  # in flight per subscription
+        self._done: list[tuple[Due, int, str]] = []  # delivered, to record
+        self._settled: list[tuple[str, str]] = []  # finished (delivered or failure recorded), to free
+        self._gave_up: set[str] = set()
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -103,12 +147,17 @@ class Dispatcher:
         if thread is not None:
             thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        try:  # what the workers delivered before the stop: recorded, not sent again by the next dispatcher
+            self._record()
+        except Exception:
+            logger.exception("could not record the last deliveries; the next dispatcher sends them again")
         self._client.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
 
     def nudge(self) -> None:
+        """Wakes the dispatcher now (a local command committed events) instead of at its next poll."""
         self._wake.set()
 
     def _run(self) -> None:
@@ -126,60 +175,87 @@ class Dispatcher:
             self._wake.clear()
 
     def dispatch(self) -> int:
-        """Hands every subscription with due deliveries to a worker, if this process holds the lock;
-        returns how many were handed over."""
-        if self._lock is None:
-            self._lock = self.database.leader_lock(LOCK)
-        if not self._lock.try_acquire():
-            return 0
-        self._busy = {key: future for key, future in self._busy.items() if not future.done()}
-        started = 0
-        for subscription_id in outbox.busy_subscriptions(self.database, time.time()):
-            if subscription_id not in self._busy:
-                self._busy[subscription_id] = self._pool.submit(self._drain, subscription_id)
+        """One round, if this process holds the lock: records what the workers delivered since the last round
+        (one transaction), then hands every due head whose check is not in flight to a worker; returns how
+        many were handed over."""
+        with self._round:
+            if self._lock is None:
+                self._lock = self.database.leader_lock(LOCK)
+            if not self._lock.try_acquire():
+                return 0
+            self._record()
+            with self._guard:
+                self._gave_up.clear()  # the heads query leaves out subscriptions that are failing now
+            bodies = Bodies(self.render)
+            started = 0
+            for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):
+                key = (due.subscription_id, due.check_id)
+                with self._guard:
+                    if key in self._in_flight or self._sending[due.subscription_id] >= self.per_subscription:
+                        continue
+                    self._in_flight.add(key)
+                    self._sending[due.subscription_id] += 1
+                self._pool.submit(self._attempt, due, bodies)
                 started += 1
-        return started
+            return started
+
+    def in_flight(self) -> int:
+        with self._guard:
+            return len(self._in_flight)
 
     def drain_all(self) -> None:
-        """Dispatches and waits until no delivery is due (tests)."""
-        while self.dispatch() or self._busy:
-            for future in list(self._busy.values()):
-                future.result()
-            self._busy = {key: future for key, future in self._busy.items() if not future.done()}
-            if not outbox.busy_subscriptions(self.database, time.time()):
-                return
+        """Dispatches and waits until no delivery is due nor in flight (tests)."""
+        while self.dispatch() or self.in_flight():
+            self._wake.wait(0.02)
+            self._wake.clear()
 
-    def _drain(self, subscription_id: str) -> None:
+    def _attempt(self, due: Due, bodies: Bodies) -> None:
+        """A worker: one delivery. Its check stays in flight until its outcome is recorded (`_record`), so the
+        next event of the check cannot be sent before it."""
+        done: tuple[Due, int, str] | None = None
         try:
-            while not self._stopping.is_set():
-                heads = outbox.due_heads(self.database, subscription_id, time.time(), HEADS_PER_ROUND)
-                if not heads or self._lock is None or not self._lock.try_acquire():
-                    return
-                done: list[tuple[Due, int, str]] = []
-                try:
-                    for due in heads:
-                        if self._stopping.is_set():
-                            return
-                        status = self.send(due)
-                        if status is not None:
-                            done.append((due, status, format_time(utcnow())))
-                finally:  # one transaction for the round's deliveries (a crash before it: sent again)
-                    outbox.delivered(self.database, done)
+            with self._guard:
+                skip = due.subscription_id in self._gave_up or self._stopping.is_set()
+            status = None if skip else self.send(due, bodies)
+            if status is not None:
+                done = (due, status, format_time(utcnow()))
         except Exception:
-            logger.exception("webhook worker of subscription %s failed; the next round tries again", subscription_id)
+            logger.exception("webhook %s to subscription %s failed; the next round tries again", due.position, due.subscription_id)
+        with self._guard:
+            if done is not None:
+                self._done.append(done)
+            self._settled.append((due.subscription_id, due.check_id))
+        self._wake.set()
+
+    def _record(self) -> None:
+        """Marks the finished deliveries delivered in one transaction, then frees their checks."""
+        with self._guard:
+            done, self._done = self._done, []
+            settled, self._settled = self._settled, []
+        try:
+            outbox.delivered(self.database, done)
+        except BaseException:
+            with self._guard:  # kept in flight: recorded by a later round
+                self._done[:0] = done
+                self._settled[:0] = settled
+            raise
+        with self._guard:
+            for key in settled:
+                self._in_flight.discard(key)
+                self._sending[key[0]] -= 1
 
     # -- one delivery -----------------------------------------------------------------------------
 
-    def send(self, due: Due) -> int | None:
+    def send(self, due: Due, bodies: Bodies | None = None) -> int | None:
         """Attempts one delivery; the 2xx status when it was delivered (the caller records it), else None
-        (the failure is recorded here)."""
+        (the failure is recorded here). `bodies`: the round's bodies, shared by one department's subscriptions."""
         now = time.time()
         try:
             check_url(due.url, self.allow)
         except InvalidUrl as refused:
             self._failed(due, None, f"refused: {refused.detail}", None)
             return None
-        body = self.render(due)
+        body = bodies.of(due) if bodies is not None else self.render(due)
         webhook_id = str(due.position)
         headers = signature.headers(webhook_id, int(now), body, self.keys.unseal(due.secret), self.keys.signing_key())
         try:
@@ -217,6 +293,9 @@ class Dispatcher:
         )
 
     def _give_up(self, due: Due, status: int | None, error: str) -> None:
-        outbox.retry_later(self.database, due, status, error, None)
-        self.give_up(due.subscription_id, due.position, status, error)
+        with self._giving_up:  # one at a time: the subscription's events are saved one after the other
+            with self._guard:
+                self._gave_up.add(due.subscription_id)  # its heads still waiting in this round are not sent
+            outbox.retry_later(self.database, due, status, error, None)
+            self.give_up(due.subscription_id, due.position, status, error)
         logger.warning("subscription %s is failing: webhook %s: %s; nothing is sent until it is resumed", due.subscription_id, due.position, error)

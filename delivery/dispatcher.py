@@ -48,6 +48,7 @@ READ_LIMIT = 4096
 HEADS_PER_ROUND = 50  # per subscription
 PER_SUBSCRIPTION = 4  # deliveries in flight at once per subscription, each of a different check
 MAX_BACKOFF_SECONDS = 10.0
+ROUND_GAP = 0.03  # seconds at least between rounds: at most ~30 reads (and record transactions) a second
 
 Render = Callable[[Due], bytes]  # the CloudEvent of a delivery, as its department may see it
 GiveUp = Callable[[str, int, int | None, str], object]  # (subscription, position, status code, error)
@@ -171,7 +172,8 @@ class Dispatcher:
                 failures += 1
                 pause = min(self.poll * 2**failures, MAX_BACKOFF_SECONDS)
                 logger.error("webhook dispatcher failed (%d times); retrying in %.1f s", failures, pause, exc_info=failures == 1)
-            self._wake.wait(pause)
+            self._stopping.wait(ROUND_GAP)  # nudges and finished sends within the gap make one round
+            self._wake.wait(max(0.0, pause - ROUND_GAP))
             self._wake.clear()
 
     def dispatch(self) -> int:

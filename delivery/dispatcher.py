@@ -10,8 +10,9 @@ earliest undelivered delivery, see `delivery.outbox.due_heads`) and hands each t
 Per-check order: a (subscription, check) is *in flight* from the hand-over until its outcome is recorded, and
 no head of a check in flight is handed over, so there are never two deliveries of one check of a
 subscription in flight, and a later event of a check is a head only once the earlier one is recorded
-delivered. Different checks of a subscription are sent concurrently, at most `per_subscription` at a time,
-so that a slow receiver holds a few workers, never a command (the outbox rows were written by the
+delivered. A round deals a subscription's new heads (all of different checks) out to at most
+`per_subscription` lanes, each a worker sending its share one after the other, so that different checks go
+out concurrently while a slow receiver holds a few workers, never a command (the outbox rows were written by the
 commands' transactions) nor all of the pool. The body of an event is rendered once per department and
 round (`Bodies`). A delivery is checked against the SSRF rules again (`delivery.address`), signed
 (`delivery.signature`), POSTed without following redirects, the answer read at most `READ_LIMIT` bytes.
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 LOCK = "webhooks"
 READ_LIMIT = 4096
 HEADS_PER_ROUND = 50  # per subscription
-PER_SUBSCRIPTION = 4  # deliveries in flight at once per subscription, each of a different check
+PER_SUBSCRIPTION = 4  # lanes (workers) at once per subscription, each sending heads of different checks
 MAX_BACKOFF_SECONDS = 10.0
 ROUND_GAP = 0.03  # seconds at least between rounds: at most ~30 reads (and record transactions) a second
 
@@ -189,16 +190,21 @@ class Dispatcher:
             with self._guard:
                 self._gave_up.clear()  # the heads query leaves out subscriptions that are failing now
             bodies = Bodies(self.render)
-            started = 0
+            fresh: dict[str, list[Due]] = {}
             for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):
-                key = (due.subscription_id, due.check_id)
+                if (due.subscription_id, due.check_id) not in self._in_flight:
+                    fresh.setdefault(due.subscription_id, []).append(due)
+            started = 0
+            for subscription_id, heads in fresh.items():
                 with self._guard:
-                    if key in self._in_flight or self._sending[due.subscription_id] >= self.per_subscription:
+                    lanes = min(self.per_subscription - self._sending[subscription_id], len(heads))
+                    if lanes <= 0:
                         continue
-                    self._in_flight.add(key)
-                    self._sending[due.subscription_id] += 1
-                self._pool.submit(self._attempt, due, bodies)
-                started += 1
+                    self._in_flight.update((due.subscription_id, due.check_id) for due in heads)
+                    self._sending[subscription_id] += lanes
+                for lane in range(lanes):  # heads of different checks, dealt out to the lanes oldest first
+                    self._pool.submit(self._attempt, heads[lane::lanes], bodies)
+                started += len(heads)
             return started
 
     def in_flight(self) -> int:
@@ -211,22 +217,28 @@ class Dispatcher:
             self._wake.wait(0.02)
             self._wake.clear()
 
-    def _attempt(self, due: Due, bodies: Bodies) -> None:
-        """A worker: one delivery. Its check stays in flight until its outcome is recorded (`_record`), so the
-        next event of the check cannot be sent before it."""
-        done: tuple[Due, int, str] | None = None
-        try:
+    def _attempt(self, heads: list[Due], bodies: Bodies) -> None:
+        """A worker: one lane of a subscription, its deliveries (each of a different check) one after the other.
+        Each check stays in flight until its outcome is recorded (`_record`), so the next event of the check
+        cannot be sent before it."""
+        for due in heads:
+            done: tuple[Due, int, str] | None = None
+            try:
+                with self._guard:
+                    skip = due.subscription_id in self._gave_up or self._stopping.is_set()
+                status = None if skip else self.send(due, bodies)
+                if status is not None:
+                    done = (due, status, format_time(utcnow()))
+            except Exception:
+                logger.exception(
+                    "webhook %s to subscription %s failed; the next round tries again", due.position, due.subscription_id
+                )
             with self._guard:
-                skip = due.subscription_id in self._gave_up or self._stopping.is_set()
-            status = None if skip else self.send(due, bodies)
-            if status is not None:
-                done = (due, status, format_time(utcnow()))
-        except Exception:
-            logger.exception("webhook %s to subscription %s failed; the next round tries again", due.position, due.subscription_id)
+                if done is not None:
+                    self._done.append(done)
+                self._settled.append((due.subscription_id, due.check_id))
         with self._guard:
-            if done is not None:
-                self._done.append(done)
-            self._settled.append((due.subscription_id, due.check_id))
+            self._sending[heads[0].subscription_id] -= 1
         self._wake.set()
 
     def _record(self) -> None:
@@ -244,7 +256,6 @@ class Dispatcher:
         with self._guard:
             for key in settled:
                 self._in_flight.discard(key)
-                self._sending[key[0]] -= 1
 
     # -- one delivery -----------------------------------------------------------------------------
 

@@ -123,10 +123,10 @@ class Dispatcher:
         self._guard = threading.Lock()  # the in-flight bookkeeping below, shared with the workers
         self._giving_up = threading.Lock()
         self._in_flight: set[tuple[str, str]] = set()  # (subscription, check) sent or sending, not yet recorded
-        self._sending: Counter[str] = Counter()  # in flight per subscription
+        self._sending: Counter[str] = Counter()  # busy lanes per subscription
         self._done: list[tuple[Due, int, str]] = []  # delivered, to record
         self._settled: list[tuple[str, str]] = []  # finished (delivered or failure recorded), to free
-        self._gave_up: set[str] = set()
+        self._gave_up: set[str] = set()  # failing since their lanes were dealt: the rest of those is not sent
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -187,8 +187,8 @@ class Dispatcher:
             if not self._lock.try_acquire():
                 return 0
             self._record()
-            with self._guard:
-                self._gave_up.clear()  # the heads query leaves out subscriptions that are failing now
+            with self._guard:  # once its lanes are done the heads query leaves a failing subscription out
+                self._gave_up = {key for key in self._gave_up if self._sending[key] > 0}
             bodies = Bodies(self.render)
             fresh: dict[str, list[Due]] = {}
             for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):

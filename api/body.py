@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from signing import strictjson
 
 Model = TypeVar("Model", bound=BaseModel)
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def parse_json(raw: bytes, content_type: str | None) -> Any:
@@ -57,3 +59,11 @@ def body_openapi(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
         }
     }
+
+
+def body_route(
+    route: Callable[..., Callable[[Handler], Handler]], path: str, model: type[BaseModel], *codes: str, **options: Any
+) -> Callable[[Handler], Handler]:
+    """The route of a handler that reads ``model`` itself (``read_body``, after its own access checks): ``route``
+    is ``router.post`` or ``router.patch``, ``codes`` the problems it can answer, ``options`` go to ``route``."""
+    return route(path, openapi_extra=body_openapi(model), responses=problem_responses(*codes), **options)

@@ -112,6 +112,9 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
 
 #: Operations that record no event, although they are POSTs.
 QUERIES = frozenset({"verify_proof", "subject_accesses"})
+# The public answers made from keys the process holds, without the store: the only /v1 operations that cannot
+# be `unavailable` (the CRL and the checkpoint note read the store, and answer 503 while it is down).
+KEY_ANSWERS = frozenset({"/v1/trust/root", "/v1/trust/webhook-key", "/v1/log/vkey"})
 #: Answers that are text, not JSON: their media types (the first one is what the service sends by default).
 TEXT_ANSWERS: dict[str, tuple[str, ...]] = {
     "get_trust_root": ("application/x-pem-file", "text/plain"),
@@ -257,7 +260,9 @@ def _problem_codes(
             codes += answer.get("x-problem-codes", [])
     parameters = operation.get("parameters", [])
     if api:
-        codes += ["unauthenticated", "too_many_requests", "unavailable"]
+        codes += ["unauthenticated", "too_many_requests"]
+    if path.startswith("/v1") and path not in KEY_ANSWERS:
+        codes.append("unavailable")
     if any(parameter["in"] == "query" for parameter in parameters):
         codes.append("validation_error")
     if any(parameter["name"] == "min_position" for parameter in parameters):

@@ -255,7 +255,7 @@ class Department(Aggregate):
         return None if key is None or key.revoked else key.key_hash
 
     def register_seal(self, kid: str, certificate_pem: str, not_before: datetime, not_after: datetime) -> None:
-        self._require_issuer()
+        self.require_seal_holder()
         self.trigger_event(
             self.SealRegistered,
             kid=kid,
@@ -265,7 +265,7 @@ class Department(Aggregate):
         )
 
     def revoke_seal(self, kid: str, reason: str, effective_at: datetime) -> None:
-        self._require_issuer()
+        self.require_seal_holder()
         seal = self.seals.get(kid)
         if seal is None:
             raise NotFound.of("key")
@@ -281,7 +281,8 @@ class Department(Aggregate):
             raise NoSigningKey("the department has no usable seal key; rotate its key first")
         return seal
 
-    def _require_issuer(self) -> None:
+    def require_seal_holder(self) -> None:
+        """Only issuers hold seal keys (``conflict`` for any other department)."""
         if not self.has_role("issuer"):
             raise Conflict("only departments with the issuer role hold seal keys")
 

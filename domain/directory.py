@@ -26,6 +26,10 @@ class Listing:
     region: str
     active: bool = True
 
+    def is_issuer(self, kind: str) -> bool:
+        """An issuer of ``kind``, whether active or not."""
+        return "issuer" in self.roles and self.kind == kind
+
 
 class Directory(Aggregate):
     TOPIC = "nocert:directory"
@@ -92,9 +96,8 @@ class Directory(Aggregate):
         candidates = [
             (len(region_prefix(listing.region)), listing.department_id)
             for listing in self.listings.values()
-            if "issuer" in listing.roles
+            if listing.is_issuer(kind)
             and listing.active
-            and listing.kind == kind
             and applicant_region.startswith(region_prefix(listing.region))
         ]
         if not candidates:
@@ -107,7 +110,7 @@ class Directory(Aggregate):
 
     def require_issuer(self, department_id: str, kind: str) -> None:
         listing = self.listings.get(department_id)
-        if listing is None or "issuer" not in listing.roles or listing.kind != kind:
+        if listing is None or not listing.is_issuer(kind):
             raise InvalidIssuer(f"{department_id!r} is no {kind} issuer")
         if not listing.active:
             raise InvalidIssuer(f"{department_id!r} is inactive")

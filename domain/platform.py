@@ -22,7 +22,7 @@ from domain.credentials import IssuedKey, key_matches, key_owner, new_api_key
 from domain.department import Department, Seal
 from domain.directory import Catalogue, Directory
 from domain.erasure import SubjectErasure
-from domain.errors import CategoryUnavailable, ConcurrentUpdate, Conflict, InvalidInput, NotFound, UnknownCategory
+from domain.errors import CategoryUnavailable, ConcurrentUpdate, InvalidInput, NotFound, UnknownCategory
 from domain.escalation import Escalation
 from domain.identifiers import validate_id_number, validate_region, validate_uscc
 from domain.ports import ClaimsValidator, SaveHook, Sealer
@@ -155,8 +155,7 @@ class Platform(Escalation, SubscriptionCommands, SubjectErasure, Roster, CheckRe
 
     def rotate_seal(self, department_id: str) -> tuple[Seal, int]:
         department = self.department(department_id)
-        if not department.has_role("issuer"):
-            raise Conflict("only departments with the issuer role hold seal keys")
+        department.require_seal_holder()  # before a key is made for it
         seal = self._register_new_seal(department)
         position = self._save(department)
         # Only once the rotation is recorded: every earlier key (a retirement that failed before

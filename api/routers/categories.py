@@ -7,23 +7,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import category_document
 from api.problems import Problem, problem_responses
-from api.responses import created, ok
+from api.responses import created, last_position, ok
 from api.schemas import Category, CategoryCreate, CategoryPage, CategoryPatch
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=Category,
-    openapi_extra=body_openapi(CategoryCreate),
-    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "conflict"),
+@body_route(
+    router.post, "", CategoryCreate, "unauthenticated", "forbidden", "validation_error", "conflict",
+    status_code=201, response_model=Category,
 )
 def create_category(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Adds a proof category to the catalogue; new checks may name it while it is active with the collaboration mode."""
@@ -45,11 +42,9 @@ def list_categories(
     return listing([category_document(services.platform.category(code)) for code in chosen], next_cursor)
 
 
-@router.patch(
-    "/{code}",
+@body_route(
+    router.patch, "/{code}", CategoryPatch, "unauthenticated", "forbidden", "not_found", "validation_error",
     response_model=Category,
-    openapi_extra=body_openapi(CategoryPatch),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error"),
 )
 def change_category(code: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Changes name, modes, SLA, claims schema or status (``active`` | ``retired``)."""
@@ -62,5 +57,5 @@ def change_category(code: str, request: Request, admin: Admin, services: Service
             raise Problem("validation_error", f"{field} cannot be null")
     category, position = services.platform.change_category(code, changes, status)
     if not position:  # nothing changed, nothing recorded: the category is as its last event left it
-        position = max(services.log.stream_positions(category.id).values())
+        position = last_position(services, category.id)
     return ok(services, category_document(category), position)

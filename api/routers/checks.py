@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.access import can_read_check, list_scope
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.bootstrap import Services
 from api.deps import (
     Approver,
@@ -30,7 +30,7 @@ from api.deps import (
 from api.presenters import check_document, history_document
 from api.principal import Principal
 from api.problems import Problem, problem_responses
-from api.responses import created, ok
+from api.responses import created, last_position, ok
 from api.schemas import (
     Check as CheckOut,
 )
@@ -61,7 +61,6 @@ COMMAND_CODES = (
     "validation_error", "invalid_transition", "concurrent_update", "idempotency_in_progress",
     "idempotency_mismatch", "payload_too_large", "invalid_officer",
 )
-COMMAND_ERRORS = problem_responses(*COMMAND_CODES)
 
 
 VERSION = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)  # a positive integer that fits a version (below 10**18)
@@ -142,23 +141,19 @@ def raise_from(
     )
 
 
-@router.post(
-    "/v1/checks",
-    status_code=201,
-    response_model=CheckOut,
-    openapi_extra=body_openapi(CheckCreate),
-    responses=problem_responses(
-        "unauthenticated", "forbidden", "validation_error", "invalid_id_number", "invalid_claims",
-        "unknown_category", "category_unavailable", "no_route", "ambiguous_route", "invalid_issuer",
-        "idempotency_mismatch", "idempotency_in_progress", "payload_too_large",
-    ),
+@body_route(
+    router.post, "/v1/checks", CheckCreate,
+    "unauthenticated", "forbidden", "validation_error", "invalid_id_number", "invalid_claims",
+    "unknown_category", "category_unavailable", "no_route", "ambiguous_route", "invalid_issuer",
+    "idempotency_mismatch", "idempotency_in_progress", "payload_too_large",
+    status_code=201, response_model=CheckOut,
 )
 def raise_check(request: Request, approver: Approver, services: ServicesDep) -> JSONResponse:
     """Raises a check with the issuer named, or routed by the applicant's region."""
     body = read_body(request, CheckCreate)
     check, position = raise_from(services, approver, body, request.headers.get("idempotency-key"))
     if position is None:  # an earlier request with this key raised it
-        position = max(services.log.stream_positions(check.id).values())
+        position = last_position(services, check.id)
     return created(services, check_document(check, approver, services.platform.clock()), position)
 
 
@@ -242,9 +237,8 @@ def check_history(check_id: str, principal: CheckReader, services: ServicesDep, 
 
 def _command(path: str, model: type[BaseModel], summary: str, *codes: str) -> Callable[[Handler], Handler]:
     """A check command; ``codes``: the problems it can answer besides those of every command."""
-    responses = {**COMMAND_ERRORS, **problem_responses(*COMMAND_CODES, *codes)}
-    route = router.post(
-        path, response_model=CheckOut, openapi_extra=body_openapi(model), responses=responses, summary=summary
+    route: Callable[[Handler], Handler] = body_route(
+        router.post, path, model, *COMMAND_CODES, *codes, response_model=CheckOut, summary=summary
     )
     return lambda handler: route(cached_first(handler))
 

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.deps import Admin, Cursor, Limit, PrincipalDep, ServicesDep, StoreAt
 from api.pagination import listing, page
 from api.presenters import department_document, seal_entry
 from api.problems import Problem, problem_responses
-from api.responses import created, ok
+from api.responses import created, last_position, no_content, ok
 from api.schemas import (
     ApiKeyCreated,
     DepartmentCreate,
@@ -31,12 +31,9 @@ from domain.timefmt import parse_time
 router = APIRouter(prefix="/v1/departments", tags=["departments"])
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=DepartmentCreated,
-    openapi_extra=body_openapi(DepartmentCreate),
-    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "invalid_uscc", "conflict"),
+@body_route(
+    router.post, "", DepartmentCreate, "unauthenticated", "forbidden", "validation_error", "invalid_uscc", "conflict",
+    status_code=201, response_model=DepartmentCreated,
 )
 def create_department(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Registers a department; issuers get a seal key and certificate. The API key is shown once."""
@@ -71,11 +68,10 @@ def list_departments(
     return listing([department_document(services.platform.department(i), now) for i in chosen], next_cursor)
 
 
-@router.patch(
-    "/{department_id}",
+@body_route(
+    router.patch, "/{department_id}", DepartmentPatch,
+    "unauthenticated", "forbidden", "not_found", "validation_error", "concurrent_update",
     response_model=DepartmentOut,
-    openapi_extra=body_openapi(DepartmentPatch),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "concurrent_update"),
 )
 def change_department(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Renames, moves (checks raised afterwards see the new region), deactivates or re-activates a department
@@ -90,16 +86,13 @@ def change_department(department_id: str, request: Request, admin: Admin, servic
         department_id, name=body.name, region=body.region, status=body.status
     )
     if position is None:  # nothing changed, nothing recorded: the department is as its last event left it
-        position = max(services.log.stream_positions(department.id).values())
+        position = last_position(services, department.id)
     return ok(services, department_document(department, services.platform.clock()), position)
 
 
-@router.post(
-    "/{department_id}/api-keys",
-    status_code=201,
-    response_model=ApiKeyCreated,
-    openapi_extra=body_openapi(Empty),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found"),
+@body_route(
+    router.post, "/{department_id}/api-keys", Empty, "unauthenticated", "forbidden", "not_found",
+    status_code=201, response_model=ApiKeyCreated,
 )
 def issue_api_key(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """A further API key for the department, shown once."""
@@ -117,16 +110,12 @@ def issue_api_key(department_id: str, request: Request, admin: Admin, services: 
 def revoke_api_key(department_id: str, api_key_id: str, admin: Admin, services: ServicesDep) -> Response:
     """The key stops working at once, in every worker."""
     position = services.platform.revoke_api_key(department_id, api_key_id)
-    services.views.nudge()
-    return Response(status_code=204, headers={"X-Event-Position": str(position)})
+    return no_content(services, position)
 
 
-@router.post(
-    "/{department_id}/keys",
-    status_code=201,
-    response_model=Signing,
-    openapi_extra=body_openapi(Empty),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found", "conflict"),
+@body_route(
+    router.post, "/{department_id}/keys", Empty, "unauthenticated", "forbidden", "not_found", "conflict",
+    status_code=201, response_model=Signing,
 )
 def rotate_seal(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """A new seal key and certificate; the previous one is retired and still verifies its proofs."""
@@ -136,11 +125,10 @@ def rotate_seal(department_id: str, request: Request, admin: Admin, services: Se
     return created(services, {"kid": seal.kid, "certificate_pem": seal.certificate_pem}, position)
 
 
-@router.post(
-    "/{department_id}/keys/{kid}/revoke",
+@body_route(
+    router.post, "/{department_id}/keys/{kid}/revoke", KeyRevocation,
+    "unauthenticated", "forbidden", "not_found", "validation_error", "conflict",
     response_model=CertificateOut,
-    openapi_extra=body_openapi(KeyRevocation),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "conflict"),
 )
 def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Proofs signed with the key at or after ``effective_at`` (default now) no longer verify."""
@@ -154,7 +142,7 @@ def revoke_seal(department_id: str, kid: str, request: Request, admin: Admin, se
         raise Problem("validation_error", "effective_at must be an RFC 3339 time") from None
     _, position = services.platform.revoke_seal(department_id, kid, body.reason, effective_at)
     if not position:  # revoked from that time or earlier already: nothing recorded, the last event stands
-        position = max(services.log.stream_positions(Department.stream_id(department_id)).values())
+        position = last_position(services, Department.stream_id(department_id))
     department = services.platform.department(department_id)
     return ok(services, seal_entry(department, kid, services.platform.clock()), position)
 

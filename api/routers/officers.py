@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.deps import Admin, Cursor, Limit, MinPosition, PrincipalDep, ServicesDep, wait_for_store
 from api.pagination import listing, page
 from api.presenters import officer_document
 from api.problems import Problem, problem_responses
-from api.responses import created
+from api.responses import created, no_content
 from api.schemas import OfficerCreate, OfficerCreated, OfficerPage
 from api.workbench.accounts import Accounts
 from api.workbench.sessions import Officer
@@ -27,12 +27,9 @@ def _accounts(request: Request) -> Accounts:
     return accounts
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=OfficerCreated,
-    openapi_extra=body_openapi(OfficerCreate),
-    responses=problem_responses("unauthenticated", "forbidden", "not_found", "validation_error", "conflict"),
+@body_route(
+    router.post, "", OfficerCreate, "unauthenticated", "forbidden", "not_found", "validation_error", "conflict",
+    status_code=201, response_model=OfficerCreated,
 )
 def add_officer(department_id: str, request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """A new officer of the department; its enrolment code is shown this once."""
@@ -73,5 +70,4 @@ def list_officers(
 def remove_officer(department_id: str, login: str, request: Request, admin: Admin, services: ServicesDep) -> Response:
     """The officer cannot sign in any more, and its sessions end at once (same transaction as the event)."""
     position = services.platform.remove_officer(department_id, login, [_accounts(request).removal(Officer(department_id, login))])
-    services.views.nudge()
-    return Response(status_code=204, headers={"X-Event-Position": str(position)})
+    return no_content(services, position)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.access import sees_proof_jws
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.bootstrap import Services
 from api.deps import Issuer, PrincipalDep, ServicesDep, StoreAt, parse_uuid
 from api.principal import Principal
@@ -45,11 +45,9 @@ def visible_proof(services: Services, proof_id: str, principal: Principal) -> Ch
     return check
 
 
-@router.post(
-    "/verify",
+@body_route(
+    router.post, "/verify", VerifyRequest, "unauthenticated", "unsupported_media_type", "malformed_json", "validation_error",
     response_model=Verification,
-    openapi_extra=body_openapi(VerifyRequest),
-    responses=problem_responses("unauthenticated", "unsupported_media_type", "malformed_json", "validation_error"),
 )
 def verify(request: Request, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
     """Judges a proof by every rule of §5; an invalid proof is a 200 with ``valid: false``."""
@@ -66,13 +64,10 @@ def read_proof(proof_id: str, principal: PrincipalDep, services: ServicesDep, mi
     return proof_record(visible_proof(services, proof_id, principal))
 
 
-@router.post(
-    "/{proof_id}/revoke",
+@body_route(
+    router.post, "/{proof_id}/revoke", ProofRevocation,
+    "unauthenticated", "forbidden", "not_found", "validation_error", "invalid_transition", "invalid_officer",
     response_model=ProofRecord,
-    openapi_extra=body_openapi(ProofRevocation),
-    responses=problem_responses(
-        "unauthenticated", "forbidden", "not_found", "validation_error", "invalid_transition", "invalid_officer"
-    ),
 )
 def revoke_proof(proof_id: str, request: Request, issuer: Issuer, services: ServicesDep) -> JSONResponse:
     """The sealing issuer revokes its proof: ``ProofRevoked`` on the check's stream."""

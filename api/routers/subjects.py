@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api import subjects
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.deps import Admin, Cursor, Limit, ServicesDep, require_role
 from api.principal import Principal
 from api.problems import problem_responses
@@ -21,11 +21,9 @@ PortalOrAuditor = Annotated[Principal, Depends(require_role("citizen_portal", "a
 AdminOrAuditor = Annotated[Principal, Depends(require_role("admin", "auditor"))]
 
 
-@router.post(
-    "/accesses",
+@body_route(
+    router.post, "/accesses", SubjectQuery, "unauthenticated", "forbidden", "validation_error", "invalid_id_number",
     response_model=Accesses,
-    openapi_extra=body_openapi(SubjectQuery),
-    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "invalid_id_number"),
 )
 def subject_accesses(request: Request, principal: PortalOrAuditor, services: ServicesDep) -> dict[str, Any]:
     """Every check whose applicant is the person, newest first. The number travels in the body only."""
@@ -33,11 +31,9 @@ def subject_accesses(request: Request, principal: PortalOrAuditor, services: Ser
     return subjects.accesses(services, principal, body.id_number, body.limit, body.cursor)
 
 
-@router.post(
-    "/erase",
+@body_route(
+    router.post, "/erase", SubjectErase, "unauthenticated", "forbidden", "validation_error", "invalid_id_number", "not_found",
     response_model=Erasure,
-    openapi_extra=body_openapi(SubjectErase),
-    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "invalid_id_number", "not_found"),
 )
 def erase_subject(request: Request, admin: Admin, services: ServicesDep) -> JSONResponse:
     """Destroys the person's key and records ``SubjectErased`` on each of their checks; answers a receipt

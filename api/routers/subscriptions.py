@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.body import body_openapi, read_body
+from api.body import body_route, read_body
 from api.deps import Cursor, ServicesDep, parse_uuid
 from api.problems import problem_responses
 from api.responses import created, ok
@@ -36,11 +36,10 @@ def subscription_document(subscription: Subscription) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/v1/subscriptions",
+@body_route(
+    router.post, "/v1/subscriptions", SubscriptionCreate,
+    "unauthenticated", "forbidden", "validation_error", "invalid_url", "payload_too_large",
     status_code=201,
-    openapi_extra=body_openapi(SubscriptionCreate),
-    responses=problem_responses("unauthenticated", "forbidden", "validation_error", "invalid_url", "payload_too_large"),
 )
 def subscribe(request: Request, department: DepartmentPrincipal, services: ServicesDep) -> JSONResponse:
     """Subscribes the caller to its check events; the secret is shown this once."""

@@ -3,9 +3,11 @@
 - ``openapi-python-client generate`` runs without a warning, and its client, imported from a temporary
   directory, takes a check through raise → accept → reply → close and meets the error cases of API.md §9 a
   conforming client can cause, against a live server on both stores, with the generated models only (no
-  hand-made headers or bodies);
+  hand-made headers or bodies); and meets, parsed as its ``Problem``, the §9 answers a client does not cause
+  itself: a body changed on the way (``malformed_json``, ``unsupported_media_type``), two requests at once
+  (``idempotency_in_progress``, ``concurrent_update``) and a store that does not answer (``unavailable``);
 - ``openapi-typescript`` types compile under ``tsc --module NodeNext --moduleResolution NodeNext --strict``,
-  together with every request example typed as its schema.
+  together with every request example typed as its schema, and type those answers as ``Problem``.
 
 The tools come from the test extras (Python) and from an npm install into a cache directory that the test
 does itself (``NOCERT_NPM_TOOLS``, default ``~/.cache/nocert-tests/npm``). A missing tool skips, and fails
@@ -14,12 +16,17 @@ under ``NOCERT_REQUIRE_POSTGRES=1`` (CI); an npm registry that cannot be reached
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import importlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,10 +199,10 @@ def test_the_generated_client_drives_a_check_from_raise_to_close(gen: Generated,
 
 
 def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[Province, str], spec_file: Path) -> None:
-    """Every §9 case a conforming client can cause, each answered as the generated ``Problem``. Not here:
-    ``malformed_json`` and ``unsupported_media_type`` (a generated client always sends JSON),
-    ``concurrent_update`` and ``idempotency_in_progress`` (races), ``unavailable`` (a store outage; see
-    tests/reliability)."""
+    """Every §9 case a conforming client can cause on its own, each answered as the generated ``Problem``.
+    The others follow: ``malformed_json`` and ``unsupported_media_type`` (a body changed on the way),
+    ``concurrent_update`` and ``idempotency_in_progress`` (two requests at once), ``unavailable`` (a store
+    that does not answer)."""
     province, _ = live
     m = gen.models
     admin, approver = gen.client(ADMIN_KEY), gen.client(province.approver.key)
@@ -286,6 +293,264 @@ def test_the_generated_client_meets_the_error_cases(gen: Generated, live: tuple[
     assert replied.status == m.CheckStatus.REPLIED
 
 
+# -- what a conforming client meets without causing it ------------------------------------------
+
+
+def documented_codes(spec_file: Path) -> dict[str, dict[str, Any]]:
+    """operationId → its declared responses."""
+    return {
+        operation["operationId"]: operation["responses"]
+        for item in json.loads(spec_file.read_text("utf-8"))["paths"].values()
+        for operation in item.values()
+    }
+
+
+def assert_problem(gen: Generated, spec_file: Path, response: Any, status: int, code: str, operation: str) -> Any:
+    """The generated client parsed ``response`` as its ``Problem`` (so the operation declares the status with
+    the Problem schema), with that code, which the operation's description lists under that status."""
+    m = gen.models
+    assert response.status_code == status, (code, response.status_code, response.content)
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    assert isinstance(response.parsed, m.Problem), (operation, status, response.content)
+    assert response.parsed.code == code and response.parsed.status == status, response.content
+    assert code in documented_codes(spec_file)[operation][str(status)]["x-problem-codes"], (operation, status, code)
+    return response.parsed
+
+
+class Mangling(httpx.HTTPTransport):
+    """A transport that changes the generated client's request on its way, as a broken proxy or a hand-edited
+    request would: its body (``body``) or its media type (``content_type``)."""
+
+    def __init__(self, *, body: bytes | None = None, content_type: str | None = None) -> None:
+        super().__init__()
+        self.body, self.content_type = body, content_type
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+        if self.content_type is not None:
+            headers["content-type"] = self.content_type
+        content = self.body if self.body is not None else request.read()
+        changed = httpx.Request(request.method, request.url, headers=headers, content=content)
+        self.sent.append(changed)
+        return super().handle_request(changed)
+
+
+def test_the_generated_client_meets_a_body_changed_on_the_way(
+    gen: Generated, live: tuple[Province, str], spec_file: Path
+) -> None:
+    province, _ = live
+    m = gen.models
+    raise_check, change_department = gen.op("checks", "raise_check"), gen.op("departments", "change_department")
+
+    def client(token: str, transport: Mangling) -> Any:
+        return gen.package.AuthenticatedClient(
+            base_url=gen.base_url, token=token, timeout=httpx.Timeout(30.0), httpx_args={"transport": transport}
+        )
+
+    def gulou_name() -> list[str]:
+        listed = gen.op("departments", "list_departments").sync(client=gen.client(ADMIN_KEY))
+        return [item.name for item in listed.items if item.id == province.gulou.id]
+
+    before = gulou_name()
+    assert before and before != ["鼓楼"]
+    truncated = Mangling(body=b'{"category": "' + CATEGORY.encode() + b'", "matter": {')
+    answer = raise_check.sync_detailed(client=client(province.approver.key, truncated), body=check_create(m))
+    assert_problem(gen, spec_file, answer, 400, "malformed_json", "raise_check")
+    not_utf8 = Mangling(body=b'{"name": "\xff\xfe"}')
+    answer = change_department.sync_detailed(
+        province.gulou.id, client=client(ADMIN_KEY, not_utf8), body=m.DepartmentPatch(name="鼓楼")
+    )
+    assert_problem(gen, spec_file, answer, 400, "malformed_json", "change_department")
+    as_form = Mangling(content_type="application/x-www-form-urlencoded")
+    answer = raise_check.sync_detailed(client=client(province.approver.key, as_form), body=check_create(m))
+    assert_problem(gen, spec_file, answer, 415, "unsupported_media_type", "raise_check")
+    as_text = Mangling(content_type="text/plain")
+    answer = change_department.sync_detailed(
+        province.gulou.id, client=client(ADMIN_KEY, as_text), body=m.DepartmentPatch(name="鼓楼")
+    )
+    assert_problem(gen, spec_file, answer, 415, "unsupported_media_type", "change_department")
+    for transport in (truncated, not_utf8, as_form, as_text):
+        assert len(transport.sent) == 1  # each request went out once, as changed
+    # nothing of the refused requests was recorded: the department keeps its name
+    assert gulou_name() == before
+
+
+def test_the_generated_client_meets_a_key_in_progress(
+    gen: Generated, live: tuple[Province, str], spec_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first request with a key is held inside its command; a second with the same key and body, sent
+    meanwhile, is 409 ``idempotency_in_progress``; once the first is answered, a repeat is its answer."""
+    province, _ = live
+    m = gen.models
+    issuer = gen.client(province.gulou.key)
+    accept = gen.op("checks", "accept_check")
+    check = gen.op("checks", "raise_check").sync(client=gen.client(province.approver.key), body=check_create(m))
+    platform = province.services.platform
+    entered, release = threading.Event(), threading.Event()
+    original = platform.accept
+
+    def held_accept(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        assert release.wait(30), "the held accept was never released"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(platform, "accept", held_accept)
+    key = f"in-progress-{uuid.uuid4()}"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(accept.sync_detailed, check.id, client=issuer, body=m.Empty(), idempotency_key=key)
+        try:
+            assert entered.wait(30), "the first request did not reach its command"
+            meanwhile = accept.sync_detailed(check.id, client=issuer, body=m.Empty(), idempotency_key=key)
+        finally:
+            release.set()
+        answered = first.result(timeout=60)
+    assert_problem(gen, spec_file, meanwhile, 409, "idempotency_in_progress", "accept_check")
+    assert answered.status_code == 200 and isinstance(answered.parsed, m.Check), answered.content
+    assert answered.parsed.status == m.CheckStatus.ACCEPTED
+    monkeypatch.undo()
+    again = accept.sync_detailed(check.id, client=issuer, body=m.Empty(), idempotency_key=key)
+    assert again.status_code == 200 and again.parsed.version == answered.parsed.version, again.content
+    history = gen.op("checks", "get_check_history").sync(check.id, client=issuer)
+    assert [event.type_ for event in history.events] == ["Raised", "Accepted"]
+
+
+def test_the_generated_client_meets_a_concurrent_update(
+    gen: Generated, live: tuple[Province, str], spec_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rival commands (accept, decline) on one check, sent at once, both read the check before either
+    saves (each request's read is held until the other's has read too, as on a node that had not cached
+    the check): one wins, the other is 409 ``concurrent_update``."""
+    province, _ = live
+    m = gen.models
+    issuer = gen.client(province.gulou.key)
+    check = gen.op("checks", "raise_check").sync(client=gen.client(province.approver.key), body=check_create(m))
+    platform = province.services.platform
+    both_read = threading.Barrier(2, timeout=30)
+    reads: list[uuid.UUID] = []
+    lock = threading.Lock()
+    original = platform.check
+
+    def holding_read(check_id: uuid.UUID, version: int | None = None) -> Any:
+        found = original(check_id, version)
+        with lock:
+            held = check_id == check.id and len(reads) < 2
+            if held:
+                reads.append(check_id)
+        if held:
+            both_read.wait()
+        return found
+
+    monkeypatch.setattr(platform, "cached_check", lambda check_id: None)
+    monkeypatch.setattr(platform, "check", holding_read)
+    commands = {
+        "accept_check": lambda: gen.op("checks", "accept_check").sync_detailed(check.id, client=issuer, body=m.Empty()),
+        "decline_check": lambda: gen.op("checks", "decline_check").sync_detailed(
+            check.id, client=issuer, body=m.Decline(reason_code=m.DeclineReason.NO_RECORD)
+        ),
+    }
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(command) for name, command in commands.items()}
+        answers = {name: future.result(timeout=60) for name, future in futures.items()}
+    monkeypatch.undo()
+    assert len(reads) == 2, "the two commands did not both read the check"
+    won = [name for name, answer in answers.items() if answer.status_code == 200]
+    assert len(won) == 1, {name: (answer.status_code, answer.content) for name, answer in answers.items()}
+    (lost,) = set(answers) - set(won)
+    assert_problem(gen, spec_file, answers[lost], 409, "concurrent_update", lost)
+    history = gen.op("checks", "get_check_history").sync(check.id, client=issuer)
+    assert [event.type_ for event in history.events] == ["Raised", "Accepted" if won == ["accept_check"] else "Declined"]
+
+
+@contextlib.contextmanager
+def sqlite_write_locked(database_path: Path) -> Iterator[None]:
+    """Another connection holds SQLite's write lock: the service's writes wait out their busy timeout."""
+    holder = sqlite3.connect(database_path, isolation_level=None, timeout=30)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_the_generated_client_meets_an_unavailable_store(
+    generated_package: ModuleType, module_database_url: str, spec_file: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL: a server on a throw-away cluster (tests/reliability/cluster.py), which is stopped: every
+    operation that needs the store, a public one too, is 503 ``unavailable``, parsed as the generated
+    ``Problem``; the public answers made from keys alone go on. SQLite: the database's write lock held by
+    another connection beyond the busy timeout: a command is 503 ``unavailable``. Both recover."""
+    if module_database_url.startswith("sqlite"):
+        database = tmp_path / "nocert.db"
+        with running_app(f"sqlite:///{database}", tmp_path / "keys") as (services, app, client):
+            province = Province.standard(client, services, app)
+            with live_server(app) as url:
+                gen = Generated(generated_package, url)
+                m = gen.models
+                approver = gen.client(province.approver.key)
+                raise_check = gen.op("checks", "raise_check")
+                with sqlite_write_locked(database):
+                    answer = raise_check.sync_detailed(client=approver, body=check_create(m))
+                assert_problem(gen, spec_file, answer, 503, "unavailable", "raise_check")
+                assert answer.headers["retry-after"].isdigit()
+                assert raise_check.sync_detailed(client=approver, body=check_create(m)).status_code == 201
+        return
+
+    from tests.reliability.cluster import pg_bin, shared_server_ready, throwaway_cluster
+
+    if pg_bin() is None:
+        missing("PostgreSQL's server programs (initdb, pg_ctl) are needed for a throw-away cluster")
+    with throwaway_cluster() as cluster, running_app(cluster.url, tmp_path / "keys") as (services, app, client):
+        province = Province.standard(client, services, app)
+        with live_server(app) as url:
+            gen = Generated(generated_package, url)
+            m = gen.models
+            approver, issuer = gen.client(province.approver.key), gen.client(province.gulou.key)
+            anonymous = gen.package.Client(base_url=url, timeout=httpx.Timeout(30.0))
+            check = gen.op("checks", "raise_check").sync(client=approver, body=check_create(m))
+            province.settle()
+            cluster.stop()
+            try:
+                assert shared_server_ready(), "the shared PostgreSQL stopped with the test's own"
+                down = {
+                    "get_check": lambda: gen.op("checks", "get_check").sync_detailed(check.id, client=approver),
+                    "raise_check": lambda: gen.op("checks", "raise_check").sync_detailed(
+                        client=approver, body=check_create(m), idempotency_key=f"down-{uuid.uuid4()}"
+                    ),
+                    "accept_check": lambda: gen.op("checks", "accept_check").sync_detailed(
+                        check.id, client=issuer, body=m.Empty()
+                    ),
+                    "get_trust_crl": lambda: gen.op("trust", "get_trust_crl").sync_detailed(client=anonymous),
+                    "get_log_checkpoint": lambda: gen.op("transparency_log", "get_log_checkpoint").sync_detailed(
+                        client=anonymous
+                    ),
+                }
+                for operation, call in down.items():
+                    started = time.monotonic()
+                    answer = call()
+                    assert time.monotonic() - started < 15, f"{operation} took {time.monotonic() - started:.1f} s"
+                    assert_problem(gen, spec_file, answer, 503, "unavailable", operation)
+                keys_only = {
+                    "get_trust_root": gen.op("trust", "get_trust_root").sync_detailed(client=anonymous),
+                    "get_webhook_key": gen.op("subscriptions", "get_webhook_key").sync_detailed(client=anonymous),
+                    "get_log_vkey": gen.op("transparency_log", "get_log_vkey").sync_detailed(client=anonymous),
+                }
+            finally:
+                cluster.start()
+            # the public operations made from keys alone answer, and declare no 503
+            documented = documented_codes(spec_file)
+            for operation, answer in keys_only.items():
+                assert answer.status_code == 200, (operation, answer.status_code, answer.content)
+                assert "503" not in documented[operation], operation
+            deadline = time.monotonic() + 60
+            while (answer := gen.op("checks", "get_check").sync_detailed(check.id, client=approver)).status_code != 200:
+                assert time.monotonic() < deadline, answer.content
+                time.sleep(0.5)
+            accepted = gen.op("checks", "accept_check").sync(check.id, client=issuer, body=m.Empty())
+            assert accepted.status == m.CheckStatus.ACCEPTED
+
+
 # -- TypeScript ------------------------------------------------------------------------------------
 
 
@@ -343,6 +608,24 @@ export function describe(check: Check): string {
 }
 
 export const raised: Promise<Raised | Problem> = raiseCheck("http://127.0.0.1:8000", "key", example_CheckCreate, "k-1");
+
+// The answers a client meets without causing them are declared, as the Problem schema, where they can come:
+// an undeclared status does not compile (not a key of the responses), another schema is not `true`.
+type ProblemOf<Op extends keyof operations, S extends keyof operations[Op]["responses"]> =
+  operations[Op]["responses"][S] extends { content: { "application/problem+json": infer P } } ? P : never;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const declared: [
+  Same<ProblemOf<"raise_check", 400>, Problem>,  // malformed_json
+  Same<ProblemOf<"change_department", 400>, Problem>,
+  Same<ProblemOf<"raise_check", 415>, Problem>,  // unsupported_media_type
+  Same<ProblemOf<"change_department", 415>, Problem>,
+  Same<ProblemOf<"accept_check", 409>, Problem>,  // idempotency_in_progress, concurrent_update
+  Same<ProblemOf<"decline_check", 409>, Problem>,
+  Same<ProblemOf<"raise_check", 503>, Problem>,  // unavailable
+  Same<ProblemOf<"get_check", 503>, Problem>,
+  Same<ProblemOf<"get_trust_crl", 503>, Problem>,
+  Same<ProblemOf<"get_log_checkpoint", 503>, Problem>,
+] = [true, true, true, true, true, true, true, true, true, true];
 """
 
 

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,13 @@ class Ack:
     version: int
     answered: float = 0.0  # time.monotonic() when the answer came
 
+    @classmethod
+    def of(cls, command: str, response: httpx.Response) -> Ack:
+        """What a 2xx answer to a lifecycle command told the client, now."""
+        document = response.json()
+        position = int(response.headers["x-event-position"])
+        return cls(document["id"], command, position, document["status"], document["version"], time.monotonic())
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -237,6 +245,15 @@ LIVES: tuple[tuple[tuple[str, str, dict[str, Any]], ...], ...] = (
     ),
     (("accept", "gulou", {}),),  # left open
 )
+
+
+def command_path(command: str, check_id: str | None) -> str:
+    """Where a lifecycle command is posted: ``raise`` creates the check, the others act on ``check_id``."""
+    return "/v1/checks" if command == "raise" else f"/v1/checks/{check_id}/{command}"
+
+
+#: Sends one command of a check's life (command, who, check id, body); the check's id, None to stop.
+Send = Callable[[str, str, str | None, dict[str, Any]], str | None]
 
 
 class LifecycleLoad:
@@ -279,19 +296,39 @@ class LifecycleLoad:
         with self._lock:
             return len(self.acks)
 
+    def run_for(self, seconds: float, min_acks: int, limit: float) -> None:
+        """Starts the load; returns once it has run ``seconds`` and ``min_acks`` commands were answered 2xx,
+        failing if that takes more than ``limit`` seconds."""
+        self.start()
+        started = time.monotonic()
+        while time.monotonic() - started < seconds or self.ack_count() < min_acks:
+            assert time.monotonic() - started < limit, f"only {self.ack_count()} commands answered in {limit:g} s"
+            time.sleep(0.05)
+
+    def resend(self, client: httpx.Client) -> Iterator[tuple[str, httpx.Response]]:
+        """Sends every command left unanswered (``in_flight``) again with its Idempotency-Key, through
+        ``client``: each command's name and the answer."""
+        for command, who, check_id, key, body in self.in_flight:
+            headers = self.province.headers(who, **{"Idempotency-Key": key})
+            yield command, client.post(command_path(command, check_id), json=body, headers=headers)
+
+    def _lives(self, index: int, send: Send) -> None:
+        """Takes checks through ``LIVES`` in turn from ``index`` until the load stops or ``send`` gives up."""
+        for serial in itertools.count():
+            if self.stop_event.is_set():
+                return
+            life = LIVES[(index + serial) % len(LIVES)]
+            check_id = send("raise", "approver", None, check_body())
+            if check_id is None:
+                return
+            for command, who, body in life:
+                if send(command, who, check_id, body) is None:
+                    return
+
     def _run(self, index: int) -> None:
         try:
             with httpx.Client(base_url=self.base_url, timeout=self.timeout) as client:
-                for serial in itertools.count():
-                    if self.stop_event.is_set():
-                        return
-                    life = LIVES[(index + serial) % len(LIVES)]
-                    check_id = self._command(client, "raise", "approver", None, check_body())
-                    if check_id is None:
-                        return
-                    for command, who, body in life:
-                        if self._command(client, command, who, check_id, body) is None:
-                            return
+                self._lives(index, lambda *command: self._command(client, *command))
         except BaseException as error:  # surfaced by stop()
             self.errors.append(error)
 
@@ -299,7 +336,7 @@ class LifecycleLoad:
         self, client: httpx.Client, command: str, who: str, check_id: str | None, body: dict[str, Any]
     ) -> str | None:
         """Sends the command until answered 2xx (or once, without retry); the check's id, None to stop."""
-        path = "/v1/checks" if command == "raise" else f"/v1/checks/{check_id}/{command}"
+        path = command_path(command, check_id)
         key = uuid.uuid4().hex
         unanswered = False
         while not self.stop_event.is_set():
@@ -318,9 +355,7 @@ class LifecycleLoad:
             unanswered = False
             seconds = time.monotonic() - started
             if response.is_success:
-                document = response.json()
-                ack = Ack(document["id"], command, int(response.headers["x-event-position"]), document["status"],
-                          document["version"], time.monotonic())
+                ack = Ack.of(command, response)
                 with self._lock:
                     self.acks.append(ack)
                 return ack.check_id

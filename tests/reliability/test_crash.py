@@ -67,11 +67,7 @@ def test_kill_9_under_load_loses_no_acknowledged_command(durable_database_url: s
             province = Province.create(client)
 
         load = LifecycleLoad(server.base_url, province, threads=3, retry=True)
-        load.start()
-        started = time.monotonic()
-        while time.monotonic() - started < LOAD_SECONDS or load.ack_count() < MIN_ACKS:
-            assert time.monotonic() - started < 60, f"only {load.ack_count()} commands answered in 60 s"
-            time.sleep(0.05)
+        load.run_for(LOAD_SECONDS, MIN_ACKS, limit=60)
         time.sleep(random.uniform(0, 0.5))
         server.kill9()
         killed_at = time.monotonic()
@@ -84,9 +80,7 @@ def test_kill_9_under_load_loses_no_acknowledged_command(durable_database_url: s
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             report = verify_acks(client, province, acks)
             retried: Counter[str] = Counter()
-            for command, who, check_id, key, body in load.in_flight:
-                path = "/v1/checks" if command == "raise" else f"/v1/checks/{check_id}/{command}"
-                response = client.post(path, json=body, headers=province.headers(who, **{"Idempotency-Key": key}))
+            for command, response in load.resend(client):
                 code = response.json().get("code") if not response.is_success else "ok"
                 retried[f"{response.status_code} {code}"] += 1
                 assert response.status_code < 500, f"retry of {command} after the crash: {response.text}"

@@ -28,15 +28,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.bodies import check_body
 from tests.reliability.support import (
-    LIVES,
     Ack,
     Failure,
     LifecycleLoad,
     Province,
     Server,
     _problem_code,
+    command_path,
     converge_and_rebuild,
     server_env,
     verify_acks,
@@ -63,16 +62,7 @@ class TwoNodeLoad(LifecycleLoad):
             clients = [httpx.Client(base_url=url, timeout=self.timeout) for url in self.base_urls]
             turn = itertools.count(index)
             try:
-                for serial in itertools.count():
-                    if self.stop_event.is_set():
-                        return
-                    life = LIVES[(index + serial) % len(LIVES)]
-                    check_id = self._send(clients, turn, "raise", "approver", None, check_body())
-                    if check_id is None:
-                        return
-                    for command, who, body in life:
-                        if self._send(clients, turn, command, who, check_id, body) is None:
-                            return
+                self._lives(index, lambda *command: self._send(clients, turn, *command))
             finally:
                 for client in clients:
                     client.close()
@@ -82,7 +72,7 @@ class TwoNodeLoad(LifecycleLoad):
     def _send(
         self, clients: list[httpx.Client], turn: Any, command: str, who: str, check_id: str | None, body: dict[str, Any]
     ) -> str | None:
-        path = "/v1/checks" if command == "raise" else f"/v1/checks/{check_id}/{command}"
+        path = command_path(command, check_id)
         key = uuid.uuid4().hex
         node = next(turn) % len(clients)
         while not self.stop_event.is_set():
@@ -97,9 +87,7 @@ class TwoNodeLoad(LifecycleLoad):
                 node = (node + 1) % len(clients)  # fail over
                 continue
             if response.is_success:
-                document = response.json()
-                ack = Ack(document["id"], command, int(response.headers["x-event-position"]), document["status"],
-                          document["version"], time.monotonic())
+                ack = Ack.of(command, response)
                 with self._lock:
                     self.acks.append(ack)
                     if self.killed:
@@ -138,11 +126,7 @@ def test_two_nodes_one_killed_mid_load(durable_database_url: str, tmp_path: Path
         second.start()
 
         load = TwoNodeLoad([first.base_url, second.base_url], province, threads=4)
-        load.start()
-        started = time.monotonic()
-        while time.monotonic() - started < LOAD_SECONDS or load.ack_count() < MIN_ACKS:
-            assert time.monotonic() - started < 90, f"only {load.ack_count()} commands answered in 90 s"
-            time.sleep(0.05)
+        load.run_for(LOAD_SECONDS, MIN_ACKS, limit=90)
         time.sleep(random.uniform(0, 0.3))
         first.kill9()  # mid-batch: four clients keep both nodes' group commit busy
         load.killed = True
@@ -156,9 +140,7 @@ def test_two_nodes_one_killed_mid_load(durable_database_url: str, tmp_path: Path
         with httpx.Client(base_url=second.base_url, timeout=30) as client:
             report = verify_acks(client, province, acks)
             retried: Counter[str] = Counter()
-            for command, who, check_id, key, body in load.in_flight:
-                path = "/v1/checks" if command == "raise" else f"/v1/checks/{check_id}/{command}"
-                response = client.post(path, json=body, headers=province.headers(who, **{"Idempotency-Key": key}))
+            for command, response in load.resend(client):
                 retried[f"{response.status_code} {_problem_code(response) or 'ok'}"] += 1
                 assert response.status_code < 500, f"retry of {command}: {response.text}"
             histories = _histories(client, province, {ack.check_id for ack in acks})

@@ -1,4 +1,4 @@
-"""`nocert witness serve` as a separate process, for tests of the platform with its witnesses."""
+"""`nocert witness serve` as a separate process, for tests of the witness and of the platform with its witnesses."""
 
 from __future__ import annotations
 
@@ -36,10 +36,17 @@ def nocert_witness(state: Path, log_vkey: str, name: str) -> Iterator[tuple[str,
     vkey = subprocess.run(
         [NOCERT, "witness", "vkey", "--state", str(state), "--name", name], check=True, capture_output=True, text=True
     ).stdout.strip()
+    with serving([NOCERT, "witness", "serve", "--log-vkey", log_vkey, "--state", str(state), "--name", name]) as url:
+        yield vkey, url
+
+
+@contextmanager
+def serving(command: list[str]) -> Iterator[str]:
+    """``command`` (a `witness serve` but for its ``--port``) as a separate process on a free port until the
+    block ends; yields its base URL once it answers. Its output is shown if it exits before that."""
     port = free_port()
     process = subprocess.Popen(
-        [NOCERT, "witness", "serve", "--log-vkey", log_vkey, "--state", str(state), "--name", name, "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [*command, "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -52,7 +59,7 @@ def nocert_witness(state: Path, log_vkey: str, name: str) -> Iterator[tuple[str,
 
     try:
         wait_until(answers, "the witness answering")
-        yield vkey, url
+        yield url
     finally:
         process.terminate()
         try:

@@ -4,62 +4,26 @@ forked one refused, a restarted witness that remembers, and two witnesses cosign
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-import pytest
-
 from signing.note import open_note, parse_vkey
-from tests.witness.conftest import ORIGIN, Log, origin_hash
+from tests.api.conftest import free_port
+from tests.witness.conftest import ORIGIN, Log
+from tests.witness.nocert_process import serving
 from witness import client as wc
 from witness import identity
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
 def witness_process(state: Path, log: Log, name: str) -> Iterator[wc.WitnessEndpoint]:
     """A witness serving on a free port until the block ends; yields its endpoint once it answers."""
     vkey = identity.load_or_create(state, name).vkey  # as `nocert witness vkey` prints it for the platform
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "witness.cli", "witness", "serve", "--log-vkey", log.vkey, "--state", str(state), "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/{origin_hash()}/checkpoint", timeout=2).status_code in (200, 404):
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.poll() is not None else "(still running)"
-                pytest.fail(f"the witness did not start: {output}")
-            time.sleep(0.05)
+    command = [sys.executable, "-m", "witness.cli", "witness", "serve", "--log-vkey", log.vkey, "--state", str(state)]
+    with serving(command) as url:
         yield wc.WitnessEndpoint(parse_vkey(vkey), url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
 
 
 def test_a_witness_process_cosigns_recovers_and_refuses(tmp_path: Path) -> None:

@@ -103,5 +103,17 @@ class AuthFailureLimiter:
                 )
             return max(retry_after, 0.001)
 
+    def blocked_for(self, host: str | None) -> float:
+        """Seconds until ``host`` may try again when it has already failed ``limit`` times within the window
+        (0 when it may try now), recording nothing: for secrets weak enough to refuse before checking them
+        (the workbench's passwords), where `record_failure` alone would let a limited address keep guessing."""
+        key = client_key(host)
+        now = self.clock()
+        with self._lock:
+            recent = [moment for moment in self._failures.get(key, ()) if moment > now - self.window]
+        if len(recent) < self.limit:
+            return 0.0
+        return max(recent[-self.limit] + self.window - now, 0.001)
+
     def retry_after_header(self, seconds: float) -> str:
         return str(max(1, math.ceil(seconds)))

@@ -12,6 +12,7 @@ from api.bootstrap import Services
 
 def _answer(services: Services, document: Any, position: int, status: int) -> JSONResponse:
     services.views.nudge()
+    services.webhooks.nudge()  # the command's outbox rows are committed: a round now, not at the next poll
     return JSONResponse(document, status_code=status, headers={"X-Event-Position": str(position)})
 
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     ui_absolute_hours: float = Field(default=12, gt=0)
     ui_lockout_failures: int = Field(default=5, ge=1)
     ui_lockout_minutes: float = Field(default=15, gt=0)
+    # ui_address_failures failed sign-ins within a minute from one client address (any logins) make /ui/sign-in
+    # answer that address 429 until the oldest of them is a minute old (credential stuffing across logins).
+    ui_address_failures: int = Field(default=30, ge=1)
     # Webhooks (API.md §11): URL prefixes allowed besides https:// (comma-separated), the retry delays in
     # seconds, the answer timeout, and how many subscriptions are sent to at once.
     webhook_allow: str = ""

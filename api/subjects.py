@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from api.bootstrap import Services
 from api.principal import Principal
 from api.problems import Problem
@@ -85,3 +87,31 @@ def replay_erasures(services: Services) -> tuple[int, int]:
             erasures += 1
         if cursor is None:
             return erasures, destroyed
+
+
+class ReceiptRefused(ValueError):
+    """A receipt that is no erasure receipt signed by this platform's ledger key."""
+
+
+def replay_receipts(services: Services, receipts: list[str]) -> tuple[int, int]:
+    """`replay_erasures` from receipts kept outside the store (``GET /v1/subjects/erasures``), for a restore
+    of a whole backup older than an erasure: its ``subject_erasures`` do not know the erasure either. Every
+    receipt is checked before any key is destroyed (the ledger key's signature, its type). Returns
+    (erasures, keys destroyed now)."""
+    ledger = services.keystore.ledger_signer().certificate.public_key()
+    subjects = []
+    for number, receipt in enumerate(receipts, 1):
+        try:
+            parsed = jws.parse_compact(receipt)
+        except ValueError as error:
+            raise ReceiptRefused(f"receipt {number}: not a compact JWS ({error})") from None
+        if parsed.header.get("typ") != RECEIPT_TYP or parsed.payload.get("type") != RECEIPT_TYPE:
+            raise ReceiptRefused(f"receipt {number}: not an erasure receipt ({RECEIPT_TYPE})")
+        if not isinstance(ledger, Ed25519PublicKey) or not jws.verify_signature(parsed, ledger):
+            raise ReceiptRefused(f"receipt {number}: not signed by this platform's ledger key")
+        subject = parsed.payload.get("subject_hmac")
+        if not isinstance(subject, str) or not subject:
+            raise ReceiptRefused(f"receipt {number}: no subject_hmac")
+        subjects.append(subject)
+    destroyed = sum(len(services.subjects.keys.erase(subject)) for subject in subjects)
+    return len(subjects), destroyed

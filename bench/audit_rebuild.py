@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, report, servers, stores
+from bench import bulk, plain_mapper, report, servers, stores
 from bench.report import REPO, log, ratio
 
 GOAL_RATIO = 0.5
@@ -129,13 +129,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             services.close()
         env = servers.nocert_env(url, keys)
-        rebuild = [servers.NOCERT or "nocert", "views", "rebuild"]
+        rebuild = [*plain_mapper.command(servers.NOCERT), "views", "rebuild"]
         result["views_rebuild"], discarded = stores.undisturbed(
             lambda: _succeeded(run_command("rebuild", rebuild, env, events, None)), "views rebuild"
         )
         result["views_rebuild"]["discarded_runs_postgres_restarted"] = discarded
         if audit_available():
-            verify = [servers.NOCERT or "nocert", "audit", "verify", "--json"]
+            verify = [*plain_mapper.command(servers.NOCERT), "audit", "verify", "--json"]
             result["audit_verify"], discarded = stores.undisturbed(
                 lambda: _succeeded(run_command("verify", verify, env, events, None)), "audit verify"
             )
@@ -147,12 +147,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             directory.mkdir(parents=True, exist_ok=True)
             result["profiles"] = {
                 "views_rebuild": run_command(
-                    "rebuild", [servers.NOCERT or "nocert", "views", "rebuild"], env, events, directory / "views-rebuild.raw"
+                    "rebuild", [*plain_mapper.command(servers.NOCERT), "views", "rebuild"], env, events, directory / "views-rebuild.raw"
                 )["hot_spots"]
             }
             if "skipped" not in result["audit_verify"]:
                 result["profiles"]["audit_verify"] = run_command(
-                    "verify", [servers.NOCERT or "nocert", "audit", "verify", "--json"], env, events, directory / "audit-verify.raw"
+                    "verify", [*plain_mapper.command(servers.NOCERT), "audit", "verify", "--json"], env, events, directory / "audit-verify.raw"
                 )["hot_spots"]
     decode = result["scan_decode"]["events_per_s"]
     raw = result["raw_scan"]["events_per_s"]
@@ -203,12 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="processes generating events for the bulk load (default 2)")
     parser.add_argument("--profile", metavar="DIR", help="also run both commands under py-spy; raw stacks into DIR")
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
+    parser.add_argument(
+        "--plain-mapper", action="store_true",
+        help="the before of per-subject encryption: eventsourcing's plain mapper (bench.plain_mapper, benchmarks only)",
+    )
     args = parser.parse_args(argv)
+    if args.plain_mapper:
+        plain_mapper.ask()
     summary = {
         "benchmark": "audit_rebuild",
         "command": "python -m bench.audit_rebuild " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": report.machine(),
-        "settings": {"events": args.events, "page": args.page, "store": args.store},
+        "settings": {"events": args.events, "page": args.page, "store": args.store, "plain_mapper": args.plain_mapper},
         **run(args),
     }
     report.emit(summary, human(summary), args.json_out)

@@ -97,8 +97,10 @@ _worker: dict[str, Any] = {}
 def _init_worker(keys: str, base: list[StoredEvent], cipher_key: str | None) -> None:
     from api.claims import JsonSchemaClaims
     from api.sealing import KeyStoreSealer
+    from bench import plain_mapper
     from signing.keystore import KeyStore
 
+    plain_mapper.install_if_asked()  # a spawned worker: the benchmark's mapper, as its parent's
     _worker.update(keys=Path(keys), base=base, cipher=cipher_key, sealer=KeyStoreSealer(KeyStore(Path(keys))), claims=JsonSchemaClaims())
 
 

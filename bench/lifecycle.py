@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from bench import load, process, report, servers, stores
+from bench import load, plain_mapper, process, report, servers, stores
 from bench.load import Http, closed_loop
 from bench.process import CpuMeter
 from bench.report import log, ratio
@@ -290,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="DIR", help="py-spy the nocert server during the window; raw stacks into DIR")
     parser.add_argument("--top", type=int, default=25, help="hot spots to list with --profile")
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
+    parser.add_argument(
+        "--plain-mapper", action="store_true",
+        help="the before of per-subject encryption: eventsourcing's plain mapper (bench.plain_mapper, benchmarks only)",
+    )
     args = parser.parse_args(argv)
+    if args.plain_mapper:
+        plain_mapper.ask()
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     kinds = ["postgres", "sqlite"] if args.store == "both" else [args.store]
@@ -301,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "seconds": args.seconds, "clients": args.clients, "warmup": args.warmup,
             "workers": args.workers or servers.SERVER_SETTINGS["workers"], "profiled": bool(args.profile),
-            "rounds": args.rounds,
+            "rounds": args.rounds, "plain_mapper": args.plain_mapper,
         },
         "results": [run_store(kind, args) for kind in kinds],
     }

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import plain_mapper
 from bench.process import _children, _cmdline
 from bench.report import REPO
 
@@ -158,8 +159,7 @@ class Server:
 def nocert_server(database_url: str, keys: Path, workers: int | None = None, **extra_env: str) -> Server:
     workers = workers or SERVER_SETTINGS["workers"]
     port = free_port()
-    command = [NOCERT or sys.executable, *([] if NOCERT else ["-m", "api.cli"])]
-    command += ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    command = [*plain_mapper.command(NOCERT), "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
     return Server("nocert", command, nocert_env(database_url, keys, **extra_env), port, workers)
 
 

@@ -38,7 +38,8 @@ GOAL_RATIO = 0.9
 
 
 class Receiver:
-    """Answers 204 to every POST and remembers when each (path, webhook-id) was first seen."""
+    """Answers 204 to every POST (on kept-alive connections) and remembers when each (path, webhook-id) was
+    first seen."""
 
     def __init__(self) -> None:
         self.first_seen: dict[tuple[str, str], float] = {}
@@ -46,6 +47,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps the dispatcher's connection open, as receivers do
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -55,6 +58,7 @@ class Receiver:
                 with receiver.lock:
                     receiver.first_seen.setdefault((self.path, self.headers.get("webhook-id", "")), seen)
                 self.send_response(204)
+                self.send_header("content-length", "0")
                 self.end_headers()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

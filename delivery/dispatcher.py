@@ -1,16 +1,25 @@
 """The webhook dispatcher (API.md §11): one per deployment sends at a time, the others wait to take over.
 
 It holds the database's ``webhooks`` leader lock (an advisory lock on PostgreSQL, a file lock beside the
-SQLite file; both are released when the holder dies) for as long as it runs. Every `poll` seconds it looks
-for active subscriptions with due deliveries and drains each in a worker of its own pool, one delivery at a
-time per subscription: a slow receiver holds one worker, never a command (the outbox rows were written by
-the commands' transactions) nor another subscription. A delivery is the head of its check's queue (see
-`delivery.outbox.due_heads`), checked against the SSRF rules again (`delivery.address`), signed
+SQLite file; both are released when the holder dies) for as long as it runs. A round runs when a local
+command nudges it (`nudge`, after the command's commit), when a worker finishes, and otherwise every `poll`
+seconds: it records what the workers delivered since the last round (one transaction for all
+subscriptions), reads the due *heads* of all active subscriptions at once (per subscription and check the
+earliest undelivered delivery, see `delivery.outbox.due_heads`) and hands each to a worker of its pool.
+
+Per-check order: a (subscription, check) is *in flight* from the hand-over until its outcome is recorded, and
+no head of a check in flight is handed over, so there are never two deliveries of one check of a
+subscription in flight, and a later event of a check is a head only once the earlier one is recorded
+delivered. A round deals a subscription's new heads (all of different checks) out to at most
+`per_subscription` lanes, each a worker sending its share one after the other, so that different checks go
+out concurrently while a slow receiver holds a few workers, never a command (the outbox rows were written by the
+commands' transactions) nor all of the pool. The body of an event is rendered once per department and
+round (`Bodies`). A delivery is checked against the SSRF rules again (`delivery.address`), signed
 (`delivery.signature`), POSTed without following redirects, the answer read at most `READ_LIMIT` bytes.
 A 2xx is delivered; anything else is retried after the next delay of the schedule (or Retry-After when
 longer); after the last retry, or at once on 410, the subscription becomes failing (an event) until resumed.
-A dispatcher killed mid-send leaves the delivery pending: the next one sends it again under the same
-``webhook-id`` (at least once).
+A dispatcher killed mid-send (or before a round recorded a 2xx) leaves the delivery pending: the next one
+sends it again under the same ``webhook-id`` (at least once).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
@@ -36,11 +46,38 @@ logger = logging.getLogger(__name__)
 
 LOCK = "webhooks"
 READ_LIMIT = 4096
-HEADS_PER_ROUND = 50
+HEADS_PER_ROUND = 50  # per subscription
+PER_SUBSCRIPTION = 4  # lanes (workers) at once per subscription, each sending heads of different checks
 MAX_BACKOFF_SECONDS = 10.0
+ROUND_GAP = 0.03  # seconds at least between rounds: at most ~30 reads (and record transactions) a second
 
 Render = Callable[[Due], bytes]  # the CloudEvent of a delivery, as its department may see it
 GiveUp = Callable[[str, int, int | None, str], object]  # (subscription, position, status code, error)
+
+
+class Bodies:
+    """The bodies rendered in one round, keyed by (department, position): the subscriptions of one department
+    share the rendering of an event (its first sender renders, the others wait for it)."""
+
+    def __init__(self, render: Render) -> None:
+        self._render = render
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, int], Future[bytes]] = {}
+
+    def of(self, due: Due) -> bytes:
+        key = (due.department, due.position)
+        with self._lock:
+            future = self._made.get(key)
+            mine = future is None
+            if future is None:
+                future = self._made[key] = Future()
+        if mine:
+            try:
+                future.set_result(self._render(due))
+            except BaseException as error:
+                future.set_exception(error)
+                raise
+        return future.result()
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -68,6 +105,7 @@ class Dispatcher:
         timeout: float,
         allow: Sequence[str],
         workers: int = 8,
+        per_subscription: int = PER_SUBSCRIPTION,
         poll: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -80,7 +118,15 @@ class Dispatcher:
         self.allow = tuple(allow)
         self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nocert-webhook")
-        self._busy: dict[str, Future[None]] = {}
+        self.per_subscription = per_subscription
+        self._round = threading.Lock()  # one round at a time (the loop's, or a test's drain_all)
+        self._guard = threading.Lock()  # the in-flight bookkeeping below, shared with the workers
+        self._giving_up = threading.Lock()
+        self._in_flight: set[tuple[str, str]] = set()  # (subscription, check) sent or sending, not yet recorded
+        self._sending: Counter[str] = Counter()  # busy lanes per subscription
+        self._done: list[tuple[Due, int, str]] = []  # delivered, to record
+        self._settled: list[tuple[str, str]] = []  # finished (delivered or failure recorded), to free
+        self._gave_up: set[str] = set()  # failing since their lanes were dealt: the rest of those is not sent
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -103,12 +149,17 @@ class Dispatcher:
         if thread is not None:
             thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        try:  # what the workers delivered before the stop: recorded, not sent again by the next dispatcher
+            self._record()
+        except Exception:
+            logger.exception("could not record the last deliveries; the next dispatcher sends them again")
         self._client.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
 
     def nudge(self) -> None:
+        """Wakes the dispatcher now (a local command committed events) instead of at its next poll."""
         self._wake.set()
 
     def _run(self) -> None:
@@ -122,64 +173,102 @@ class Dispatcher:
                 failures += 1
                 pause = min(self.poll * 2**failures, MAX_BACKOFF_SECONDS)
                 logger.error("webhook dispatcher failed (%d times); retrying in %.1f s", failures, pause, exc_info=failures == 1)
-            self._wake.wait(pause)
+            self._stopping.wait(ROUND_GAP)  # nudges and finished sends within the gap make one round
+            self._wake.wait(max(0.0, pause - ROUND_GAP))
             self._wake.clear()
 
     def dispatch(self) -> int:
-        """Hands every subscription with due deliveries to a worker, if this process holds the lock;
-        returns how many were handed over."""
-        if self._lock is None:
-            self._lock = self.database.leader_lock(LOCK)
-        if not self._lock.try_acquire():
-            return 0
-        self._busy = {key: future for key, future in self._busy.items() if not future.done()}
-        started = 0
-        for subscription_id in outbox.busy_subscriptions(self.database, time.time()):
-            if subscription_id not in self._busy:
-                self._busy[subscription_id] = self._pool.submit(self._drain, subscription_id)
-                started += 1
-        return started
+        """One round, if this process holds the lock: records what the workers delivered since the last round
+        (one transaction), then hands every due head whose check is not in flight to a worker; returns how
+        many were handed over."""
+        with self._round:
+            if self._lock is None:
+                self._lock = self.database.leader_lock(LOCK)
+            if not self._lock.try_acquire():
+                return 0
+            self._record()
+            with self._guard:  # once its lanes are done the heads query leaves a failing subscription out
+                self._gave_up = {key for key in self._gave_up if self._sending[key] > 0}
+            bodies = Bodies(self.render)
+            fresh: dict[str, list[Due]] = {}
+            for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):
+                if (due.subscription_id, due.check_id) not in self._in_flight:
+                    fresh.setdefault(due.subscription_id, []).append(due)
+            started = 0
+            for subscription_id, heads in fresh.items():
+                with self._guard:
+                    lanes = min(self.per_subscription - self._sending[subscription_id], len(heads))
+                    if lanes <= 0:
+                        continue
+                    self._in_flight.update((due.subscription_id, due.check_id) for due in heads)
+                    self._sending[subscription_id] += lanes
+                for lane in range(lanes):  # heads of different checks, dealt out to the lanes oldest first
+                    self._pool.submit(self._attempt, heads[lane::lanes], bodies)
+                started += len(heads)
+            return started
+
+    def in_flight(self) -> int:
+        with self._guard:
+            return len(self._in_flight)
 
     def drain_all(self) -> None:
-        """Dispatches and waits until no delivery is due (tests)."""
-        while self.dispatch() or self._busy:
-            for future in list(self._busy.values()):
-                future.result()
-            self._busy = {key: future for key, future in self._busy.items() if not future.done()}
-            if not outbox.busy_subscriptions(self.database, time.time()):
-                return
+        """Dispatches and waits until no delivery is due nor in flight (tests)."""
+        while self.dispatch() or self.in_flight():
+            self._wake.wait(0.02)
+            self._wake.clear()
 
-    def _drain(self, subscription_id: str) -> None:
+    def _attempt(self, heads: list[Due], bodies: Bodies) -> None:
+        """A worker: one lane of a subscription, its deliveries (each of a different check) one after the other.
+        Each check stays in flight until its outcome is recorded (`_record`), so the next event of the check
+        cannot be sent before it."""
+        for due in heads:
+            done: tuple[Due, int, str] | None = None
+            try:
+                with self._guard:
+                    skip = due.subscription_id in self._gave_up or self._stopping.is_set()
+                status = None if skip else self.send(due, bodies)
+                if status is not None:
+                    done = (due, status, format_time(utcnow()))
+            except Exception:
+                logger.exception(
+                    "webhook %s to subscription %s failed; the next round tries again", due.position, due.subscription_id
+                )
+            with self._guard:
+                if done is not None:
+                    self._done.append(done)
+                self._settled.append((due.subscription_id, due.check_id))
+        with self._guard:
+            self._sending[heads[0].subscription_id] -= 1
+        self._wake.set()
+
+    def _record(self) -> None:
+        """Marks the finished deliveries delivered in one transaction, then frees their checks."""
+        with self._guard:
+            done, self._done = self._done, []
+            settled, self._settled = self._settled, []
         try:
-            while not self._stopping.is_set():
-                heads = outbox.due_heads(self.database, subscription_id, time.time(), HEADS_PER_ROUND)
-                if not heads or self._lock is None or not self._lock.try_acquire():
-                    return
-                done: list[tuple[Due, int, str]] = []
-                try:
-                    for due in heads:
-                        if self._stopping.is_set():
-                            return
-                        status = self.send(due)
-                        if status is not None:
-                            done.append((due, status, format_time(utcnow())))
-                finally:  # one transaction for the round's deliveries (a crash before it: sent again)
-                    outbox.delivered(self.database, done)
-        except Exception:
-            logger.exception("webhook worker of subscription %s failed; the next round tries again", subscription_id)
+            outbox.delivered(self.database, done)
+        except BaseException:
+            with self._guard:  # kept in flight: recorded by a later round
+                self._done[:0] = done
+                self._settled[:0] = settled
+            raise
+        with self._guard:
+            for key in settled:
+                self._in_flight.discard(key)
 
     # -- one delivery -----------------------------------------------------------------------------
 
-    def send(self, due: Due) -> int | None:
+    def send(self, due: Due, bodies: Bodies | None = None) -> int | None:
         """Attempts one delivery; the 2xx status when it was delivered (the caller records it), else None
-        (the failure is recorded here)."""
+        (the failure is recorded here). `bodies`: the round's bodies, shared by one department's subscriptions."""
         now = time.time()
         try:
             check_url(due.url, self.allow)
         except InvalidUrl as refused:
             self._failed(due, None, f"refused: {refused.detail}", None)
             return None
-        body = self.render(due)
+        body = bodies.of(due) if bodies is not None else self.render(due)
         webhook_id = str(due.position)
         headers = signature.headers(webhook_id, int(now), body, self.keys.unseal(due.secret), self.keys.signing_key())
         try:
@@ -217,6 +306,9 @@ class Dispatcher:
         )
 
     def _give_up(self, due: Due, status: int | None, error: str) -> None:
-        outbox.retry_later(self.database, due, status, error, None)
-        self.give_up(due.subscription_id, due.position, status, error)
+        with self._giving_up:  # one at a time: the subscription's events are saved one after the other
+            with self._guard:
+                self._gave_up.add(due.subscription_id)  # its heads still waiting in this round are not sent
+            outbox.retry_later(self.database, due, status, error, None)
+            self.give_up(due.subscription_id, due.position, status, error)
         logger.warning("subscription %s is failing: webhook %s: %s; nothing is sent until it is resumed", due.subscription_id, due.position, error)

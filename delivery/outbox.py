@@ -71,30 +71,21 @@ class Due:
     streak: int
 
 
-def busy_subscriptions(database: Database, now: float) -> list[str]:
-    """Active subscriptions with a pending delivery due by `now`."""
+def due_heads(database: Database, now: float, per_subscription: int) -> list[Due]:
+    """Every active subscription's due deliveries that are the earliest undelivered of their check (so no two
+    of one check), at most `per_subscription` of each, oldest first: one read for a dispatcher's round."""
     with database.reading() as cursor:
         rows = cursor.execute(
-            "SELECT DISTINCT d.subscription_id FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id"
-            " WHERE d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
-            " AND s.status = 'active' AND s.deleted = 0",
-            (now,),
-        ).fetchall()
-    return [row[0] for row in rows]
-
-
-def due_heads(database: Database, subscription_id: str, now: float, limit: int) -> list[Due]:
-    """The subscription's due deliveries that are the earliest undelivered of their check, oldest first."""
-    with database.reading() as cursor:
-        rows = cursor.execute(
-            "SELECT s.id, s.department, s.url, s.secret, d.position, d.check_id, d.version, d.attempts, d.streak"
+            "SELECT id, department, url, secret, position, check_id, version, attempts, streak FROM ("
+            " SELECT s.id, s.department, s.url, s.secret, d.position, d.check_id, d.version, d.attempts, d.streak,"
+            "  ROW_NUMBER() OVER (PARTITION BY d.subscription_id ORDER BY d.position) AS place"
             " FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id"
-            " WHERE d.subscription_id = ? AND d.status = 'pending' AND s.status = 'active' AND s.deleted = 0"
+            " WHERE d.status = 'pending' AND s.status = 'active' AND s.deleted = 0"
             " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
             "   AND e.check_id = d.check_id AND e.position < d.position AND e.status <> 'delivered')"
-            " ORDER BY d.position LIMIT ?",
-            (subscription_id, now, limit),
+            ") heads WHERE place <= ? ORDER BY position",
+            (now, per_subscription),
         ).fetchall()
     return [Due(*row) for row in rows]
 

@@ -10,24 +10,24 @@ request models and commands are the Platform's, so every rule and mask is the AP
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from api import schemas
-from api.access import list_scope, sees_proof_jws
+from api.access import list_scope
 from api.bootstrap import Services
 from api.deps import require_known_category, require_role
 from api.principal import Principal
 from api.problems import STATUS_OF_CODE, Problem
 from api.routers.checks import check_history, raise_from, read_check, visible_check
 from api.trust import PlatformTrust
+from api.workbench.commands import COMMANDS, run
 from api.workbench.i18n import CATALOGUE
 from api.workbench.pages import Form, FormErrors, _SignInNeeded
 from api.workbench.sessions import Session
@@ -39,29 +39,6 @@ from signing.proofs import verify_proof
 
 if TYPE_CHECKING:
     from api.workbench.pages import Workbench
-
-#: Each command's form: the API request model it is validated by, the role it needs, and how the
-#: form's fields become that model's body.
-COMMANDS: dict[str, tuple[type[BaseModel], str, Callable[[Mapping[str, str]], dict[str, Any]]]] = {
-    "accept": (schemas.Empty, "issuer", lambda f: {}),
-    "request-info": (schemas.InfoRequest, "issuer", lambda f: {"question": f.get("question", "")}),
-    "supply-info": (schemas.InfoSupply, "approver", lambda f: {"answer": f.get("answer", "")}),
-    "forward": (schemas.Forward, "issuer", lambda f: {"to": f.get("to", ""), "reason": f.get("reason", "")}),
-    "reply": (
-        schemas.Reply,
-        "issuer",
-        lambda f: {
-            "conclusion": f.get("conclusion", ""),
-            "statements": {"remark": f["remark"]} if f.get("remark", "").strip() else {},
-            "valid_days": int(f["valid_days"]) if f.get("valid_days", "").isdigit() else f.get("valid_days") or 90,
-        },
-    ),
-    "decline": (schemas.Decline, "issuer", lambda f: {"reason_code": f.get("reason_code", ""), "note": f.get("note", "")}),
-    "withdraw": (schemas.Withdraw, "approver", lambda f: {"reason": f.get("reason", "")}),
-    "close": (schemas.Close, "approver", lambda f: {"outcome": f.get("outcome", "")}),
-    "revoke-proof": (schemas.ProofRevocation, "issuer", lambda f: {"reason": f.get("reason", "")}),
-}
-
 
 SignInNeeded = _SignInNeeded  # no signed-in officer (or no longer an active one): go and sign in
 
@@ -83,9 +60,11 @@ class Desk:
         pages.add_api_route("/checks/new", self.new_check_form, methods=["GET"])
         pages.add_api_route("/checks/new", self.new_check, methods=["POST"])
         pages.add_api_route("/checks/{check_id}", self.check_page, methods=["GET"])
-        pages.add_api_route("/checks/{check_id}/proof.jws", self.proof_download, methods=["GET"])
+        from api.workbench.downloads import Downloads  # these build on the desk
+
+        Downloads(self).routes(pages)
         pages.add_api_route("/checks/{check_id}/{command}", self.command, methods=["POST"])
-        from api.workbench.operator import Operator  # these build on the desk
+        from api.workbench.operator import Operator
         from api.workbench.oversight import Oversight
 
         Oversight(self).routes(pages)
@@ -207,19 +186,6 @@ class Desk:
             now=format_time(services.platform.clock()), **extra,
         )
 
-    def proof_download(self, request: Request, check_id: str) -> Response:
-        """The proof's compact JWS as a file, for whoever the API shows it to."""
-        session, principal = self.signed_in(request)
-        services = self.services(request)
-        try:
-            check = visible_check(services, check_id, principal)
-        except (Problem, DomainError) as error:
-            return self.refused(request, session, principal, error)
-        if check.proof is None or not sees_proof_jws(check, principal):
-            return self.refused(request, session, principal, Problem("not_found", "proof not found"))
-        headers = {"content-disposition": f'attachment; filename="proof-{check.proof.id}.jws"', "cache-control": "no-store"}
-        return Response(check.proof.jws, media_type="application/jose", headers=headers)
-
     def command(self, request: Request, check_id: str, command: str, form: Form) -> Response:
         session = self.workbench.checked(request, form)
         session, principal = self.signed_in(request, session)
@@ -237,7 +203,7 @@ class Desk:
                 for problem in invalid.errors():
                     errors.add(str(problem["loc"][0]) if problem["loc"] else "form", problem["msg"])
                 return self.show_check(request, check_id, status=422, errors=errors, failed=command)
-            self.run(services, principal, check.id, command, body)
+            run(services, principal, check.id, command, body)
         except (Problem, DomainError) as error:
             code = error.code
             if code in ("forbidden", "not_found", "unauthenticated"):
@@ -246,33 +212,6 @@ class Desk:
             errors.add("detail", error.detail)
             return self.show_check(request, check_id, status=STATUS_OF_CODE[code], errors=errors, failed=command)
         return RedirectResponse(f"/ui/checks/{check_id}?done={command}", status_code=303)
-
-    @staticmethod
-    def run(services: Services, principal: Principal, check_id: UUID, command: str, body: Any) -> None:
-        """The Platform command of ``command``, as the API's handler calls it (with the officer)."""
-        platform, actor, officer = services.platform, principal.id, principal.officer
-        if command == "accept":
-            platform.accept(check_id, actor, officer)
-        elif command == "request-info":
-            platform.request_info(check_id, actor, body.question, officer)
-        elif command == "supply-info":
-            platform.supply_info(check_id, actor, body.answer, officer)
-        elif command == "forward":
-            platform.forward(check_id, actor, body.to, body.reason, officer)
-        elif command == "reply":
-            platform.reply(check_id, actor, body.conclusion, body.statements, body.valid_days, officer)
-        elif command == "decline":
-            platform.decline(check_id, actor, body.reason_code, body.note, officer)
-        elif command == "withdraw":
-            platform.withdraw(check_id, actor, body.reason, officer)
-        elif command == "close":
-            platform.close_check(check_id, actor, body.outcome, officer)
-        elif command == "revoke-proof":
-            check = platform.check(check_id)
-            if check.proof is None:
-                raise Problem("invalid_transition", "the check has no proof")
-            platform.revoke_proof(check.proof.id, actor, body.reason, officer)
-        services.views.nudge()
 
     # -- a new check ----------------------------------------------------------------------------
 
@@ -328,7 +267,7 @@ class Desk:
             )
         except DomainError as error:
             field = {"invalid_id_number": "id_number", "unknown_category": "category"}.get(error.code, "issuer")
-            errors.add(field, self.workbench._message(self.workbench.lang(request), f"code.{error.code}"))
+            errors.add(field, self.workbench._message(self.workbench.lang(request), _message_key(error)))
             return self._new_check_page(request, session, principal, values, errors, None, status=STATUS_OF_CODE[error.code])
         services.views.nudge()
         return RedirectResponse(f"/ui/checks/{check.id}?done=raised", status_code=303)
@@ -359,4 +298,13 @@ def _field_of(location: tuple[Any, ...]) -> str:
              ("applicant", "id_number"): "id_number", ("consent", "method"): "consent_method",
              ("consent", "reference"): "consent_reference"}
     return names.get(tuple(location[:2]), str(location[0]) if location else "form")
+
+
+def _message_key(error: DomainError) -> str:
+    """The message of a refused new check: for an identity number, which of its rules it breaks."""
+    if error.code != "invalid_id_number":
+        return f"code.{error.code}"
+    if "check character" in error.detail:
+        return "error.id_number.check_char"
+    return "error.id_number.birth" if "birth" in error.detail else "error.id_number.format"
 

@@ -20,6 +20,7 @@ from api.principal import ADMIN, ADMIN_PRINCIPAL_ID, Principal
 from api.problems import Problem
 from api.workbench.pages import Form, FormErrors
 from api.workbench.sessions import Officer, Session
+from api.workbench.webhook_health import webhook_health
 from domain.errors import DomainError
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ class Operator:
         categories = [platform.category(code) for code in sorted(platform.catalogue().codes)]
         return self.desk.render(
             request, "operator.html", session, principal, status=status, departments=departments,
-            categories=categories, now=now, errors=extra.pop("errors", FormErrors()), **extra,
+            categories=categories, now=now, errors=extra.pop("errors", FormErrors()),
+            webhooks=webhook_health(services, now), **extra,
         )
 
     def act(self, request: Request, action: str, form: Form) -> Response:

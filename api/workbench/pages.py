@@ -8,6 +8,7 @@ when given (kept in a cookie), else the cookie's, else Chinese.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from api.ratelimit import AuthFailureLimiter
 from api.settings import Settings
 from api.workbench.accounts import Accounts, EnrolmentRefused, PasswordRejected, TotpRejected
 from api.workbench.credentials import (
@@ -34,12 +36,14 @@ from domain.errors import DomainError
 
 PREFIX = "/ui"
 SESSION_COOKIE = "nocert_session"
+FORM_COOKIE = "nocert_form"  # the nonce of an anonymous form's CSRF token (no session row: sessions.py)
 LANGUAGE_COOKIE = "nocert_lang"
 CSRF_FIELD = "csrf_token"
+ADDRESS_WINDOW_SECONDS = 60.0  # the window of NOCERT_UI_ADDRESS_FAILURES
 #: Messages a redirect may ask the next page to show (``?done=``): nothing else is echoed.
 DONE_MESSAGES = (
     "signed_out", "enrolled", "expired", "raised", "accept", "request-info", "supply-info", "forward", "reply",
-    "decline", "withdraw", "close", "revoke-proof", "operator", "totp_on",
+    "decline", "withdraw", "close", "revoke-proof", "urge", "operator", "totp_on",
 )
 #: The fields each form needs, with their labels' message keys, in the form's order.
 SIGN_IN_REQUIRED = {"department": "field.department", "login": "field.login", "password": "field.password"}
@@ -102,6 +106,7 @@ class Workbench:
         self.lockout = lockout
         self.settings = settings
         self.sign_in_service = SignIn(accounts, lockout, sessions)
+        self.address_limiter = AuthFailureLimiter(limit=settings.ui_address_failures, window=ADDRESS_WINDOW_SECONDS)
 
     # -- request context ------------------------------------------------------------------------
 
@@ -133,21 +138,35 @@ class Workbench:
 
     @staticmethod
     def keep(response: Response, session: Session) -> Response:
-        """Sets the cookie of ``session`` on ``response``: opaque, this browser's only, sent only to /ui."""
-        response.set_cookie(SESSION_COOKIE, session.id, path=PREFIX, secure=True, httponly=True, samesite="strict")
+        """Sets the cookie of ``session`` on ``response``: opaque, this browser's only, sent only to /ui (a
+        stored session's id, or an anonymous form's nonce, which signing in then clears)."""
+        name = SESSION_COOKIE if session.stored else FORM_COOKIE
+        response.set_cookie(name, session.id, path=PREFIX, secure=True, httponly=True, samesite="strict")
+        if session.stored and session.officer is not None:
+            response.delete_cookie(FORM_COOKIE, path=PREFIX, secure=True, httponly=True, samesite="strict")
         return response
 
     def session_for_form(self, request: Request) -> tuple[Session, bool]:
-        """The browser's live session, or a new anonymous one (True: its cookie must be set)."""
+        """The browser's live session, else an anonymous one of its form cookie (True: the cookie must be set)."""
         session = self.sessions.resume(request.cookies.get(SESSION_COOKIE))
-        return (session, False) if session else (self.sessions.start(), True)
+        if session is not None:
+            return session, False
+        nonce = request.cookies.get(FORM_COOKIE)
+        session = self.sessions.anonymous(nonce)
+        return session, session.id != nonce
 
     def checked(self, request: Request, form: Mapping[str, str]) -> Session:
-        """The live session whose CSRF token the form carries; `CsrfRejected` otherwise."""
+        """The live session, or the anonymous one of the form cookie, whose CSRF token the form carries;
+        `CsrfRejected` otherwise."""
+        token = form.get(CSRF_FIELD)
         session = self.sessions.resume(request.cookies.get(SESSION_COOKIE))
-        if session is None or not session.csrf_matches(form.get(CSRF_FIELD)):
+        if session is not None and session.csrf_matches(token):
+            return session
+        nonce = request.cookies.get(FORM_COOKIE)
+        anonymous = self.sessions.anonymous(nonce) if nonce else None
+        if anonymous is None or anonymous.id != nonce or not anonymous.csrf_matches(token):
             raise CsrfRejected
-        return session
+        return anonymous
 
     def form_page(self, request: Request, template: str, **context: Any) -> Response:
         session, new = self.session_for_form(request)
@@ -185,16 +204,31 @@ class Workbench:
         errors = self._required(form, SIGN_IN_REQUIRED, lang)
         if errors:
             return self.page(request, "sign_in.html", session, status=400, errors=errors, values=values)
+        address = request.client.host if request.client else None
+        wait = self.address_limiter.blocked_for(address)  # before the password is looked at
+        if wait:
+            return self._address_limited(request, session, values, wait)
         officer = Officer(values["department"], values["login"])
         outcome = self.sign_in_service.attempt(officer, form["password"], values["totp"], replacing=session)
         if isinstance(outcome, Session):
             return self.keep(RedirectResponse(f"{PREFIX}/home", status_code=303), outcome)
+        wait = self.address_limiter.record_failure(address)
+        if wait:
+            return self._address_limited(request, session, values, wait)
         if outcome.locked_until is not None:
             errors.add("password", self._message(lang, "error.locked", until=_utc(outcome.locked_until)))
         else:
             errors.add("password", self._message(lang, "error.sign_in_failed"))
         status = 429 if outcome.locked_until is not None else 401
         return self.page(request, "sign_in.html", session, status=status, errors=errors, values=values)
+
+    def _address_limited(self, request: Request, session: Session, values: dict[str, str], wait: float) -> Response:
+        """429: too many failed sign-ins from this client address, whichever logins they named."""
+        errors = FormErrors()
+        errors.add("password", self._message(self.lang(request), "error.address_limited", seconds=math.ceil(wait)))
+        response = self.page(request, "sign_in.html", session, status=429, errors=errors, values=values)
+        response.headers["retry-after"] = self.address_limiter.retry_after_header(wait)
+        return response
 
     def enrol_form(self, request: Request) -> Response:
         return self.form_page(request, "enrol.html", min_length=MIN_PASSWORD_LENGTH)

@@ -1,8 +1,11 @@
 """Workbench sessions: opaque random ids held by the browser in a cookie, kept server-side in the
 table ``ui_sessions`` by the SHA-256 of the id only, so that a copy of the database signs nobody in.
 
-A session starts anonymous (the sign-in and enrolment forms need a CSRF token too) and is replaced by a
-new one, with a new id, when an officer signs in. It ends when idle for longer than ``idle`` seconds, when
+Nobody is stored before signing in: the sign-in and enrolment forms need a CSRF token too, and get it from
+an anonymous `Session` that is no row (`Sessions.anonymous`): a random nonce in a cookie of its own, whose
+token is an HMAC of the nonce under the table ``ui_form_key``'s random key (a signed double-submit
+cookie), so that a visit, a bot's included, writes nothing. Signing in starts a stored session with a new
+id (`Sessions.start` also starts stored anonymous ones, for tests of the store). It ends when idle for longer than ``idle`` seconds, when
 older than ``absolute`` seconds, when its officer signs out, or when all the officer's sessions are ended
 at once (the officer was deleted). Its CSRF token is an HMAC of the id: the same on every form of the
 session, never stored, and not derivable from the database.
@@ -20,7 +23,10 @@ from dataclasses import dataclass
 from store.database import Database
 
 ID_BYTES = 32
+ANONYMOUS_NONCE_LENGTH = len(secrets.token_urlsafe(ID_BYTES))
 _CSRF_LABEL = b"nocert workbench csrf"
+_ANONYMOUS_LABEL = b"nocert workbench anonymous form:"
+FORM_KEY_TABLE = "CREATE TABLE IF NOT EXISTS ui_form_key (name TEXT PRIMARY KEY, secret TEXT NOT NULL)"
 SESSIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS ui_sessions ("
     " id_hash TEXT PRIMARY KEY, department TEXT, login TEXT,"
@@ -45,9 +51,17 @@ class Session:
     id: str  # the cookie's value; never stored
     officer: Officer | None
     created_at: float
+    #: Set on an anonymous session that is no row (`Sessions.anonymous`): the key its token is signed with.
+    form_key: bytes | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.form_key is None
 
     @property
     def csrf_token(self) -> str:
+        if self.form_key is not None:
+            return hmac.new(self.form_key, _ANONYMOUS_LABEL + self.id.encode(), hashlib.sha256).hexdigest()
         return hmac.new(self.id.encode(), _CSRF_LABEL, hashlib.sha256).hexdigest()
 
     def csrf_matches(self, token: str | None) -> bool:
@@ -66,6 +80,21 @@ class Sessions:
             cursor.execute(SESSIONS_TABLE)
             cursor.execute("CREATE INDEX IF NOT EXISTS ui_sessions_officer ON ui_sessions (department, login)")
             cursor.execute("CREATE INDEX IF NOT EXISTS ui_sessions_seen ON ui_sessions (seen_at)")
+            cursor.execute(FORM_KEY_TABLE)
+            cursor.execute(
+                "INSERT INTO ui_form_key (name, secret) VALUES ('anonymous', ?) ON CONFLICT (name) DO NOTHING",
+                (secrets.token_hex(32),),
+            )
+            row = cursor.execute("SELECT secret FROM ui_form_key WHERE name = 'anonymous'").fetchone()
+        assert row is not None  # inserted just now, or by whoever inserted it first
+        self.form_key = bytes.fromhex(row[0])
+
+    def anonymous(self, nonce: str | None = None) -> Session:
+        """A form's anonymous session, stored nowhere: of the browser's nonce (its cookie) when it is one of
+        ours in form, else of a new one (to be set in the cookie)."""
+        if nonce is None or len(nonce) != ANONYMOUS_NONCE_LENGTH or not nonce.replace("-", "").replace("_", "").isalnum():
+            nonce = secrets.token_urlsafe(ID_BYTES)
+        return Session(nonce, None, self.clock(), self.form_key)
 
     def start(self, officer: Officer | None = None) -> Session:
         """A new session (anonymous when ``officer`` is None); expired sessions are removed on the way."""
@@ -109,6 +138,8 @@ class Sessions:
         return Session(session_id, officer, created_at)
 
     def end(self, session: Session) -> None:
+        if not session.stored:
+            return
         with self.database.transaction() as cursor:
             cursor.execute("DELETE FROM ui_sessions WHERE id_hash = ?", (_id_hash(session.id),))
 

@@ -1,13 +1,14 @@
 """API.md §14 erasure and "never at rest in clear", on both stores, with and without NOCERT_CIPHER_KEY:
 a scan of every table and column (and of the key directory outside the subject key store) finds no identity
 number and no applicant name before erasure, and nothing of the erased person in any form after it; the
-ledger recomputed from /v1/audit/events equals the checkpoints before and after; inclusion proofs verify;
+ledger recomputed from /v1/audit/events (its leaves from the stored bytes) equals the checkpoints before and after; inclusion proofs verify;
 `nocert audit verify` exits 0 and counts the erased proof apart; a later check about the person works."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.bootstrap import build
 from api.trust import PlatformTrust
 from audit.verify import verify_ledger
-from domain.identifiers import make_id_number
+from domain.identifiers import make_id_number, mask_id_number
 from signing import jws
 from tests.api.conftest import Province, masked, settings_for
 from tests.api.test_coverage_audit_http import ledger, tree_hash, verify_inclusion
@@ -64,13 +66,15 @@ def clear_forms(*values: str) -> list[bytes]:
 
 
 def every_form(number: str, name: str) -> list[bytes]:
-    """The person in any form: clear, JSON-escaped, masked, base64 (both alphabets) and hex."""
-    forms = clear_forms(number, name, masked(number))
+    """The person in any form: clear, JSON-escaped, masked (the tests' and the service's mask), base64 (both
+    alphabets, at each of the three offsets it can start at inside a longer encoded value) and hex."""
+    forms = clear_forms(number, name, masked(number), mask_id_number(number))
     for raw in (number.encode(), name.encode()):
-        forms += [
-            raw.hex().encode(), raw.hex().upper().encode(),
-            base64.b64encode(raw).rstrip(b"="), base64.urlsafe_b64encode(raw).rstrip(b"="),
-        ]
+        forms += [raw.hex().encode(), raw.hex().upper().encode()]
+        for offset, skip in ((0, 0), (1, 2), (2, 3)):  # the characters that hold only bytes of `raw`
+            whole = b"\0" * offset + raw
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                forms.append(encode(whole)[skip : len(whole) * 8 // 6])
     return forms
 
 
@@ -124,9 +128,17 @@ def people(province: Province) -> dict[str, Any]:
 
 def checkpoint_matches(province: Province, items: list[dict[str, Any]]) -> dict[str, Any]:
     latest: dict[str, Any] = province.as_("auditor").get("/v1/audit/checkpoints/latest", expect=200).json()
-    leaves = [bytes.fromhex(item["leaf_hash"]) for item in items]
+    leaves = [recomputed_leaf(item) for item in items]  # from the stored bytes, not the answer's leaf_hash
+    assert [leaf.hex() for leaf in leaves] == [item["leaf_hash"] for item in items]
     assert latest["root_hash"] == tree_hash(leaves[: latest["tree_size"]]).hex()
     return latest
+
+
+def recomputed_leaf(item: dict[str, Any]) -> bytes:
+    """API.md §7's leaf of an event of /v1/audit/events, from its stored state."""
+    state_sha256 = hashlib.sha256(base64.b64decode(item["state_b64"])).hexdigest()
+    fields = {"position": item["position"], "stream_id": item["stream_id"], "version": item["version"], "type": item["type"]}
+    return hashlib.sha256(b"\x00" + rfc8785.dumps({**fields, "state_sha256": state_sha256})).digest()
 
 
 def erase(province: Province, number: str = APPLICANT, expect: int = 200) -> dict[str, Any]:
@@ -266,3 +278,63 @@ def test_erasures_are_replayed_on_a_restored_key_store(province: Province, tmp_p
     (key_id,) = province.services.subjects.keys.key_ids(subject)
     assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is None
     assert province.as_("approver").get(f"/v1/checks/{check['id']}", expect=200).json()["applicant"]["name"] is None
+
+
+@pytest.mark.parametrize("province", ["clear-store"], indirect=True)
+def test_erasures_are_replayed_from_kept_receipts_on_a_whole_older_backup(province: Province, tmp_path: Path) -> None:
+    """A whole backup older than an erasure (store and key store) knows nothing of it: the receipts kept
+    outside (GET /v1/subjects/erasures) replay it; a receipt not signed by the ledger key destroys nothing."""
+    import shutil
+
+    from api.subjects import ReceiptRefused, replay_erasures, replay_receipts
+    from api.subjects_cli import read_receipts
+    from signing.keystore import KeyStore
+
+    province.raise_check()
+    province.settle()
+    store = province.services.subjects.keys.root
+    shutil.copytree(store, tmp_path / "backup")
+    answer = erase(province)
+    kept = province.admin.get("/v1/subjects/erasures", expect=200).json()
+    (tmp_path / "receipts.json").write_text(json.dumps(kept))
+    # The older backup: its key store, and a store whose kept receipts do not know the erasure.
+    shutil.rmtree(store)
+    shutil.copytree(tmp_path / "backup", store)
+    with province.services.database.transaction() as cursor:
+        cursor.execute("DELETE FROM subject_erasures")
+    assert replay_erasures(province.services) == (0, 0)
+    subject = province.services.subjects.index.of(APPLICANT)
+    (key_id,) = province.services.subjects.keys.key_ids(subject)
+    assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is not None  # readable again
+
+    stranger = KeyStore(tmp_path / "other-platform").ledger_signer()
+    forged = jws.seal(stranger, "nocert-erasure+jws", jws.parse_compact(answer["receipt"]).payload)
+    with pytest.raises(ReceiptRefused, match="ledger key"):
+        replay_receipts(province.services, [answer["receipt"], forged])
+    assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is not None  # all or nothing
+
+    assert read_receipts(tmp_path / "receipts.json") == [answer["receipt"]]
+    assert replay_receipts(province.services, read_receipts(tmp_path / "receipts.json")) == (1, 1)
+    assert json.loads((store / "keys" / f"{key_id}.json").read_text())["wrapped"] is None
+    assert replay_receipts(province.services, [answer["receipt"]]) == (1, 0)
+
+
+@pytest.mark.parametrize("province", ["clear-store"], indirect=True)
+def test_nocert_subjects_replay_erasures_reads_kept_receipts(province: Province, tmp_path: Path) -> None:
+    province.raise_check()
+    province.settle()
+    erase(province)
+    (tmp_path / "receipts.json").write_text(json.dumps(province.admin.get("/v1/subjects/erasures", expect=200).json()))
+    (tmp_path / "bad.json").write_text(json.dumps({"items": [{"receipt": "not.a.jws"}]}))
+    settings = province.services.settings
+    env = {**os.environ, "NOCERT_DATABASE_URL": settings.database_url, "NOCERT_KEY_DIR": str(settings.key_dir)}
+
+    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
+        nocert = str(Path(sys.executable).with_name("nocert"))
+        return subprocess.run([nocert, "subjects", "replay-erasures", *extra], env=env, capture_output=True, text=True, timeout=120)
+
+    done = replay("--receipts", str(tmp_path / "receipts.json"))
+    assert done.returncode == 0 and "replayed 1 erasures, 0 restored subject keys destroyed" in done.stderr, done.stderr
+    for name, says in (("bad.json", "not a compact JWS"), ("missing.json", "missing.json")):
+        refused = replay("--receipts", str(tmp_path / name))
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr

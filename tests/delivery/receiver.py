@@ -1,12 +1,14 @@
 """A webhook receiver for the tests, answering on script: each request takes the next step of `script`
 (``200``, ``500``, ``410``, ``("429", seconds)``, ``"timeout"`` = answer too late, ``"down"`` = 503),
-then ``default``. It records every attempt (headers, body, the answer given) in arrival order."""
+then ``default``; `slow(body)` gives the seconds to think before answering (0: none). It records every
+attempt (headers, body, the answer given, when it arrived and when it was answered) in arrival order."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,10 +21,17 @@ class Attempt:
     body: bytes
     answer: str
     at: float = field(default_factory=time.time)
+    ended: float = 0.0  # when the answer was written
 
 
 class Receiver:
-    def __init__(self, script: list[Any] | None = None, default: Any = 200, hang_seconds: float = 1.5) -> None:
+    def __init__(
+        self,
+        script: list[Any] | None = None,
+        default: Any = 200,
+        hang_seconds: float = 1.5,
+        slow: Callable[[bytes], float] | None = None,
+    ) -> None:
         self.script = list(script or [])
         self.default = default
         self.hang_seconds = hang_seconds
@@ -42,7 +51,10 @@ class Receiver:
                         step: Any = "down"
                     else:
                         step = receiver.script.pop(0) if receiver.script else receiver.default
-                    receiver.attempts.append(Attempt(self.headers.get("webhook-id", ""), dict(self.headers), body, str(step)))
+                    attempt = Attempt(self.headers.get("webhook-id", ""), dict(self.headers), body, str(step))
+                    receiver.attempts.append(attempt)
+                if slow is not None:
+                    time.sleep(slow(body))
                 if step == "timeout":
                     time.sleep(receiver.hang_seconds)
                     step = 200
@@ -57,8 +69,10 @@ class Receiver:
                 self.end_headers()
                 try:
                     self.wfile.write(b"ok")
+                    self.wfile.flush()
                 except OSError:
                     pass
+                attempt.ended = time.time()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

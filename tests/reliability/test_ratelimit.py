@@ -42,6 +42,20 @@ def test_allowance_then_limited_then_the_window_slides() -> None:
     assert limiter.record_failure("10.0.0.2") == 0, "another address has its own allowance"
 
 
+def test_blocked_for_refuses_once_the_allowance_is_spent_and_records_nothing() -> None:
+    clock = Clock()
+    limiter = AuthFailureLimiter(limit=3, window=60, clock=clock)
+    for seconds in (0, 10, 20):
+        clock.now = 1000.0 + seconds
+        assert limiter.blocked_for("10.0.0.1") == 0  # within its allowance: the attempt is checked
+        limiter.record_failure("10.0.0.1")
+    assert limiter.blocked_for("10.0.0.1") == pytest.approx(40)  # until the failure at t=0 is a minute old
+    assert limiter.blocked_for("10.0.0.1") == pytest.approx(40)  # asking counts nothing
+    assert limiter.blocked_for("10.0.0.2") == 0
+    clock.now = 1060.5
+    assert limiter.blocked_for("10.0.0.1") == 0
+
+
 def test_memory_is_bounded() -> None:
     limiter = AuthFailureLimiter(limit=2, window=60, max_addresses=100, clock=Clock())
     for n in range(10_000):

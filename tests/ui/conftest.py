@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from api.bootstrap import _open_database
@@ -32,9 +33,11 @@ from api.settings import Settings, parse_database_url
 from api.workbench.accounts import Accounts
 from api.workbench.credentials import Passwords
 from api.workbench.sessions import Officer
+from domain.identifiers import make_uscc
 from store.database import Database
 from tests.conftest import postgres_schema_url
-from tests.reliability.support import Server, server_env
+from tests.reliability.support import ADMIN_KEY, Server, server_env
+from tests.reliability.support import Province as HttpProvince
 
 CHROMIUM = os.environ.get("NOCERT_CHROMIUM", "/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("NOCERT_REQUIRE_BROWSER") == "1"
@@ -209,3 +212,49 @@ def axe(axe_source: str) -> Callable[[Any], list[dict[str, Any]]]:
         return results["passes"]
 
     return check
+
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Desk:
+    """The departments of the province (made through the admin API) and how to make their officers."""
+
+    server: UiServer
+    ids: dict[str, str]
+
+    def officer(self, name: str) -> Officer:
+        """A new officer of department ``name``, added by the admin and enrolled with its code."""
+        department = self.ids[name]
+        login = f"o.{uuid.uuid4().hex[:8]}"
+        with httpx.Client(base_url=self.server.base_url, timeout=30) as client:
+            response = client.post(
+                f"/v1/departments/{department}/officers", json={"login": login, "name": "测试人员"},
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )
+        assert response.status_code == 201, response.text
+        officer = Officer(department, login)
+        Accounts(self.server.database, Passwords()).enrol(officer, response.json()["enrolment_code"], PASSWORD)
+        return officer
+
+
+@pytest.fixture(scope="session")
+def desk(ui_server: UiServer) -> Desk:
+    return province_desk(ui_server)
+
+
+def province_desk(ui_server: UiServer) -> Desk:
+    """The province's departments on the server (made once, through the admin API) and its operator's."""
+    with httpx.Client(base_url=ui_server.base_url, timeout=30) as client:
+        if client.get("/v1/departments/fz-estate/officers", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404:
+            province = HttpProvince.create(client)
+            ids = province.ids
+            operator = {"id": OPERATOR_DEPARTMENT, "name": "福建省大数据管理局", "uscc": make_uscc("11350000MB0000001"),
+                        "roles": ["auditor"], "kind": "data", "region": "350000"}
+            response = client.post("/v1/departments", json=operator, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert response.status_code == 201, response.text
+        else:
+            ids = {"operator": OPERATOR_DEPARTMENT, "approver": "fz-estate", "gulou": "fz-gulou-police", "city": "fz-police", "auditor": "fj-audit",
+                   "stranger": "xm-estate"}
+    return Desk(ui_server, {**ids, "operator": OPERATOR_DEPARTMENT})

@@ -8,64 +8,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
-from api.workbench.accounts import Accounts
-from api.workbench.credentials import Passwords
 from api.workbench.sessions import Officer
-from domain.identifiers import make_id_number, make_uscc
-from tests.reliability.support import ADMIN_KEY
-from tests.reliability.support import Province as HttpProvince
-from tests.ui.conftest import OPERATOR_DEPARTMENT, UiServer
+from domain.identifiers import make_id_number
+from tests.ui.conftest import PASSWORD, Desk, UiServer
 
-PASSWORD = "correct horse battery"
 APPLICANT = make_id_number("35010219900101123")  # registered in Gulou: routes to its police
 SCREENS = os.environ.get("NOCERT_SCREENS")
 PHONE = {"width": 390, "height": 844}
-
-
-@dataclass
-class Desk:
-    """The departments of the province (made through the admin API) and how to make their officers."""
-
-    server: UiServer
-    ids: dict[str, str]
-
-    def officer(self, name: str) -> Officer:
-        """A new officer of department ``name``, added by the admin and enrolled with its code."""
-        department = self.ids[name]
-        login = f"o.{uuid.uuid4().hex[:8]}"
-        with httpx.Client(base_url=self.server.base_url, timeout=30) as client:
-            response = client.post(
-                f"/v1/departments/{department}/officers", json={"login": login, "name": "测试人员"},
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            )
-        assert response.status_code == 201, response.text
-        officer = Officer(department, login)
-        Accounts(self.server.database, Passwords()).enrol(officer, response.json()["enrolment_code"], PASSWORD)
-        return officer
-
-
-@pytest.fixture(scope="session")
-def desk(ui_server: UiServer) -> Iterator[Desk]:
-    with httpx.Client(base_url=ui_server.base_url, timeout=30) as client:
-        if client.get("/v1/departments/fz-estate/officers", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404:
-            province = HttpProvince.create(client)
-            ids = province.ids
-            operator = {"id": OPERATOR_DEPARTMENT, "name": "福建省大数据管理局", "uscc": make_uscc("11350000MB0000001"),
-                        "roles": ["auditor"], "kind": "data", "region": "350000"}
-            response = client.post("/v1/departments", json=operator, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-            assert response.status_code == 201, response.text
-        else:
-            ids = {"operator": OPERATOR_DEPARTMENT, "approver": "fz-estate", "gulou": "fz-gulou-police", "city": "fz-police", "auditor": "fj-audit",
-                   "stranger": "xm-estate"}
-    yield Desk(ui_server, {**ids, "operator": OPERATOR_DEPARTMENT})
 
 
 def sign_in(page: Any, officer: Officer) -> None:

@@ -25,13 +25,16 @@ def test_the_settings_come_from_the_environment(database: Database, monkeypatch:
     monkeypatch.setenv("NOCERT_UI_ABSOLUTE_HOURS", "8")
     monkeypatch.setenv("NOCERT_UI_LOCKOUT_FAILURES", "3")
     monkeypatch.setenv("NOCERT_UI_LOCKOUT_MINUTES", "30")
+    monkeypatch.setenv("NOCERT_UI_ADDRESS_FAILURES", "7")
     built = workbench.build(database, Settings())
     assert (built.sessions.idle, built.sessions.absolute) == (600, 8 * 3600)
     assert (built.lockout.limit, built.lockout.duration) == (3, 1800)
+    assert (built.address_limiter.limit, built.address_limiter.window) == (7, 60)
 
 
 @pytest.mark.parametrize(
-    "bad", [{"ui_idle_minutes": 0}, {"ui_absolute_hours": -1}, {"ui_lockout_failures": 0}, {"ui_lockout_minutes": 0}]
+    "bad", [{"ui_idle_minutes": 0}, {"ui_absolute_hours": -1}, {"ui_lockout_failures": 0}, {"ui_lockout_minutes": 0},
+            {"ui_address_failures": 0}]
 )
 def test_settings_out_of_range_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValidationError):

@@ -96,7 +96,7 @@ def test_refusals_are_the_apis(province: Province) -> None:
     assert officer.post(f"/ui/checks/{check['id']}/accept", {}, csrf=False).status_code == 403
     assert p.as_("approver").get(f"/v1/checks/{check['id']}").json()["status"] == "raised"
     bad = clerk.post("/ui/checks/new", {**NEW_CHECK, "id_number": APPLICANT[:-1] + ("0" if APPLICANT[-1] != "0" else "1"), "step": "preview"})
-    assert bad.status_code == 422 and "身份证号码无效" in bad.text
+    assert bad.status_code == 422 and "身份证号码校验位（第 18 位）不正确" in bad.text
 
 
 def test_a_former_issuer_sees_masked_data_and_a_removed_officer_is_signed_out(province: Province) -> None:

@@ -3,6 +3,8 @@ sign-in with lock-out, enrolment, sign-out, ending an officer's sessions, and th
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
 from collections.abc import Iterator
@@ -14,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.csp import WORKBENCH_POLICY
-from api.workbench.pages import SESSION_COOKIE, Workbench
+from api.ratelimit import AuthFailureLimiter
+from api.workbench.pages import FORM_COOKIE, SESSION_COOKIE, Workbench
 from api.workbench.sessions import Officer
 from tests.api.conftest import build_services, module_database_url  # noqa: F401 (a fixture)
 
@@ -63,11 +66,11 @@ def sign_in(browser: TestClient, officer: Officer, password: str = PASSWORD, **e
     return browser.post("/ui/sign-in", data={**form, **extra})
 
 
-def test_a_form_page_starts_a_session_in_a_strict_cookie(browser: TestClient) -> None:
+def test_a_form_page_sets_its_nonce_in_a_strict_cookie(browser: TestClient) -> None:
     page = browser.get("/ui/sign-in")
     assert page.status_code == 200
     cookie = page.headers["set-cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert cookie.startswith(f"{FORM_COOKIE}=")
     attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
     assert {"httponly", "secure", "samesite=strict", "path=/ui"} <= attributes
     assert not any(a.startswith(("max-age", "expires", "domain")) for a in attributes)  # ends with the browser
@@ -75,8 +78,34 @@ def test_a_form_page_starts_a_session_in_a_strict_cookie(browser: TestClient) ->
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["x-frame-options"] == "DENY"  # the gateway's headers apply as everywhere
     again = browser.get("/ui/sign-in")
-    assert "set-cookie" not in again.headers  # the live session goes on
+    assert "set-cookie" not in again.headers  # the same nonce goes on
     assert csrf_of(again) == csrf_of(page)
+
+
+def test_anonymous_visits_store_no_session(app: Any, workbench: Workbench) -> None:
+    """A bot fetching the sign-in page (or the enrolment page) over and over fills no table."""
+    database = workbench.sessions.database
+
+    def rows() -> int:
+        with database.transaction() as cursor:
+            return int(cursor.execute("SELECT count(*) FROM ui_sessions").fetchone()[0])
+
+    before = rows()
+    for visit in range(50):
+        with TestClient(app, base_url="https://testserver") as bot:  # a new client each time: no cookie
+            assert bot.get("/ui/sign-in" if visit % 2 else "/ui/enrol").status_code == 200
+    assert rows() == before
+
+
+def test_the_form_token_is_bound_to_its_nonce_and_the_servers_key(browser: TestClient, workbench: Workbench) -> None:
+    token = csrf_of(browser.get("/ui/sign-in"))
+    nonce = browser.cookies[FORM_COOKIE]
+    assert workbench.sessions.anonymous(nonce).csrf_token == token
+    forged = hmac.new(nonce.encode(), b"nocert workbench csrf", hashlib.sha256).hexdigest()  # a session's rule
+    assert browser.post("/ui/sign-in", data={"csrf_token": forged}).status_code == 403
+    browser.cookies.clear()
+    browser.cookies.set(FORM_COOKIE, "x" * len(nonce), domain="testserver.local", path="/ui")  # a planted nonce
+    assert browser.post("/ui/sign-in", data={"csrf_token": token}).status_code == 403
 
 
 @pytest.mark.parametrize("path", POSTS)
@@ -114,12 +143,12 @@ def test_a_token_without_its_session_is_refused(app: Any, browser: TestClient, p
 def test_signing_in_replaces_the_anonymous_session_and_opens_home(browser: TestClient, workbench: Workbench) -> None:
     officer = new_officer(workbench)
     browser.get("/ui/sign-in")
-    anonymous = browser.cookies[SESSION_COOKIE]
+    anonymous = browser.cookies[FORM_COOKIE]
     answer = sign_in(browser, officer)
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/home"
     signed_in = browser.cookies[SESSION_COOKIE]
     assert signed_in != anonymous  # a new id at sign-in: a planted id never becomes a signed-in one
-    assert workbench.sessions.resume(anonymous) is None
+    assert workbench.sessions.resume(anonymous) is None and FORM_COOKIE not in browser.cookies
     home = browser.get("/ui/home")
     assert home.status_code == 200 and officer.login in home.text and officer.department in home.text
 
@@ -158,7 +187,7 @@ def test_the_fifth_failure_locks_the_login_even_for_the_right_password(browser: 
     assert statuses == [401] * (limit - 1) + [429]
     locked = sign_in(browser, officer)
     assert locked.status_code == 429 and "已锁定" in locked.text
-    assert SESSION_COOKIE in browser.cookies and browser.get("/ui/home").status_code == 303
+    assert SESSION_COOKIE not in browser.cookies and browser.get("/ui/home").status_code == 303
 
 
 def test_enrolment_sets_the_password_with_the_code_once(browser: TestClient, workbench: Workbench) -> None:
@@ -226,3 +255,21 @@ def test_only_known_messages_are_shown_after_a_redirect(browser: TestClient) -> 
     assert "您已退出登录。" in browser.get("/ui/sign-in?done=signed_out").text
     page = browser.get("/ui/sign-in?done=<script>alert(1)</script>")
     assert page.status_code == 200 and "<script>alert" not in page.text and "alert(1)" not in page.text
+
+
+def test_failed_sign_ins_from_one_address_are_answered_429_before_any_password_is_checked(
+    app: Any, workbench: Workbench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbench, "address_limiter", AuthFailureLimiter(limit=3, window=60))
+    officers = [new_officer(workbench) for _ in range(4)]  # one try each: no login is locked
+    with TestClient(app, base_url="https://testserver", follow_redirects=False, client=("192.0.2.7", 5000)) as bot:
+        statuses = [sign_in(bot, officer, "wrong password").status_code for officer in officers[:3]]
+        assert statuses == [401, 401, 401]
+        limited = sign_in(bot, officers[3])  # the right password, from the limited address
+        assert limited.status_code == 429 and SESSION_COOKIE not in bot.cookies
+        assert "来自您所在网络地址的登录失败次数过多，请于" in limited.text and "秒后再试" in limited.text
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert '<html lang="zh-CN">' in limited.text and 'id="error-summary"' in limited.text
+        assert workbench.lockout.locked_until(officers[3]) is None  # nothing counted against the login
+    with TestClient(app, base_url="https://testserver", follow_redirects=False, client=("192.0.2.8", 5000)) as colleague:
+        assert sign_in(colleague, officers[3]).status_code == 303  # another address signs in

@@ -11,7 +11,9 @@ For each store (PostgreSQL by default; ``--store sqlite`` or ``both``):
 Reports lifecycles/s, requests/s, p50/p95/p99 per request, errors, where the CPU went (server, PostgreSQL,
 client), the views' lag at the end of the load and how long they took to catch up, and the ratios to
 the floor. ``--profile DIR`` also samples the nocert server with py-spy during the window (raw
-collapsed stacks and a hot-spot table; sampling slows the server, so profiled figures are marked).
+collapsed stacks and a hot-spot table; sampling slows the server, so profiled figures are marked);
+``--profile-gil`` samples only the thread holding the GIL: without it py-spy also counts the threads that wait
+for the GIL on the line where they wait, which makes file and socket calls look busy.
 
     .venv/bin/python -m bench.lifecycle --seconds 30 --clients 16
 """
@@ -161,7 +163,7 @@ def measure(
     def window_start() -> None:
         meter.start()
         if profile is not None:
-            spy.append(start_py_spy(server, profile, args.seconds))
+            spy.append(start_py_spy(server, profile, args.seconds, gil=args.profile_gil))
 
     def window_end() -> None:
         cpu.update(meter.stop())
@@ -185,13 +187,13 @@ def measure(
     return summary
 
 
-def start_py_spy(server: Server, raw: Path, seconds: float) -> subprocess.Popen[bytes]:
+def start_py_spy(server: Server, raw: Path, seconds: float, *, gil: bool = False) -> subprocess.Popen[bytes]:
     exe = shutil.which("py-spy", path=str(servers.BIN)) or shutil.which("py-spy")
     if exe is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
     command = [
         exe, "record", "--pid", str(server.pid), "--subprocesses", "--rate", "100", "--format", "raw",
-        "--duration", str(int(seconds)), "--output", str(raw), "--nonblocking",
+        "--duration", str(int(seconds)), "--output", str(raw), "--nonblocking", *(["--gil"] if gil else []),
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -288,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("postgres", "sqlite", "both"), default="postgres")
     parser.add_argument("--rounds", type=int, default=1, help="floor+nocert rounds; the median ratio stands (default 1)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the nocert server during the window; raw stacks into DIR")
+    parser.add_argument(
+        "--profile-gil", action="store_true",
+        help="with --profile: sample only the thread holding the GIL (where Python's CPU goes, not who waits for it)",
+    )
     parser.add_argument("--top", type=int, default=25, help="hot spots to list with --profile")
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
     parser.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -72,6 +73,7 @@ class Category(Aggregate):
         self.status = "active"
 
     @staticmethod
+    @lru_cache(maxsize=4096)  # pure, and asked for on every request (uuid5 hashes with SHA-1)
     def stream_id(code: str) -> UUID:
         return uuid5(NAMESPACE, f"category:{code}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -198,6 +199,7 @@ class Department(Aggregate):
             raise InvalidInput("the role citizen_portal cannot be combined with another role")
 
     @staticmethod
+    @lru_cache(maxsize=4096)  # pure, and asked for on every request (uuid5 hashes with SHA-1)
     def stream_id(department_id: str) -> UUID:
         return uuid5(NAMESPACE, f"department:{department_id}")
 

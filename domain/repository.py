@@ -106,6 +106,8 @@ class CachingRepository(Repository[UUID]):
     ) -> None:
         super().__init__(event_store, snapshot_store=snapshot_store)
         self.aggregates = AggregateCache(maxsize)
+        # Once: an isinstance against a runtime Protocol inspects the class's attributes on every call.
+        self._stream_reader = isinstance(event_store.recorder, StreamReader)
 
     def get(self, aggregate_id: UUID, *, version: int | None = None, **kwargs: Any) -> Any:
         if version is not None or kwargs:
@@ -144,7 +146,8 @@ class CachingRepository(Repository[UUID]):
     def _events_after(self, after: Sequence[tuple[UUID, int]]) -> dict[UUID, list[Any]]:
         recorder = self.event_store.recorder
         found: dict[UUID, list[Any]] = {}
-        if len(after) > 1 and isinstance(recorder, StreamReader):
+        if len(after) > 1 and self._stream_reader:
+            assert isinstance(recorder, StreamReader)
             for stored in recorder.select_streams(after):
                 event = self.event_store.mapper.to_domain_event(stored)
                 found.setdefault(event.originator_id, []).append(event)

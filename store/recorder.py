@@ -27,7 +27,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from store.database import PostgresCursor
@@ -113,7 +113,9 @@ def bounded(method: Method) -> Method:
                 raise
         time.sleep(RETRY_WAIT_SECONDS)
         retrying = Retrying(
-            retry=retry_if_exception(lambda error: isinstance(error, InterfaceError | OperationalError) and quick == [True]),
+            retry=retry_if_exception(
+                lambda error: isinstance(error, InterfaceError | OperationalError) and quick == [True]
+            ),
             stop=stop_after_delay(max(0.0, RETRY_BUDGET_SECONDS - (time.monotonic() - started))),
             wait=wait_fixed(RETRY_WAIT_SECONDS),
             reraise=True,
@@ -123,18 +125,58 @@ def bounded(method: Method) -> Method:
     return cast(Method, call)  # `wraps` keeps the wrapped method's signature
 
 
+def rendered(statement: object) -> bytes:
+    """A statement's text, composed once: psycopg composes a `Composable` (quoting each identifier
+    through libpq) on every ``execute``, and its parsed-query cache only keys plain strings and bytes.
+    Without a connection, identifiers are quoted as PQescapeIdentifier does for UTF-8 names (tested)."""
+    if isinstance(statement, bytes):
+        return statement
+    if isinstance(statement, str):
+        return statement.encode()
+    if isinstance(statement, Composable):
+        return statement.as_bytes(None)
+    raise TypeError(f"not a statement: {statement!r}")
+
+
 class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
-    """The recorder the Platform uses on PostgreSQL: the calls of a request, bounded in time."""
+    """The recorder the Platform uses on PostgreSQL: the calls of a request, bounded in time. Its
+    statements are composed once (`rendered`), not on every call as eventsourcing's are."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.breaker = Breaker()
-        self._select_streams = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
-            " FROM unnest(%s::uuid[], %s::integer[]) AS after_version(id, version)"
-            " JOIN {schema}.{table} e ON e.originator_id = after_version.id AND e.originator_version > after_version.version"
-            " ORDER BY e.originator_id, e.originator_version"
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        self._select_streams = rendered(
+            SQL(
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+                " FROM unnest(%s::uuid[], %s::integer[]) AS after_version(id, version)"
+                " JOIN {schema}.{table} e ON e.originator_id = after_version.id"
+                " AND e.originator_version > after_version.version"
+                " ORDER BY e.originator_id, e.originator_version"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        )
+        self._lock_statements = [rendered(statement) for statement in self.lock_table_statements]
+        self._notify = rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+        self._select_events: dict[tuple[bool, bool, bool, bool], bytes] = {}
+
+    def _lock_table(self, curs: Any) -> None:  # eventsourcing's statements, composed once
+        for statement in self._lock_statements:
+            curs.execute(statement, prepare=True)
+
+    def _notify_channel(self, curs: Any) -> None:
+        curs.execute(self._notify)
+
+    def _select_events_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> bytes:
+        """eventsourcing's ``select_events`` statement for this combination of its arguments."""
+        shape = (gt, lte, desc, limit)
+        statement = self._select_events.get(shape)
+        if statement is None:
+            composed = self.select_events_statement
+            composed += SQL(" AND originator_version > %s") if gt else SQL("")
+            composed += SQL(" AND originator_version <= %s") if lte else SQL("")
+            composed += SQL(" ORDER BY originator_version") + SQL(" DESC" if desc else " ASC")
+            composed += SQL(" LIMIT %s") if limit else SQL("")
+            statement = self._select_events[shape] = rendered(composed)
+        return statement
 
     @bounded
     def select_streams(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
@@ -146,8 +188,27 @@ class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 for row in cursor.fetchall()
             ]
 
+    @bounded
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """eventsourcing's ``select_events``, its statement composed once per shape."""
+        statement = self._select_events_statement(gt is not None, lte is not None, desc, limit is not None)
+        params = [originator_id, *(value for value in (gt, lte, limit) if value is not None)]
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
+
     insert_events = bounded(PostgresApplicationRecorder.insert_events)
-    select_events = bounded(PostgresApplicationRecorder.select_events)
     select_notifications = bounded(PostgresApplicationRecorder.select_notifications)
     max_notification_id = bounded(PostgresApplicationRecorder.max_notification_id)
 
@@ -165,26 +226,40 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.group: GroupCommit[EventWrite, list[int]] = GroupCommit(self._commit_batch)
-        self._select_existing = SQL(
-            "SELECT originator_id, originator_version, notification_id, topic, state FROM {schema}.{table}"
-            " WHERE (originator_id, originator_version) IN"
-            " (SELECT * FROM unnest(%s::uuid[], %s::integer[]))"
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        self._select_existing = rendered(
+            SQL(
+                "SELECT originator_id, originator_version, notification_id, topic, state FROM {schema}.{table}"
+                " WHERE (originator_id, originator_version) IN"
+                " (SELECT * FROM unnest(%s::uuid[], %s::integer[]))"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        )
         # The common case in one statement: every write of the batch inserted, unless one of its keys is
         # taken already (then nothing is inserted, no position is drawn, and the batch is planned).
-        self._insert_if_all_new = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-            " SELECT originator_id, originator_version, topic, state FROM unnest(%s::{schema}.{type}[])"
-            " WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} WHERE (originator_id, originator_version) IN"
-            " (SELECT * FROM unnest(%s::uuid[], %s::integer[])))"
-            " RETURNING notification_id"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
-            type=Identifier(self.stored_event_type_name),
+        self._insert_if_all_new = rendered(
+            SQL(
+                "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+                " SELECT originator_id, originator_version, topic, state FROM unnest(%s::{schema}.{type}[])"
+                " WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} WHERE (originator_id, originator_version) IN"
+                " (SELECT * FROM unnest(%s::uuid[], %s::integer[])))"
+                " RETURNING notification_id"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+                type=Identifier(self.stored_event_type_name),
+            )
         )
-        # Attachments name their tables unqualified, as all of nocert's SQL does: in the store's schema.
-        self._search_path = SQL("SET LOCAL search_path TO {schema}").format(schema=Identifier(self.datastore.schema))
+        # A transaction's set-up in one statement, not two or three: the schema (attachments name their
+        # tables unqualified, as all of nocert's SQL does), eventsourcing's lock timeout (`_lock_table`'s
+        # first statement, SET LOCAL: for the LOCK that follows) and, when it inserts, the notification
+        # (`_notify_channel`'s, sent on commit wherever in the transaction it is queued).
+        schema = rendered(Identifier(self.datastore.schema)).decode()
+        setup = SQL("SELECT set_config('search_path', {0}, true), set_config('lock_timeout', {1}, true)").format(
+            schema, f"{self.datastore.lock_timeout}s"
+        )
+        self._setup = rendered(setup)
+        self._setup_notifying = rendered(setup + SQL(", pg_notify({0}, '')").format(self.channel_name))
+        assert len(self._lock_statements) == 2, "eventsourcing's lock: SET LOCAL lock_timeout, then LOCK TABLE"
+        self._lock = self._lock_statements[1]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
@@ -208,16 +283,15 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
         if len(set(keys)) != len(keys):
             return None
         pg_events = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state) for e in write.events
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in write.events
         ]
         key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
         try:
             with self.datastore.get_connection() as connection, connection.pipeline(), connection.transaction():
                 with connection.cursor() as cursor:
-                    if write.attachments:
-                        cursor.execute(self._search_path, prepare=True)
-                    self._lock_table(cursor)
-                    self._notify_channel(cursor)
+                    cursor.execute(self._setup_notifying, prepare=True)
+                    cursor.execute(self._lock, prepare=True)
                     cursor.execute(self._insert_if_all_new, (pg_events, *key_params), prepare=True)
                     positions = [row["notification_id"] for row in cursor.fetchall()]
                 if not positions:
@@ -242,11 +316,10 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
         # conditional insert go in one round trip; the attachments and COMMIT follow.
         with self.datastore.get_connection() as connection, connection.pipeline(), connection.transaction():
             with connection.cursor() as cursor, connection.cursor() as inserting:
-                cursor.execute(self._search_path, prepare=True)
-                self._lock_table(cursor)
+                cursor.execute(self._setup_notifying if optimistic else self._setup, prepare=True)
+                cursor.execute(self._lock, prepare=True)
                 cursor.execute(self._select_existing, key_params, prepare=True)
                 if optimistic:
-                    self._notify_channel(inserting)
                     pg_events = [
                         self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
                         for e in events

@@ -1,0 +1,89 @@
+"""The PostgreSQL recorder's statements, composed once (`store.recorder.rendered`), are the statements
+eventsourcing composes per call: the same text, the same rows, the same transaction-local settings and
+the same notification on a save."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier, Literal
+
+from api.settings import parse_database_url, store_env
+from domain.platform import Platform
+from store.recorder import rendered
+from tests.domain.fakes import FakeClaims, FakeSealer
+from tests.domain.world import GULOU_POLICE, build_province, new_check_id
+
+
+@pytest.fixture
+def platform(postgres_url: str) -> Iterator[Platform]:
+    app = Platform(store_env(parse_database_url(postgres_url), pool_size=2), sealer=FakeSealer(), claims=FakeClaims())
+    build_province(app)
+    yield app
+    app.close()
+
+
+def test_rendered_without_a_connection_is_what_libpq_quotes(postgres_url: str) -> None:
+    conninfo = parse_database_url(postgres_url).conninfo()
+    statements = [
+        SQL("SELECT * FROM {0}.{1} WHERE x = %s").format(Identifier('Odd "schema"'), Identifier("table.name")),
+        SQL("SELECT set_config('search_path', {0}, true), {1}").format(Literal('"a""b"'), Literal("0s")),
+        SQL("SET LOCAL lock_timeout = '{0}s'").format(0),
+    ]
+    with psycopg.connect(conninfo) as connection:
+        for statement in statements:
+            assert rendered(statement) == statement.as_bytes(connection)
+    assert rendered("SELECT 1") == rendered(b"SELECT 1") == b"SELECT 1"
+
+
+def test_the_recorders_statements_are_eventsourcings(platform: Platform) -> None:
+    recorder: Any = platform.recorder
+    with recorder.datastore.get_connection() as connection:
+        assert recorder._lock_statements == [s.as_bytes(connection) for s in recorder.lock_table_statements]
+        assert recorder._notify == SQL("NOTIFY {0}").format(Identifier(recorder.channel_name)).as_bytes(connection)
+
+
+def test_select_events_answers_as_eventsourcings_in_every_shape(platform: Platform) -> None:
+    check_id = new_check_id(platform)
+    platform.accept(check_id, GULOU_POLICE)
+    recorder: Any = platform.recorder
+    shapes: list[dict[str, Any]] = [
+        {},
+        {"gt": 1},
+        {"lte": 1},
+        {"gt": 0, "lte": 2},
+        {"desc": True},
+        {"desc": True, "limit": 1},
+        {"gt": 1, "lte": 5, "desc": True, "limit": 3},
+        {"limit": 1},
+    ]
+    for shape in shapes:
+        ours = recorder.select_events(check_id, **shape)
+        theirs = PostgresApplicationRecorder.select_events(recorder, check_id, **shape)
+        assert ours == theirs, shape
+        assert ours or shape == {"gt": 1, "lte": 1}
+    assert [e.originator_version for e in recorder.select_events(check_id, desc=True)] == [2, 1]
+
+
+def test_a_save_notifies_listeners_and_leaves_no_setting_behind(platform: Platform, postgres_url: str) -> None:
+    recorder: Any = platform.recorder
+    with psycopg.connect(parse_database_url(postgres_url).conninfo(), autocommit=True) as listener:
+        listener.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+        check_id = new_check_id(platform)  # a lone save each: the short path
+        platform.accept(check_id, GULOU_POLICE)
+        ours = {c.info.backend_pid for c in recorder.datastore.pool._pool}  # idle again: every connection
+        # The channel is named after the table, in every schema: other tests' saves notify it too.
+        mine = next((n for n in listener.notifies(timeout=30) if n.pid in ours), None)
+        assert mine is not None, "the save notified its channel"
+        assert (mine.channel, mine.payload) == (recorder.channel_name, "")
+    with recorder.datastore.get_connection() as connection:  # the pool's connections: session settings intact
+        for _ in range(2):
+            row = connection.execute(
+                "SELECT current_setting('search_path') AS s, current_setting('lock_timeout') AS t"
+            ).fetchone()
+            assert row is not None
+            assert list(row.values()) == ['"$user", public', "0"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated
 from uuid import UUID
@@ -17,12 +16,17 @@ from api.problems import Problem
 WAIT_SECONDS = 5.0
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are ``async`` although they never wait: FastAPI runs a plain ``def`` dependency in
+# the thread pool, a hand-off to a worker thread and back for each of them on every request (three per
+# command, before the endpoint's own), where these take microseconds on the event loop.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller; a department's with the officer its ``X-Officer`` header names (the platform's
     commands refuse one that is no active officer of it: 422 ``invalid_officer``)."""
     principal: Principal = request.scope["nocert.principal"]
@@ -38,18 +42,21 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 class RoleCheck:
     """A dependency refusing with 403 a principal that has none of ``roles`` (`api.openapi` documents the
-    403 of every operation that depends on one)."""
+    403 of every operation that depends on one). Called directly (the pages), `check` decides."""
 
     def __init__(self, *roles: str) -> None:
         self.roles = roles
 
-    def __call__(self, principal: PrincipalDep) -> Principal:
+    def check(self, principal: Principal) -> Principal:
         if not any(principal.has_role(role) for role in self.roles):
             raise Problem("forbidden", f"this call needs the role {' or '.join(self.roles)}")
         return principal
 
+    async def __call__(self, principal: PrincipalDep) -> Principal:
+        return self.check(principal)
 
-def require_role(*roles: str) -> Callable[[Principal], Principal]:
+
+def require_role(*roles: str) -> RoleCheck:
     return RoleCheck(*roles)
 
 

@@ -15,7 +15,7 @@ from delivery import feed
 router = APIRouter(tags=["feed"])
 
 
-def require_department(principal: PrincipalDep) -> Principal:
+async def require_department(principal: PrincipalDep) -> Principal:  # no thread hand-off (api.deps)
     if principal.department is None:
         raise Problem("forbidden", "this call needs a department's key")
     return principal

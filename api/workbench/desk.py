@@ -119,7 +119,7 @@ class Desk:
         session, principal = self.signed_in(request)
         services = self.services(request)
         try:
-            require_role("issuer")(principal)
+            require_role("issuer").check(principal)
             items, next_cursor = services.views.inbox(principal.id, limit=50, cursor=cursor)
         except (Problem, ValueError) as error:
             return self.refused(request, session, principal, error)
@@ -133,7 +133,7 @@ class Desk:
         query = request.query_params
         filters = {name: query.get(name) or None for name in ("status", "category", "overdue")}
         try:
-            require_role("approver", "issuer", "auditor")(principal)
+            require_role("approver", "issuer", "auditor").check(principal)
             if filters["status"] is not None and filters["status"] not in {s.value for s in CheckStatus}:
                 raise Problem("validation_error", f"unknown status {filters['status']!r}")
             if filters["overdue"] not in (None, "true", "false"):
@@ -167,7 +167,7 @@ class Desk:
         services = self.services(request)
         query = request.query_params
         try:
-            require_role("approver", "issuer", "auditor")(principal)
+            require_role("approver", "issuer", "auditor").check(principal)
             document = read_check(check_id, principal, services, query.get("version") or None, query.get("as_of") or None)
             history = check_history(check_id, principal, services)
         except (Problem, DomainError) as error:
@@ -195,7 +195,7 @@ class Desk:
         model, role, body_of = COMMANDS[command]
         errors = FormErrors()
         try:
-            require_role(role)(principal)
+            require_role(role).check(principal)
             check = visible_check(services, check_id, principal)
             try:
                 body: Any = model.model_validate(body_of(form))
@@ -224,7 +224,7 @@ class Desk:
         errors: FormErrors, route: dict[str, Any] | None, status: int = 200,
     ) -> Response:
         try:
-            require_role("approver")(principal)
+            require_role("approver").check(principal)
         except Problem as error:
             return self.refused(request, session, principal, error)
         services = self.services(request)
@@ -244,7 +244,7 @@ class Desk:
         values["id_number"] = values["id_number"].upper()
         errors = FormErrors()
         try:
-            require_role("approver")(principal)
+            require_role("approver").check(principal)
             body = schemas.CheckCreate.model_validate(_check_body(values))
         except Problem as error:
             return self.refused(request, session, principal, error)

@@ -78,7 +78,7 @@ class Oversight:
         session, principal = self.desk.signed_in(request)
         services = self.desk.services(request)
         try:
-            require_role("auditor")(principal)
+            require_role("auditor").check(principal)
             checkpoint = latest_checkpoint(principal, services)
         except Problem as error:
             if error.code != "not_found":
@@ -129,7 +129,7 @@ class Oversight:
         session, principal = self.desk.signed_in(request, session)
         services = self.desk.services(request)
         try:
-            require_role("auditor")(principal)
+            require_role("auditor").check(principal)
         except Problem as error:
             return self.desk.refused(request, session, principal, error)
         report = verify_ledger(

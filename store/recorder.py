@@ -32,6 +32,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from store.database import PostgresCursor
 from store.group_commit import GroupCommit
+from store.pipelined import pipelined_transaction
 from store.writes import EventWrite, Existing, all_keys, key_of, plan
 
 QUICK_FAILURE_SECONDS = 0.5
@@ -288,7 +289,7 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
         ]
         key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
         try:
-            with self.datastore.get_connection() as connection, connection.pipeline(), connection.transaction():
+            with self.datastore.get_connection() as connection, pipelined_transaction(connection):
                 with connection.cursor() as cursor:
                     cursor.execute(self._setup_notifying, prepare=True)
                     cursor.execute(self._lock, prepare=True)
@@ -314,7 +315,7 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
         optimistic = len(set(keys)) == len(keys)  # no two writes of the batch claim one version
         # Pipelined (as eventsourcing's own insert is): the set-up, the lock, the existence query and the
         # conditional insert go in one round trip; the attachments and COMMIT follow.
-        with self.datastore.get_connection() as connection, connection.pipeline(), connection.transaction():
+        with self.datastore.get_connection() as connection, pipelined_transaction(connection):
             with connection.cursor() as cursor, connection.cursor() as inserting:
                 cursor.execute(self._setup_notifying if optimistic else self._setup, prepare=True)
                 cursor.execute(self._lock, prepare=True)

@@ -87,3 +87,31 @@ def test_a_save_notifies_listeners_and_leaves_no_setting_behind(platform: Platfo
             ).fetchone()
             assert row is not None
             assert list(row.values()) == ['"$user", public', "0"]
+
+
+def test_a_pipelined_transaction_commits_whole_or_leaves_nothing(postgres_url: str) -> None:
+    from psycopg.pq import TransactionStatus
+
+    from store.pipelined import pipelined_transaction
+
+    schema = parse_database_url(postgres_url)
+    with psycopg.connect(schema.conninfo(), autocommit=True) as connection:
+        connection.execute("CREATE TEMP TABLE noted (n INTEGER PRIMARY KEY)")
+
+        def noted() -> list[int]:
+            return [row[0] for row in connection.execute("SELECT n FROM noted ORDER BY n").fetchall()]
+
+        with pipelined_transaction(connection), connection.cursor() as cursor:
+            cursor.execute("INSERT INTO noted VALUES (1), (2) RETURNING n")
+            assert [row[0] for row in cursor.fetchall()] == [1, 2]
+        assert noted() == [1, 2]
+        with pytest.raises(RuntimeError), pipelined_transaction(connection), connection.cursor() as cursor:
+            cursor.execute("INSERT INTO noted VALUES (3)")
+            raise RuntimeError("the block failed after writing")
+        assert connection.info.transaction_status == TransactionStatus.IDLE
+        with pytest.raises(psycopg.errors.UniqueViolation), pipelined_transaction(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO noted VALUES (4)")
+                cursor.execute("INSERT INTO noted VALUES (1)")  # refused: nothing of the block remains
+        assert connection.info.transaction_status == TransactionStatus.IDLE
+        assert noted() == [1, 2]

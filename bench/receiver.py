@@ -11,6 +11,7 @@ bytes that may hold several pipelined requests or a part of one. The parent talk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -161,10 +162,14 @@ class Receiver:
         self.process: Any = context.Process(target=main, args=(child,), name="bench-webhook-receiver", daemon=True)
         self.process.start()
         child.close()
-        if not self.control.poll(60):
+        try:
+            if not self.control.poll(60):
+                raise EOFError
+            port = self.control.recv()
+        except EOFError:
             self.close()
-            raise RuntimeError("the webhook receiver did not start within 60 s")
-        self.base = f"http://127.0.0.1:{self.control.recv()}"
+            raise RuntimeError("the webhook receiver did not start within 60 s (or died starting)") from None
+        self.base = f"http://127.0.0.1:{port}"
 
     def _ask(self, what: str) -> Any:
         self.control.send(what)
@@ -179,10 +184,8 @@ class Receiver:
         return seen
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.control.send("stop")
-        except OSError:
-            pass
         self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.terminate()

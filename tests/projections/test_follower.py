@@ -110,9 +110,7 @@ def test_position_is_read_from_the_database(durable_database_url: str, make_stac
     assert other.views.lag() == 0
 
 
-def test_the_head_and_the_position_come_in_one_query_and_agree_with_each_alone(
-    durable_database_url: str, make_stack
-) -> None:
+def test_the_head_and_the_position_come_in_one_query_and_agree_with_each_alone(durable_database_url: str, make_stack) -> None:
     """The follower's wake-up reads the log's head and the views' position together (one statement, one
     snapshot); they are the figures the two separate reads give, behind and caught up."""
     leader = make_stack(durable_database_url, start=False)
@@ -299,9 +297,7 @@ def test_the_follower_survives_database_errors(sqlite_url: str, make_stack, monk
     stack.views.start()
     stack.sync(timeout=30)
     assert failures["left"] == 0
-    failed = [
-        r for r in caplog.records if "database is locked" in (str(r.exc_info[1]) if r.exc_info else r.getMessage())
-    ]
+    failed = [r for r in caplog.records if "database is locked" in (str(r.exc_info[1]) if r.exc_info else r.getMessage())]
     assert len(failed) == 3
     deadline = time.monotonic() + 5
     while "recovered after 3 failures" not in caplog.text:  # logged just after the batch commits
@@ -324,9 +320,7 @@ def test_start_and_stop_are_idempotent(sqlite_url: str, make_stack) -> None:
     stack.sync()
 
 
-def test_a_second_writer_without_the_lock_cannot_count_twice(
-    durable_database_url: str, make_stack, ledger_keys
-) -> None:
+def test_a_second_writer_without_the_lock_cannot_count_twice(durable_database_url: str, make_stack, ledger_keys) -> None:
     """Belt and braces: should the leader lock ever fail, a second writer waits for the first one's batch
     (on the tracking rows, or SQLite's write lock) and then finds nothing left to do."""
     stack = make_stack(durable_database_url, start=False)
@@ -335,12 +329,7 @@ def test_a_second_writer_without_the_lock_cannot_count_twice(
 
     def projector() -> Projector:
         return Projector(
-            stack.app,
-            stack.log,
-            signer=ledger_keys.signer,
-            checkpoint_every=1000,
-            clock=utcnow,
-            personal=stack.views.personal,
+            stack.app, stack.log, signer=ledger_keys.signer, checkpoint_every=1000, clock=utcnow, personal=stack.views.personal
         )
 
     stack.views.position()  # creates the tables
@@ -361,42 +350,3 @@ def test_a_second_writer_without_the_lock_cannot_count_twice(
     thread.join(timeout=30)
     assert outcome == {"applied": 0}
     assert_views_match_the_log(stack)
-
-
-def test_followers_taking_turns_fast_forward_what_the_other_projected(durable_database_url: str, make_stack) -> None:
-    """Each follower's projector holds the aggregates it projected; events another process projected in
-    between are read and applied onto them (not the whole stream again), and the views stay exact."""
-    one = make_stack(durable_database_url, batch_size=5, clock=Clock(), start=False)
-    two = make_stack(durable_database_url, batch_size=5, clock=Clock(), start=False)
-    build_province(one.app)
-    whole_reads: dict[str, list[int]] = {"one": [], "two": []}
-    locks = {}
-    for name, stack in (("one", one), ("two", two)):
-        locks[name] = stack.database.leader_lock("views")
-        original = stack.app.repository.get
-
-        def counted(
-            aggregate_id: Any, *, version: int | None = None, _original: Any = original, _name: str = name, **kw: Any
-        ) -> Any:
-            if version is not None:  # only the projector reads a version (commands read the latest)
-                whole_reads[_name].append(version)
-            return _original(aggregate_id, version=version, **kw)
-
-        stack.app.repository.get = counted
-
-    def follow(name: str, stack: Any) -> None:
-        stack.views.follow_once(locks[name])
-        assert stack.views.position() == stack.head()
-
-    check = raise_check(one.app, issuer=GULOU_POLICE)[0]
-    follow("one", one)
-    one.app.accept(check.id, GULOU_POLICE)
-    follow("two", two)  # never saw the check: reads it whole, up to the raise
-    assert whole_reads == {"one": [], "two": [1]}
-    one.app.reply(check.id, GULOU_POLICE, "confirmed", {}, 90)
-    follow("one", one)  # holds the check at its raise: the accept is read and applied, not the stream whole
-    one.app.close_check(check.id, APPROVER, "exempted")
-    follow("two", two)  # holds it at its accept: the reply likewise
-    assert whole_reads == {"one": [], "two": [1]}
-    assert_views_match_the_log(one)
-    assert recount.dump(one.database) == recount.dump(two.database)

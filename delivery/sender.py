@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as NoAnswerInTime
 
 READ_LIMIT = 4096
@@ -72,6 +72,8 @@ class Sender:
                 if not response.closed:  # more body than we read: the connection cannot be reused
                     response.close()
                 response.release_conn()
+        except NewConnectionError as error:  # a subclass of urllib3's TimeoutError, whatever the cause
+            raise Unanswered(f"{type(error).__name__}: {error}"[:300]) from None
         except (NoAnswerInTime, TimeoutError):  # urllib3's, and a socket's should one get through
             raise Unanswered(f"no answer within {self.timeout:g} s") from None
         except (HTTPError, OSError) as error:

@@ -32,8 +32,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import urllib3
-
 from delivery import outbox, signature
 from delivery.address import check_url
 from delivery.outbox import Due
@@ -122,7 +120,7 @@ class Dispatcher:
         workers: int = 8,
         per_subscription: int = PER_SUBSCRIPTION,
         poll: float = 0.2,
-        transport: urllib3.PoolManager | None = None,
+        transport: Sender | None = None,
     ) -> None:
         self.database = database
         self.keys = keys
@@ -142,7 +140,7 @@ class Dispatcher:
         self._done: list[tuple[Due, int, str]] = []  # delivered, to record
         self._settled: list[tuple[str, str]] = []  # finished (delivered or failure recorded), to free
         self._gave_up: set[str] = set()  # failing since their lanes were dealt: the rest of those is not sent
-        self._sender = Sender(timeout, workers, transport)  # `transport`: the pool deliveries go through
+        self._sender = transport if transport is not None else Sender(timeout)  # tests may give their own
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None

@@ -1,23 +1,28 @@
-"""The POST of one delivery (API.md §11), through a urllib3 pool of kept-alive connections: no retries (the
-outbox schedules them), no redirects followed (a 3xx is an answer like any other non-2xx), connecting and
-every read bounded by the timeout setting, the whole answer within it too, and at most `READ_LIMIT` bytes of
-the answer's body read (a connection whose body was left unread is closed, not reused).
+"""The POST of one delivery (API.md §11) over a kept-alive connection of the worker thread sending it (the
+standard library's `http.client`; TLS with certificate and host name verification): no retries (the outbox
+schedules them), no redirects followed (a 3xx is an answer like any other non-2xx), connecting and every
+read bounded by the timeout setting, at most `READ_LIMIT` bytes of the answer's body read (a connection
+whose body was left unread is closed, not reused).
 
-urllib3 rather than httpx: it costs a few times less CPU per request, and the dispatcher's workers share
-their process's CPU (and GIL) with the requests."""
+`http.client` rather than httpx or urllib3: a delivery's POST costs about 0.15 ms of CPU with it, 0.3 ms
+with urllib3 and 0.6 ms with httpx, and the dispatcher's workers share their process's CPU (and GIL) with
+the requests. Each worker keeps at most `KEPT` connections (one per host), the least recently used closed."""
 
 from __future__ import annotations
 
+import http.client
+import select
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError
-from urllib3.exceptions import TimeoutError as NoAnswerInTime
+from urllib.parse import urlsplit
 
 READ_LIMIT = 4096
-POOLS = 64  # hosts whose connections are kept
+KEPT = 16  # connections kept per worker thread
+
+Key = tuple[str, str, int]  # scheme, host, port
 
 
 @dataclass(frozen=True)
@@ -43,42 +48,81 @@ def retry_after(value: str | None, now: float) -> float | None:
         return None
 
 
-def pool_manager(timeout: float, connections: int) -> urllib3.PoolManager:
-    """The pool of the dispatcher's workers: `connections` kept per host (one per worker)."""
-    return urllib3.PoolManager(
-        num_pools=POOLS,
-        maxsize=connections,
-        block=False,
-        retries=False,
-        timeout=urllib3.Timeout(connect=timeout, read=timeout, total=timeout),
-    )
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive connection the receiver closed (or wrote to unasked): not to be reused."""
+    sock = connection.sock
+    if sock is None:
+        return False  # closed by us after a "connection: close": http.client opens a new one
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 class Sender:
-    def __init__(self, timeout: float, connections: int, pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(self, timeout: float, context: ssl.SSLContext | None = None) -> None:
         self.timeout = timeout
-        self.pool = pool if pool is not None else pool_manager(timeout, connections)
+        self.context = context if context is not None else ssl.create_default_context()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's, for `close`
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """The answer's status (its body read at most `READ_LIMIT` bytes); `Unanswered` when there is none."""
         try:
-            response = self.pool.urlopen(
-                "POST", url, body=body, headers=headers, redirect=False, retries=False, preload_content=False
-            )
-            try:
-                response.read(READ_LIMIT, decode_content=False)
-                answer = Answer(response.status, retry_after(response.headers.get("retry-after"), time.time()))
-            finally:
-                if not response.closed:  # more body than we read: the connection cannot be reused
-                    response.close()
-                response.release_conn()
-        except NewConnectionError as error:  # a subclass of urllib3's TimeoutError, whatever the cause
-            raise Unanswered(f"{type(error).__name__}: {error}"[:300]) from None
-        except (NoAnswerInTime, TimeoutError):  # urllib3's, and a socket's should one get through
+            parts = urlsplit(url)
+            key: Key = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        except ValueError as error:
+            raise Unanswered(f"ValueError: {error}"[:300]) from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = self._connection(key)
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read(READ_LIMIT)
+            answer = Answer(response.status, retry_after(response.getheader("retry-after"), time.time()))
+            if not response.isclosed():  # more body than we read: the connection cannot be reused
+                self._drop(key, connection)
+        except TimeoutError:
+            self._drop(key, connection)
             raise Unanswered(f"no answer within {self.timeout:g} s") from None
-        except (HTTPError, OSError) as error:
+        except (OSError, http.client.HTTPException) as error:
+            self._drop(key, connection)
             raise Unanswered(f"{type(error).__name__}: {error}"[:300]) from None
         return answer
 
+    def _connection(self, key: Key) -> http.client.HTTPConnection:
+        kept: dict[Key, http.client.HTTPConnection] | None = getattr(self._local, "kept", None)
+        if kept is None:
+            kept = self._local.kept = {}
+        connection = kept.pop(key, None)
+        if connection is not None and _dropped(connection):
+            connection.close()
+        if connection is None:
+            scheme, host, port = key
+            if scheme == "https":
+                connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self.context)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            with self._lock:
+                self._open.add(connection)
+            while len(kept) >= KEPT:
+                oldest = next(iter(kept))
+                self._drop(oldest, kept.pop(oldest))
+        kept[key] = connection  # the most recently used last
+        return connection
+
+    def _drop(self, key: Key, connection: http.client.HTTPConnection) -> None:
+        kept: dict[Key, http.client.HTTPConnection] = getattr(self._local, "kept", {})
+        if kept.get(key) is connection:
+            del kept[key]
+        connection.close()
+        with self._lock:
+            self._open.discard(connection)
+
     def close(self) -> None:
-        self.pool.clear()
+        """Closes every worker's connections (the workers have stopped)."""
+        with self._lock:
+            open_, self._open = self._open, set()
+        for connection in open_:
+            connection.close()

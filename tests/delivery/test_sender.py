@@ -248,3 +248,29 @@ def test_tls_verifies_the_receivers_certificate_and_name(tmp_path: Any) -> None:
     finally:
         for server, _ in made:
             server.close()
+
+
+def test_the_environments_proxies_are_used(server: Callable[[Answer], RawServer]) -> None:
+    receiver = server(plain(200))
+    proxy = server(plain(200))
+    proxy_url = proxy.url.removesuffix("/hook").replace("http://", "http://user:pa%20ss@")
+    assert post(Sender(timeout=2.0, proxies={"http": proxy_url}), receiver.url).status == 200
+    (_, request), = proxy.requests
+    lines = request.partition(b"\r\n\r\n")[0].decode().split("\r\n")
+    assert lines[0] == f"POST {receiver.url} HTTP/1.1"  # the absolute form, to the proxy
+    assert "proxy-authorization: basic dxnlcjpwysbzcw==" in {line.lower() for line in lines}  # user:pa ss
+    assert receiver.requests == []
+    assert post(Sender(timeout=2.0, proxies={"http": proxy_url, "no": "127.0.0.1"}), receiver.url).status == 200
+    assert len(receiver.requests) == 1 and len(proxy.requests) == 1  # NO_PROXY: straight to the receiver
+
+    def refuse_tunnels(connection: socket.socket, head: bytes) -> bool:
+        connection.sendall(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+        return False
+
+    tunnels = server(refuse_tunnels)
+    https_url = receiver.url.replace("http://", "https://")
+    with pytest.raises(Unanswered, match="Tunnel connection failed: 403"):
+        post(Sender(timeout=2.0, proxies={"https": tunnels.url.removesuffix("/hook")}), https_url)
+    (_, connect), = tunnels.requests
+    assert connect.startswith(f"CONNECT {https_url.split('/')[2]} HTTP/1.".encode())
+    assert len(receiver.requests) == 1

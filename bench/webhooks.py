@@ -5,9 +5,10 @@ For each store (PostgreSQL by default; ``--store sqlite`` or ``both``), two phas
 fresh ``nocert serve`` each, K closed-loop clients looping raise → accept → reply → close for T seconds:
 
 1. no subscription: lifecycles/s;
-2. 4 subscriptions (2 of the approver, 2 of the issuer) to a receiver in this process answering 204 at
-   once: lifecycles/s, and for every delivery the time from the answer of the command that recorded the
-   event (its ``X-Event-Position``) to the receiver's first sight of its ``webhook-id``: p50/p95/max.
+2. 4 subscriptions (2 of the approver, 2 of the issuer) to a receiver answering 204 at once, in a process
+   of its own (``bench.receiver``: it shares neither the load client's GIL nor its CPU time):
+   lifecycles/s, and for every delivery the time from the answer of the command that recorded the event
+   (its ``X-Event-Position``) to the receiver's first sight of its ``webhook-id``: p50/p95/max.
 
 The ratio of phase 2 to phase 1 lifecycles/s is the cost of the subscriptions (goal: within 10 %), the
 p95 of the first attempt the promptness (goal: at most 1 s; the contract says 2 s).
@@ -20,11 +21,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -32,65 +31,21 @@ import httpx
 from bench import load, report, servers, stores
 from bench.lifecycle import CLOSE, REPLY, check_body, create_province
 from bench.load import Http, closed_loop
+from bench.receiver import Receiver
 
 GOAL_FIRST_ATTEMPT_P95_S = 1.0
 GOAL_RATIO = 0.9
-
-
-class Receiver:
-    """Answers 204 to every POST (on kept-alive connections) and remembers when each (path, webhook-id) was
-    first seen."""
-
-    def __init__(self) -> None:
-        self.first_seen: dict[tuple[str, str], float] = {}
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keeps the dispatcher's connection open, as receivers do
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
-                seen = time.time()
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                with receiver.lock:
-                    receiver.first_seen.setdefault((self.path, self.headers.get("webhook-id", "")), seen)
-                self.send_response(204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def flow(keys: dict[str, str], answered: dict[int, float]) -> load.Flow:
     """The lifecycle, remembering when each command's answer (and so its event's position) came back."""
     approver, issuer = keys["approver"], keys["issuer"]
 
+    def remember(headers: Mapping[str, str]) -> None:
+        answered[int(headers["x-event-position"])] = time.time()
+
     async def call(http: Http, kind: str, path: str, key: str, body: Any, expect: int = 200) -> dict[str, Any] | None:
-        began = time.perf_counter()
-        error: str | None = None
-        document: dict[str, Any] | None = None
-        try:
-            response = await http.client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})
-            if response.status_code == expect:
-                answered[int(response.headers["x-event-position"])] = time.time()
-                document = response.json()
-            else:
-                error = f"HTTP {response.status_code}: {response.text[:300]}"
-        except Exception as exc:  # a transport failure is an error of the run, whatever it is
-            error = f"{type(exc).__name__}: {exc}"
-        http.last_began = began
-        http.tally.record(kind, began, time.perf_counter(), error)
-        return document
+        return await http.call(kind, "POST", path, key=key, json_body=body, expect=expect, on_answer=remember)
 
     async def run(http: Http, serial: int) -> bool:
         check = await call(http, "raise", "/v1/checks", approver, check_body(serial), 201)
@@ -131,11 +86,11 @@ def phase(kind: str, args: argparse.Namespace, subscriptions: int) -> dict[str, 
             if subscriptions:
                 deadline = time.monotonic() + 120
                 expected = len(answered) * subscriptions  # approver and issuer are party to every event
-                while len(receiver.first_seen) < expected and time.monotonic() < deadline:
+                while receiver.count() < expected and time.monotonic() < deadline:
                     time.sleep(0.2)
                 delays = sorted(
                     seen - answered[int(webhook_id)]
-                    for (_path, webhook_id), seen in receiver.first_seen.items()
+                    for (_path, webhook_id), seen in receiver.first_seen().items()
                     if webhook_id.isdigit() and int(webhook_id) in answered
                 )
                 summary["deliveries"] = len(delays)

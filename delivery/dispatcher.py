@@ -14,8 +14,9 @@ delivered. A round deals a subscription's new heads (all of different checks) ou
 `per_subscription` lanes, each a worker sending its share one after the other, so that different checks go
 out concurrently while a slow receiver holds a few workers, never a command (the outbox rows were written by the
 commands' transactions) nor all of the pool. The body of an event is rendered once per department and
-round (`Bodies`). A delivery is checked against the SSRF rules again (`delivery.address`), signed
-(`delivery.signature`), POSTed without following redirects, the answer read at most `READ_LIMIT` bytes.
+round (`Bodies`), a subscription's secret unsealed and a URL checked against the SSRF rules
+(`delivery.address`, DNS included) once per round (`Round`). A delivery is signed (`delivery.signature`) and
+POSTed (`delivery.sender`: without following redirects, the answer read at most `READ_LIMIT` bytes).
 A 2xx is delivered; anything else is retried after the next delay of the schedule (or Retry-After when
 longer); after the last retry, or at once on 410, the subscription becomes failing (an event) until resumed.
 A dispatcher killed mid-send (or before a round recorded a 2xx) leaves the delivery pending: the next one
@@ -30,14 +31,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from email.utils import parsedate_to_datetime
-
-import httpx
 
 from delivery import outbox, signature
 from delivery.address import check_url
 from delivery.outbox import Due
-from delivery.secrets import WebhookKeys
+from delivery.secrets import WebhookKeys, secret_bytes
+from delivery.sender import Sender, Unanswered
 from domain.errors import InvalidUrl
 from domain.timefmt import format_time, utcnow
 from store.database import Database, LeaderLock
@@ -45,7 +44,6 @@ from store.database import Database, LeaderLock
 logger = logging.getLogger(__name__)
 
 LOCK = "webhooks"
-READ_LIMIT = 4096
 HEADS_PER_ROUND = 50  # per subscription
 PER_SUBSCRIPTION = 4  # lanes (workers) at once per subscription, each sending heads of different checks
 MAX_BACKOFF_SECONDS = 10.0
@@ -80,17 +78,32 @@ class Bodies:
         return future.result()
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+class Round:
+    """What the deliveries of one round share: the bodies, each subscription's secret (unsealed once), and
+    each URL's SSRF check (its DNS resolved once in the round: a later round checks again). Two workers may
+    both work one out at the same time; they get the same result."""
+
+    def __init__(self, render: Render, keys: WebhookKeys, allow: Sequence[str]) -> None:
+        self.bodies = Bodies(render)
+        self._keys = keys
+        self._allow = allow
+        self._secrets: dict[str, bytes] = {}
+        self._refusals: dict[str, str | None] = {}  # URL: why it is refused now, None when it is not
+
+    def secret(self, sealed: str) -> bytes:
+        found = self._secrets.get(sealed)
+        if found is None:
+            found = self._secrets[sealed] = secret_bytes(self._keys.unseal(sealed))
+        return found
+
+    def refusal(self, url: str) -> str | None:
+        if url not in self._refusals:
+            try:
+                check_url(url, self._allow)
+                self._refusals[url] = None
+            except InvalidUrl as refused:
+                self._refusals[url] = refused.detail
+        return self._refusals[url]
 
 
 class Dispatcher:
@@ -107,7 +120,7 @@ class Dispatcher:
         workers: int = 8,
         per_subscription: int = PER_SUBSCRIPTION,
         poll: float = 0.2,
-        transport: httpx.BaseTransport | None = None,
+        transport: Sender | None = None,
     ) -> None:
         self.database = database
         self.keys = keys
@@ -127,7 +140,7 @@ class Dispatcher:
         self._done: list[tuple[Due, int, str]] = []  # delivered, to record
         self._settled: list[tuple[str, str]] = []  # finished (delivered or failure recorded), to free
         self._gave_up: set[str] = set()  # failing since their lanes were dealt: the rest of those is not sent
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
+        self._sender = transport if transport is not None else Sender(timeout)  # tests may give their own
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,7 +166,7 @@ class Dispatcher:
             self._record()
         except Exception:
             logger.exception("could not record the last deliveries; the next dispatcher sends them again")
-        self._client.close()
+        self._sender.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -189,7 +202,7 @@ class Dispatcher:
             self._record()
             with self._guard:  # once its lanes are done the heads query leaves a failing subscription out
                 self._gave_up = {key for key in self._gave_up if self._sending[key] > 0}
-            bodies = Bodies(self.render)
+            shared = Round(self.render, self.keys, self.allow)
             fresh: dict[str, list[Due]] = {}
             for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):
                 if (due.subscription_id, due.check_id) not in self._in_flight:
@@ -203,7 +216,7 @@ class Dispatcher:
                     self._in_flight.update((due.subscription_id, due.check_id) for due in heads)
                     self._sending[subscription_id] += lanes
                 for lane in range(lanes):  # heads of different checks, dealt out to the lanes oldest first
-                    self._pool.submit(self._attempt, heads[lane::lanes], bodies)
+                    self._pool.submit(self._attempt, heads[lane::lanes], shared)
                 started += len(heads)
             return started
 
@@ -217,7 +230,7 @@ class Dispatcher:
             self._wake.wait(0.02)
             self._wake.clear()
 
-    def _attempt(self, heads: list[Due], bodies: Bodies) -> None:
+    def _attempt(self, heads: list[Due], shared: Round) -> None:
         """A worker: one lane of a subscription, its deliveries (each of a different check) one after the other.
         Each check stays in flight until its outcome is recorded (`_record`), so the next event of the check
         cannot be sent before it."""
@@ -226,7 +239,7 @@ class Dispatcher:
             try:
                 with self._guard:
                     skip = due.subscription_id in self._gave_up or self._stopping.is_set()
-                status = None if skip else self.send(due, bodies)
+                status = None if skip else self.send(due, shared)
                 if status is not None:
                     done = (due, status, format_time(utcnow()))
             except Exception:
@@ -259,39 +272,31 @@ class Dispatcher:
 
     # -- one delivery -----------------------------------------------------------------------------
 
-    def send(self, due: Due, bodies: Bodies | None = None) -> int | None:
+    def send(self, due: Due, shared: Round | None = None) -> int | None:
         """Attempts one delivery; the 2xx status when it was delivered (the caller records it), else None
-        (the failure is recorded here). `bodies`: the round's bodies, shared by one department's subscriptions."""
-        now = time.time()
-        try:
-            check_url(due.url, self.allow)
-        except InvalidUrl as refused:
-            self._failed(due, None, f"refused: {refused.detail}", None)
+        (the failure is recorded here). `shared`: what the round's deliveries share (a fresh one if none)."""
+        if shared is None:
+            shared = Round(self.render, self.keys, self.allow)
+        refused = shared.refusal(due.url)
+        if refused is not None:
+            self._failed(due, None, f"refused: {refused}", None)
             return None
-        body = bodies.of(due) if bodies is not None else self.render(due)
+        body = shared.bodies.of(due)
         webhook_id = str(due.position)
-        headers = signature.headers(webhook_id, int(now), body, self.keys.unseal(due.secret), self.keys.signing_key())
+        headers = signature.signed_headers(webhook_id, int(time.time()), body, shared.secret(due.secret), self.keys.signing_key())
         try:
-            with self._client.stream("POST", due.url, content=body, headers=headers) as response:
-                received = 0
-                for chunk in response.iter_raw():
-                    received += len(chunk)
-                    if received >= READ_LIMIT:
-                        break
-                status, wait = response.status_code, retry_after(response.headers.get("retry-after"), now)
-        except httpx.TimeoutException:
-            self._failed(due, None, f"no answer within {self.timeout:g} s", None)
+            answer = self._sender.post(due.url, body, headers)
+        except Unanswered as error:
+            self._failed(due, None, str(error), None)
             return None
-        except httpx.HTTPError as error:
-            self._failed(due, None, f"{type(error).__name__}: {error}"[:300], None)
-            return None
+        status = answer.status
         if 200 <= status < 300:
             logger.debug("webhook %s delivered to subscription %s (HTTP %d, attempt %d)", webhook_id, due.subscription_id, status, due.attempts + 1)
             return status
         if status == 410:
             self._give_up(due, status, "the receiver answered 410 Gone")
         else:
-            self._failed(due, status, f"HTTP {status}", wait)
+            self._failed(due, status, f"HTTP {status}", answer.retry_after)
         return None
 
     def _failed(self, due: Due, status: int | None, error: str, wait: float | None) -> None:

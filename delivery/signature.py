@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,8 +16,13 @@ def signed_content(webhook_id: str, timestamp: int, body: bytes) -> bytes:
 
 
 def headers(webhook_id: str, timestamp: int, body: bytes, secret: str, key: Ed25519PrivateKey) -> dict[str, str]:
+    return signed_headers(webhook_id, timestamp, body, secret_bytes(secret), key)
+
+
+def signed_headers(webhook_id: str, timestamp: int, body: bytes, secret: bytes, key: Ed25519PrivateKey) -> dict[str, str]:
+    """`headers` under the secret's decoded bytes (the dispatcher decodes each subscription's once a round)."""
     content = signed_content(webhook_id, timestamp, body)
-    v1 = base64.b64encode(hmac.new(secret_bytes(secret), content, hashlib.sha256).digest()).decode()
+    v1 = base64.b64encode(hmac.digest(secret, content, "sha256")).decode()
     v1a = base64.b64encode(key.sign(content)).decode()
     return {
         "content-type": "application/cloudevents+json",

@@ -12,7 +12,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from pydantic import SecretStr
 
 from api.claims import JsonSchemaClaims
-from api.cloudevents import render_delivery
+from api.cloudevents import Renderings
 from api.idempotency import record_committed
 from api.sealing import KeyStoreSealer
 from api.settings import (
@@ -253,7 +253,7 @@ def build_dispatcher(settings: Settings, platform: Platform, database: Database,
     return Dispatcher(
         database,
         keys,
-        lambda due: render_delivery(platform, due.department, due.position, due.check_id, due.version),
+        lambda: Renderings(platform).body,  # a round's: each check read once in it, each department once
         lambda subscription, position, status, error: platform.subscription_failing(UUID(subscription), position, status, error),
         retry=parse_retry(settings.webhook_retry),
         timeout=settings.webhook_timeout,

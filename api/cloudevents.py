@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from api.presenters import check_document
 from api.principal import Principal
+from delivery.outbox import Due
 from domain.platform import Platform
 from domain.timefmt import format_time
 
@@ -18,10 +20,11 @@ MEDIA_TYPE = "application/cloudevents+json"
 
 
 def cloud_event(
-    platform: Platform, principal: Principal, position: int, check_id: str, version: int, now: datetime
+    events: Sequence[Any], principal: Principal, position: int, check_id: str, version: int, now: datetime
 ) -> dict[str, Any]:
-    """The event that made version `version` of the check, recorded at `position`, for `principal`."""
-    events = platform.check_events(UUID(check_id))  # one read: the version and the check now, replayed
+    """The event that made version `version` of the check, recorded at `position`, for `principal`; `events`
+    are the check's events as read now (`Platform.check_events`), only read here: the version and the check
+    now are replayed from them."""
     check: Any = None
     for each in events[:version]:
         check = each.mutate(check)
@@ -51,13 +54,36 @@ def cloud_event(
     }
 
 
+class Renderings:
+    """CloudEvents of one moment (a feed page, a dispatcher round): each check's events are read once and each
+    department looked up once, however many events of them are rendered. Threads may share it (the dispatcher's
+    workers): two that race for the same check both read it, and either answer is the check now."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.now = platform.clock()
+        self._events: dict[str, list[Any]] = {}
+        self._principals: dict[str, Principal] = {}
+
+    def events(self, check_id: str) -> list[Any]:
+        found = self._events.get(check_id)
+        if found is None:
+            found = self._events[check_id] = self.platform.check_events(UUID(check_id))
+        return found
+
+    def event(self, principal: Principal, position: int, check_id: str, version: int) -> dict[str, Any]:
+        return cloud_event(self.events(check_id), principal, position, check_id, version, self.now)
+
+    def body(self, due: Due) -> bytes:
+        """The body of a webhook: the CloudEvent as the subscription's department sees it now."""
+        principal = self._principals.get(due.department)
+        if principal is None:
+            principal = self._principals[due.department] = department_principal(self.platform, due.department)
+        event = self.event(principal, due.position, due.check_id, due.version)
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def department_principal(platform: Platform, department_id: str) -> Principal:
     """The department as the reader of its deliveries."""
     department = platform.department(department_id)
     return Principal(department.department_id, frozenset(department.roles), department)
-
-
-def render_delivery(platform: Platform, department: str, position: int, check_id: str, version: int) -> bytes:
-    """The body of a webhook: the CloudEvent as the subscription's department sees it now."""
-    event = cloud_event(platform, department_principal(platform, department), position, check_id, version, platform.clock())
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()

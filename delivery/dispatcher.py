@@ -50,6 +50,7 @@ MAX_BACKOFF_SECONDS = 10.0
 ROUND_GAP = 0.03  # seconds at least between rounds: at most ~30 reads (and record transactions) a second
 
 Render = Callable[[Due], bytes]  # the CloudEvent of a delivery, as its department may see it
+Renderer = Callable[[], Render]  # a round's Render (what it reads once is shared by the round's deliveries)
 GiveUp = Callable[[str, int, int | None, str], object]  # (subscription, position, status code, error)
 
 
@@ -111,7 +112,7 @@ class Dispatcher:
         self,
         database: Database,
         keys: WebhookKeys,
-        render: Render,
+        renderer: Renderer,
         give_up: GiveUp,
         *,
         retry: Sequence[float],
@@ -124,7 +125,7 @@ class Dispatcher:
     ) -> None:
         self.database = database
         self.keys = keys
-        self.render = render
+        self.renderer = renderer
         self.give_up = give_up
         self.retry = tuple(retry)
         self.timeout = timeout
@@ -202,7 +203,7 @@ class Dispatcher:
             self._record()
             with self._guard:  # once its lanes are done the heads query leaves a failing subscription out
                 self._gave_up = {key for key in self._gave_up if self._sending[key] > 0}
-            shared = Round(self.render, self.keys, self.allow)
+            shared = Round(self.renderer(), self.keys, self.allow)
             fresh: dict[str, list[Due]] = {}
             for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):
                 if (due.subscription_id, due.check_id) not in self._in_flight:
@@ -276,7 +277,7 @@ class Dispatcher:
         """Attempts one delivery; the 2xx status when it was delivered (the caller records it), else None
         (the failure is recorded here). `shared`: what the round's deliveries share (a fresh one if none)."""
         if shared is None:
-            shared = Round(self.render, self.keys, self.allow)
+            shared = Round(self.renderer(), self.keys, self.allow)
         refused = shared.refusal(due.url)
         if refused is not None:
             self._failed(due, None, f"refused: {refused}", None)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from api.cloudevents import cloud_event
+from api.cloudevents import Renderings
 from api.deps import MinPosition, PrincipalDep, ServicesDep, wait_for_store
 from api.principal import Principal
 from api.problems import Problem, problem_responses
@@ -35,6 +35,6 @@ def read_feed(
     """The caller's events with position > ``after``: ``next_after`` is the last one's position when the page is full."""
     wait_for_store(services, min_position)
     entries = feed.entries(services.database, principal.id, after, limit)
-    now = services.platform.clock()
-    items = [cloud_event(services.platform, principal, e.position, e.check_id, e.version, now) for e in entries]
+    page = Renderings(services.platform)  # each check of the page read once
+    items = [page.event(principal, e.position, e.check_id, e.version) for e in entries]
     return {"items": items, "next_after": entries[-1].position if len(entries) == limit else None}

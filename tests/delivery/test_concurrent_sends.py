@@ -40,13 +40,18 @@ def test_checks_go_out_concurrently_each_in_order_when_the_receiver_is_slow_for_
     services = province.services
     dispatcher = build_dispatcher(services.settings, services.platform, services.database, services.webhook_keys)
     rendered: list[tuple[str, int]] = []
-    render = dispatcher.render
+    renderer = dispatcher.renderer
 
-    def counting(due: Any) -> bytes:
-        rendered.append((due.department, due.position))
-        return render(due)
+    def counting_renderer() -> Any:
+        render = renderer()
 
-    dispatcher.render = counting
+        def counting(due: Any) -> bytes:
+            rendered.append((due.department, due.position))
+            return render(due)
+
+        return counting
+
+    dispatcher.renderer = counting_renderer
     try:
         dispatcher.drain_all()
     finally:

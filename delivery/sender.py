@@ -26,6 +26,7 @@ from urllib.request import getproxies_environment, proxy_bypass_environment  # t
 import httpx
 
 READ_LIMIT = 4096
+USER_AGENT = "nocert-webhooks/1"  # receivers and their firewalls may refuse a request that names no client
 KEPT = 16  # connections kept per worker thread
 
 Key = tuple[str, str, int]  # scheme, host, port
@@ -113,7 +114,7 @@ class Sender:
         if absolute:
             target = parts._replace(fragment="").geturl()
         try:
-            connection.request("POST", target, body=body, headers={**headers, **extra} if extra else headers)
+            connection.request("POST", target, body=body, headers={"User-Agent": USER_AGENT, **headers, **extra})
             response = connection.getresponse()
             response.read(READ_LIMIT)
             answer = Answer(response.status, retry_after(response.getheader("retry-after"), time.time()))

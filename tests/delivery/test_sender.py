@@ -171,6 +171,7 @@ def test_the_request_is_what_was_asked(server: Callable[[Answer], RawServer]) ->
     lines = head.decode().split("\r\n")
     assert lines[0] == "POST /hook HTTP/1.1" and body == b'{"a":1}'
     assert {"content-type: application/cloudevents+json", "webhook-id: 7", "content-length: 7"} <= {line.lower() for line in lines}
+    assert "user-agent: nocert-webhooks/1" in {line.lower() for line in lines}  # named, as httpx named itself
 
 
 def test_a_round_resolves_each_host_once_and_the_next_round_again(monkeypatch: pytest.MonkeyPatch) -> None:

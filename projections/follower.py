@@ -18,8 +18,7 @@ from datetime import datetime
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from projections import ledger
-from projections.projector import Projector, positions
-from projections.schema import VIEWS
+from projections.projector import Projector, positions, tracked
 from signing.archive import CheckpointArchive
 from signing.key import SigningKey
 from store.database import Database, LeaderLock
@@ -247,8 +246,7 @@ class Follower:
             rows = cursor.execute(
                 f"SELECT h.head, t.view_name, t.position FROM ({head_query}) AS h LEFT JOIN view_tracking t ON 1 = 1"
             ).fetchall()
-        tracked = {row[1]: int(row[2]) for row in rows if row[1] is not None}
-        return int(rows[0][0] or 0), min(tracked.get(view, 0) for view in VIEWS)
+        return int(rows[0][0] or 0), min(tracked((row[1], row[2]) for row in rows).values())
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """True once every view reflects ``position``; False after ``timeout`` seconds."""

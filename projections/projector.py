@@ -292,5 +292,10 @@ class Projector:
 
 
 def positions(cursor: Any) -> dict[str, int]:
-    rows = dict(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
-    return {view: int(rows.get(view, 0)) for view in VIEWS}
+    return tracked(cursor.execute("SELECT view_name, position FROM view_tracking").fetchall())
+
+
+def tracked(rows: Any) -> dict[str, int]:
+    """Each view's position from ``(view_name, position)`` rows of view_tracking (0 for a view with none)."""
+    found = {name: position for name, position in rows if name is not None}
+    return {view: int(found.get(view, 0)) for view in VIEWS}

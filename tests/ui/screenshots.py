@@ -19,7 +19,7 @@ import httpx
 
 from tests.reliability.support import ADMIN_KEY, Server, server_env
 from tests.ui.conftest import CHROMIUM, LAUNCH_ARGS, OPERATOR_DEPARTMENT, Desk, UiServer, open_database, province_desk
-from tests.ui.test_new_check import WRONG_CHECK_CHAR
+from tests.ui.test_new_check import WRONG_CHECK_CHAR, fill_new_check
 from tests.ui.test_roles import PHONE, raise_check, sign_in
 
 DESKTOP = {"width": 1280, "height": 900}
@@ -94,12 +94,7 @@ def take(folder: Path) -> list[Path]:
         page.get_by_role("status").wait_for()
         camera.shoot("approver-check-urged")
         page.goto("/ui/checks/new")
-        page.get_by_label("事项编码").fill("real-estate-deregistration")
-        page.get_by_label("事项名称").fill("不动产转移登记")
-        page.get_by_label("申请人姓名").fill("陈某某")
-        page.get_by_label("申请人身份证号码").fill(WRONG_CHECK_CHAR)
-        page.get_by_label("用途").fill("身份核验")
-        page.get_by_label("授权凭证编号").fill("face-0002")
+        fill_new_check(page, WRONG_CHECK_CHAR)
         page.get_by_role("button", name="核对发送对象").click()
         camera.shoot("approver-new-check-refused")
         camera.visit("/ui/checks", "approver-checks")

@@ -18,7 +18,8 @@ def _events(server: UiServer) -> int:
         return int(cursor.execute(f"SELECT count(*) FROM {EVENTS_TABLE[server.kind]}").fetchone()[0])
 
 
-def _fill(page: Any, id_number: str) -> None:
+def fill_new_check(page: Any, id_number: str) -> None:
+    """The new-check form filled for a transfer registration of 陈某某 (not sent)."""
     page.get_by_label("事项编码").fill("real-estate-deregistration")
     page.get_by_label("事项名称").fill("不动产转移登记")
     page.get_by_label("申请人姓名").fill("陈某某")
@@ -50,7 +51,7 @@ def test_the_server_refuses_a_wrong_check_character_and_records_nothing(
 ) -> None:
     sign_in(page, desk.officer("approver"))
     page.goto("/ui/checks/new")
-    _fill(page, APPLICANT)
+    fill_new_check(page, APPLICANT)
     page.get_by_role("button", name="核对发送对象").click()
     page.locator("#route").wait_for()  # a valid number: the route is shown and the check may be sent
     before = _events(ui_server)

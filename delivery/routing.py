@@ -78,7 +78,7 @@ class DeliveryRows:
 
     told: tuple[Told, ...]
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         told = [(item, positions[item.index], department) for item in self.told for department in item.departments]
         if not told:
             return

@@ -120,7 +120,7 @@ class CommittedAttachment:
         self.stream = stream
         self.version = version
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         record = self.record
         cursor.execute(
             COMMIT,

@@ -34,7 +34,7 @@ OLD_OUTBOX = (
 OLD_FEED = "INSERT INTO feed_entries (department, position, check_id, version, type) VALUES (?, ?, ?, ?, ?)"
 
 
-def old_delivery_write(rows: DeliveryRows, cursor: Any, positions: Sequence[int]) -> None:
+def old_delivery_write(rows: DeliveryRows, cursor: Any, positions: Sequence[object]) -> None:
     for item in rows.told:
         position = positions[item.index]
         for department in item.departments:
@@ -42,7 +42,7 @@ def old_delivery_write(rows: DeliveryRows, cursor: Any, positions: Sequence[int]
             cursor.execute(OLD_OUTBOX, (position, item.check_id, item.version, department, f"%,{item.type},%"))
 
 
-def old_commit_write(attachment: CommittedAttachment, cursor: Any, positions: Sequence[int]) -> None:
+def old_commit_write(attachment: CommittedAttachment, cursor: Any, positions: Sequence[object]) -> None:
     position = positions[-1] if positions else None
     record, now = attachment.record, time.time()
     cursor.execute(
@@ -266,5 +266,5 @@ class Written:
     def __init__(self, attachment: Any, statements: list[str]) -> None:
         self.attachment, self.statements = attachment, statements
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         self.attachment.write(Counting(cursor, self.statements), positions)

@@ -63,7 +63,7 @@ class Note:
     def __init__(self, note: str, fail: bool = False) -> None:
         self.note, self.fail = note, fail
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         for position in positions:
             cursor.execute("INSERT INTO attached (position, note) VALUES (?, ?)", (position, self.note))
         if self.fail:

@@ -273,8 +273,11 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
             lone = self._commit_lone(writes[0])
             if lone is not None:
                 return [lone]
-            return self._commit_planned(writes)
-        return self._commit_new(writes) or self._commit_planned(writes)
+        else:
+            new = self._commit_new(writes)
+            if new is not None:
+                return new
+        return self._commit_planned(writes)
 
     def _commit_lone(self, write: EventWrite) -> list[int] | None:
         """A batch of one: its positions, or None when it is to be planned (`_commit_new`)."""

@@ -268,3 +268,24 @@ class Written:
 
     def write(self, cursor: Any, positions: Sequence[object]) -> None:
         self.attachment.write(Counting(cursor, self.statements), positions)
+
+
+def test_references_are_sent_as_the_positions_the_server_kept(postgres_url: str) -> None:
+    import psycopg
+    from psycopg.rows import tuple_row
+
+    from store.positions import SETTING, At, ResolvingCursor, references
+
+    assert references(2, 2) == [At(3), At(4)]
+    with psycopg.connect(parse_database_url(postgres_url).conninfo(), autocommit=True) as connection:
+        with connection.transaction(), connection.cursor(row_factory=tuple_row) as plain:
+            plain.execute("SELECT set_config(%s, '{41,42}', true)", (SETTING,))
+            cursor = ResolvingCursor(plain)
+            row = cursor.execute("SELECT ?, ?, 'a%' || ?, ?", (At(2), "x", "b", At(1))).fetchone()
+            assert row == (42, "x", "a%b", 41)
+            assert cursor.execute("SELECT ? || '%'", ("plain",)).fetchone() == ("plain%",)
+            plain.execute("CREATE TEMP TABLE noted (position BIGINT, note TEXT)")
+            cursor.executemany("INSERT INTO noted VALUES (?, ?)", [(At(1), "one"), (At(2), "two")])
+            assert cursor.execute("SELECT * FROM noted ORDER BY position").fetchall() == [(41, "one"), (42, "two")]
+            with pytest.raises(ValueError):
+                cursor.execute("SELECT ?", (At(1), 2))

@@ -20,11 +20,14 @@ from store.database import PostgresCursor
 SETTING = "nocert.positions"
 
 #: Wraps an ``INSERT ... RETURNING notification_id`` (``{insert}``): its positions, in insert order, kept in
-#: the transaction's `SETTING` and returned; a division by zero when it inserted nothing.
+#: the transaction's `SETTING` and returned; when it inserted nothing, a data error (SQL has no RAISE: an
+#: integer cast of text that says why, not constant so that it is not folded when planned).
 POSITIONS = (
     "WITH inserted AS ({insert}),"
     " drawn AS (SELECT array_agg(notification_id ORDER BY notification_id) AS ids, count(*) AS n FROM inserted)"
-    f" SELECT ids AS positions, set_config('{SETTING}', ids::text, true), 1 / n AS all_inserted FROM drawn"
+    f" SELECT ids AS positions, set_config('{SETTING}', ids::text, true),"
+    " CASE WHEN n = 0 THEN ('nocert: a version is taken, the save is planned ' || n)::integer END AS all_inserted"
+    " FROM drawn"
 )
 AT = f"(current_setting('{SETTING}')::bigint[])[%s]"
 

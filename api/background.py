@@ -104,10 +104,7 @@ class Wakeups:
         self._threads: list[threading.Thread] = []
         self._socket: socket.socket | None = None
         if wake_path is not None:
-            Path(wake_path).unlink(missing_ok=True)  # the socket of a background process that died
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._socket.bind(wake_path)
-            self._socket.settimeout(LISTEN_TIMEOUT)
+            self._socket = _bound(wake_path)
 
     def start(self) -> None:
         if self._socket is not None:
@@ -166,6 +163,21 @@ class Wakeups:
                 logger.warning("listening for commits failed (%s); again in %.1f s, polling meanwhile", error, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, RESTART_MAX_SECONDS)
+
+
+def _bound(path: str) -> socket.socket | None:
+    """The wake-up socket at `path` (replacing the one of a background process that died); None, logged, when
+    it cannot be made (the workers' wake-ups then wait for the next poll)."""
+    made = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        Path(path).unlink(missing_ok=True)
+        made.bind(path)
+    except OSError as error:
+        made.close()
+        logger.warning("no wake-up socket at %s (%s): the workers' commits wait for the next poll", path, error)
+        return None
+    made.settimeout(LISTEN_TIMEOUT)
+    return made
 
 
 def run_background(services: Services, wake_path: str | None) -> int:

@@ -12,7 +12,7 @@ The workers' commits still wake it at once (`Wakeups`):
   (`store.recorder`); the background process LISTENs on it on a connection of its own. That reaches the
   background process of every node, whichever holds a lock.
 - Both stores: a worker sends a one-byte datagram (`Relay`) to a Unix socket of its node's background
-  process (``NOCERT_WAKE_SOCKET``, set by serve): ``c`` after a commit (SQLite only: PostgreSQL's
+  process (``NOCERT_WAKE_SOCKET``, by default in serve's metrics directory): ``c`` after a commit (SQLite only: PostgreSQL's
   notification says it already), ``u`` when a reader waits for a position (``?min_position=``: the follower
   then works without gathering). A datagram costs the worker one non-blocking system call and no thread;
   one that finds no listener (the background process restarting) is dropped: the follower and the
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nocert.background")
 
-WAKE_VARIABLE = "NOCERT_WAKE_SOCKET"  # the node's wake-up socket: set by serve for its workers and `nocert work`
-REQUESTS_ONLY_VARIABLE = "NOCERT_REQUESTS_ONLY"  # "1" in the workers of a serve: no background job in them
 COMMIT, URGENT = b"c", b"u"
 LISTEN_TIMEOUT = 0.5  # how often the listening threads look whether they are stopped
 RESTART_MIN_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0

@@ -52,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     import uvicorn
 
-    from api.background import REQUESTS_ONLY_VARIABLE, WAKE_VARIABLE, Supervisor, work_command
+    from api.background import Supervisor, work_command
     from api.bootstrap import build
 
     build().close()  # fail fast, in this process, on a wrong setting
@@ -63,8 +63,7 @@ def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     # The workers serve requests only; the node's background jobs run in one `nocert work` process beside them
     # (api.background), unless the operator runs that elsewhere (--no-background).
-    os.environ[REQUESTS_ONLY_VARIABLE] = "1"
-    os.environ[WAKE_VARIABLE] = str(metrics_dir / "wake.sock")  # the node's wake-up socket, in serve's own directory
+    os.environ.setdefault("NOCERT_WAKE_SOCKET", str(metrics_dir / "wake.sock"))  # for the workers and `nocert work`
     supervisor = None if args.no_background else Supervisor(work_command())
     print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s)"
           f"{'' if supervisor else ' and no background process'}; docs at http://{args.host}:{args.port}/docs"
@@ -73,7 +72,7 @@ def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
         supervisor.start()
     try:
         uvicorn.run(
-            "api.main:create",
+            "api.main:create_worker",
             factory=True,
             host=args.host,
             port=args.port,
@@ -91,9 +90,10 @@ def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
 
 def work(args: argparse.Namespace) -> int:
     """The node's background jobs only (also what serve runs beside its workers), until SIGTERM or SIGINT."""
-    from api.background import WAKE_VARIABLE, run_background
+    from api.background import run_background
 
-    return run_background(_services(), os.environ.get(WAKE_VARIABLE))
+    services = _services()
+    return run_background(services, services.settings.wake_socket)
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from api import main
-from api.background import REQUESTS_ONLY_VARIABLE, WAKE_VARIABLE, Relay, Supervisor, Wakeups
+from api.background import Relay, Supervisor, Wakeups
 from api.bootstrap import build
 from tests.api.conftest import settings_for
 
@@ -44,7 +44,7 @@ def _listening(path: Path) -> socket.socket:
 def worker_env(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     wake = tmp_path / "wake.sock"
     for name, value in {"NOCERT_DATABASE_URL": sqlite_url, "NOCERT_KEY_DIR": str(tmp_path / "keys"),
-                        "NOCERT_ADMIN_KEY": ADMIN, WAKE_VARIABLE: str(wake)}.items():
+                        "NOCERT_ADMIN_KEY": ADMIN, "NOCERT_WAKE_SOCKET": str(wake)}.items():
         monkeypatch.setenv(name, value)
     return wake
 
@@ -56,12 +56,9 @@ def _department(client: TestClient) -> None:
     assert response.status_code == 201, response.text
 
 
-def test_a_worker_of_serve_runs_no_background_job_and_wakes_the_background_process(
-    worker_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(REQUESTS_ONLY_VARIABLE, "1")
+def test_a_worker_of_serve_runs_no_background_job_and_wakes_the_background_process(worker_env: Path) -> None:
     listener = _listening(worker_env)
-    app = main.create()
+    app = main.create_worker()
     try:
         with TestClient(app) as client:
             assert _job_threads() == set()

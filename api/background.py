@@ -19,7 +19,10 @@ The workers' commits still wake it at once (`Wakeups`):
   dispatcher poll anyway (every 0.2 s), so a lost wake-up costs latency, never an event.
 
 The waits of ``?min_position=`` in the workers poll the views' tracking table (`api.waits`), which the
-follower of any process updates.
+follower of any process updates, every 50 ms; to answer sooner than that, each worker binds a socket of its
+own beside the node's (``<NOCERT_WAKE_SOCKET>.<pid>``, `Advances`) and the background process sends ``a``
+to each after every batch its follower applied: the worker's waits read the position again at once (the
+socket of a worker that died is removed by the first send that finds nobody).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nocert.background")
 
-COMMIT, URGENT = b"c", b"u"
+COMMIT, URGENT, ADVANCED = b"c", b"u", b"a"
 LISTEN_TIMEOUT = 0.5  # how often the listening threads look whether they are stopped
 RESTART_MIN_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0
 HEALTHY_SECONDS = 30.0  # a background process that ran this long restarts at once after it died
@@ -80,13 +83,42 @@ class Relay:
         self._socket.close()
 
 
+class Advances:
+    """A worker's socket (``<path>.<pid>``) on which its node's background process says the views moved:
+    calls `moved` (the views' in-process signal, `Follower.notify`) for each datagram, in a thread."""
+
+    def __init__(self, path: str, moved: Callable[[], None]) -> None:
+        self.path = f"{path}.{os.getpid()}"
+        self._moved = moved
+        self._socket = _bound(self.path)
+        if self._socket is not None:
+            threading.Thread(target=self._listen, args=(self._socket,), name="nocert-advances", daemon=True).start()
+
+    def _listen(self, listening: socket.socket) -> None:
+        while True:
+            try:
+                listening.recv(16)
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            self._moved()
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            Path(self.path).unlink(missing_ok=True)
+
+
 def serve_requests_only(services: Services, wake_path: str | None) -> None:
-    """A request worker of serve: its nudges go to the node's background process (no job runs here)."""
+    """A request worker of serve: its nudges go to the node's background process (no job runs here), which
+    tells it when the views moved."""
     if wake_path is None:
         return
     relay = Relay(wake_path, commits=services.location.kind != "postgres")
     services.views.relay = relay.views
     services.webhooks.relay = relay.webhooks
+    Advances(wake_path, services.views.follower.notify)
 
 
 # -- the background process's side ----------------------------------------------------------------
@@ -101,8 +133,12 @@ class Wakeups:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._socket: socket.socket | None = None
+        self._announcer: socket.socket | None = None
         if wake_path is not None:
             self._socket = _bound(wake_path)
+            self._announcer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._announcer.setblocking(False)
+            services.views.follower.on_advance(self._announce)
 
     def start(self) -> None:
         if self._socket is not None:
@@ -124,6 +160,20 @@ class Wakeups:
             self._socket.close()
             if self.wake_path is not None:
                 Path(self.wake_path).unlink(missing_ok=True)
+        if self._announcer is not None:
+            self._announcer.close()
+
+    def _announce(self) -> None:
+        """In the follower's thread, after a batch: tells the workers of the node that the views moved."""
+        if self._announcer is None or self.wake_path is None:
+            return
+        for worker in Path(self.wake_path).parent.glob(f"{Path(self.wake_path).name}.*"):
+            try:
+                self._announcer.sendto(ADVANCED, str(worker))
+            except (ConnectionRefusedError, FileNotFoundError):
+                worker.unlink(missing_ok=True)  # a worker that died
+            except OSError:  # its queue is full: it has a wake-up to read already
+                pass
 
     def _commit(self) -> None:
         self.services.views.nudge()
@@ -172,7 +222,7 @@ def _bound(path: str) -> socket.socket | None:
         made.bind(path)
     except OSError as error:
         made.close()
-        logger.warning("no wake-up socket at %s (%s): the workers' commits wait for the next poll", path, error)
+        logger.warning("no wake-up socket at %s (%s): what it would tell waits for the next poll", path, error)
         return None
     made.settimeout(LISTEN_TIMEOUT)
     return made

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from api import main
-from api.background import Relay, Supervisor, Wakeups
+from api.background import Advances, Relay, Supervisor, Wakeups
 from api.bootstrap import build
 from tests.api.conftest import settings_for
 
@@ -99,9 +99,11 @@ class Nudges:
 
     def __init__(self) -> None:
         self.views, self.urgent, self.webhooks = threading.Event(), threading.Event(), threading.Event()
+        self.advance_listeners: list[Any] = []
 
     def services(self, kind: str, conninfo: Any = None, platform: Any = None) -> Any:
-        views = SimpleNamespace(nudge=lambda urgent=False: (self.urgent if urgent else self.views).set())
+        follower = SimpleNamespace(on_advance=self.advance_listeners.append)
+        views = SimpleNamespace(nudge=lambda urgent=False: (self.urgent if urgent else self.views).set(), follower=follower)
         webhooks = SimpleNamespace(nudge=self.webhooks.set)
         location = SimpleNamespace(kind=kind, conninfo=conninfo)
         return SimpleNamespace(location=location, platform=platform, views=views, webhooks=webhooks)
@@ -127,6 +129,28 @@ def test_the_background_process_wakes_on_the_workers_datagrams(tmp_path: Path) -
         relay.close()
         wakeups.stop()
     assert not Path(path).exists()
+
+
+def test_the_background_process_tells_the_workers_when_the_views_moved(tmp_path: Path) -> None:
+    """After each batch of the follower (its on_advance), every worker's socket hears of it; the socket of a
+    worker that died is removed."""
+    nudges = Nudges()
+    path = str(tmp_path / "wake.sock")
+    wakeups = Wakeups(nudges.services("sqlite"), path)
+    moved = threading.Event()
+    worker = Advances(path, moved.set)
+    dead = tmp_path / "wake.sock.999999"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as gone:
+        gone.bind(str(dead))  # bound, then closed: nobody listens there
+    try:
+        [announce] = nudges.advance_listeners
+        announce()
+        assert moved.wait(10)
+        assert not dead.exists()
+    finally:
+        worker.close()
+        wakeups.stop()
+    assert not Path(worker.path).exists()
 
 
 def test_a_relay_without_listener_drops_its_wake_ups(tmp_path: Path) -> None:

@@ -269,6 +269,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name="nocert-supervisor", daemon=True)
+        self._die_with_parent = _death_signal()
 
     @property
     def pid(self) -> int | None:
@@ -283,7 +284,7 @@ class Supervisor:
             if self._stopping.is_set():
                 return None
             # Its own session: a terminal's Ctrl-C reaches serve, which stops it (`stop`), not both at once.
-            self._process = subprocess.Popen(self.command, env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
+            self._process = subprocess.Popen(self.command, env=self.env, start_new_session=True, preexec_fn=self._die_with_parent)
             logger.info("background process started (pid %d)", self._process.pid)
             return self._process
 
@@ -321,12 +322,14 @@ class Supervisor:
             self._thread.join(timeout=STOP_SECONDS)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when serve dies without stopping it (itself killed: the node died),
-    Linux's PR_SET_PDEATHSIG (tied to the supervisor's thread, which outlives the child)."""
+def _death_signal() -> Callable[[], object] | None:
+    """What the child runs before exec: SIGKILL when serve dies without stopping it (itself killed: the node
+    died), Linux's PR_SET_PDEATHSIG (tied to the supervisor's thread, which outlives the child). Looked up
+    here, in serve: the child of a threaded process must import nothing between fork and exec."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGKILL)

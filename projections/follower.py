@@ -68,6 +68,10 @@ class Follower:
         self._next_cover_check = 0.0
         self._intent: LeaderLock | None = None  # the follower's view of the rebuild lock
         self._listeners: list[Callable[[], None]] = []
+        # The size of the checkpoint last kept in the archive (-1: none yet), and the size of the latest
+        # checkpoint as this step's batches found or signed it (None: unknown, so read from the database).
+        self._archived = -1
+        self._latest: int | None = None
 
     def start(self) -> None:
         """Starts the follower thread (a daemon); does nothing if it runs already."""
@@ -163,6 +167,7 @@ class Follower:
         if self._rebuild_waiting() or not lock.try_acquire():
             return 0
         applied = 0
+        self._latest = None
         try:
             while not self._stopping.is_set():
                 count = self._apply_batch()
@@ -173,23 +178,29 @@ class Follower:
                     break
             if cover_check and self._cover_due():
                 with self.database.transaction() as cursor:
-                    ledger.checkpoint_uncovered(cursor, self.ledger_signer, self.clock())
+                    if ledger.checkpoint_uncovered(cursor, self.ledger_signer, self.clock()):
+                        self._latest = None
             self._archive_latest()
         finally:
             lock.release()
         return applied
 
     def _archive_latest(self) -> None:
-        """Keeps the latest signed checkpoint in the archive, once it is committed (see `signing.archive`)."""
-        if self.archive is None:
+        """Keeps the latest signed checkpoint in the archive, once it is committed (see `signing.archive`).
+        Nothing is read when this step's batches found no checkpoint beyond the one archived last."""
+        if self.archive is None or (self._latest is not None and self._latest <= self._archived):
             return
         with self.database.reading() as cursor:
             latest = ledger.latest_checkpoint(cursor)
-        if latest is not None:
-            try:
-                self.archive.record(latest)
-            except (OSError, ValueError):
-                logger.error("could not archive the checkpoint at tree size %s", latest["tree_size"], exc_info=True)
+        if latest is None:
+            self._archived = 0
+            return
+        try:
+            self.archive.record(latest)
+        except (OSError, ValueError):
+            logger.error("could not archive the checkpoint at tree size %s", latest["tree_size"], exc_info=True)
+        else:
+            self._archived = int(latest["tree_size"])
 
     def _apply_batch(self) -> int:
         """Works out the next batch in a read transaction, then writes it in a short write transaction.
@@ -203,6 +214,9 @@ class Follower:
             return 0
         with self.database.transaction() as cursor:
             self.projector.write(cursor, batch)
+        # The latest checkpoint after the batch: the last one before it, or one it signed (a batch the
+        # ledger does not follow leaves it unknown).
+        self._latest = None if batch.ledger is None else batch.ledger.checkpointed
         return batch.size
 
     def _rebuild_waiting(self) -> bool:

@@ -4,7 +4,7 @@ On a fresh store (PostgreSQL by default; ``--store sqlite`` or ``both``) with a 
 (`bench.bulk.seed`), ``--clients`` simulated clients each walk checks through raise → accept → reply
 (sealed) → close (exempted) with real ``Platform`` commands, in rounds of ``--batch`` events: the events
 a live follower finds after its `GATHER_SECONDS` wait. After each round the follower takes one step
-(``Follower.follow_once``, in this thread: the wake-up query, the leader lock, the batch's read and write
+(``Follower.follow_once``, in this thread, nudged as after a command: the leader lock, the batch's read and write
 transactions, the checkpoints due and the archive), timed with ``time.thread_time`` (CPU of this thread,
 the follower's) and ``time.process_time``. The commands are not timed.
 
@@ -90,7 +90,7 @@ def measure(kind: str, events: int, batch: int, clients: int) -> dict[str, Any]:
                 for _ in range(batch):
                     simulated.step()
                 after = follower.position()
-                thread, process = _timed(lambda: follower.follow_once(lock))
+                thread, process = _timed(lambda: follower.follow_once(lock, nudged=True))
                 size = follower.position() - after
                 if number >= WARM_UP_BATCHES:
                     boundaries.append((after, size))
@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     for _ in range(args.repeat):
         for kind in kinds:
-            result, discarded = stores.undisturbed(lambda: measure(kind, args.events, args.batch, args.clients), kind)
+            result, discarded = stores.undisturbed(
+                lambda kind=kind: measure(kind, args.events, args.batch, args.clients), kind  # type: ignore[misc]
+            )
             result["discarded_runs_postgres_restarted"] = discarded
             runs[kind].append(result)
     summary = {

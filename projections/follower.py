@@ -68,6 +68,7 @@ class Follower:
         self._next_cover_check = 0.0
         self._intent: LeaderLock | None = None  # the follower's view of the rebuild lock
         self._listeners: list[Callable[[], None]] = []
+        self._nudged = False  # the next step follows a command's nudge: the log has moved (`follow_once`)
         # The size of the checkpoint last kept in the archive (-1: none yet), and the size of the latest
         # checkpoint as this step's batches found or signed it (None: unknown, so read from the database).
         self._archived = -1
@@ -105,7 +106,8 @@ class Follower:
             while not self._stopping.is_set():
                 if not self._step(lock):
                     return  # stopped while failing
-                if self._wake.wait(POLL_SECONDS) and not self._urgent.is_set():
+                self._nudged = self._wake.wait(POLL_SECONDS)
+                if self._nudged and not self._urgent.is_set():
                     # Woken by a command: let the commands of the next few milliseconds join it, so
                     # that one batch (and one round of tracking, lock and ledger statements) takes
                     # them all. A reader waiting for a position does not wait for this.
@@ -131,7 +133,7 @@ class Follower:
 
         def step() -> None:
             self._ready()
-            self.follow_once(lock)
+            self.follow_once(lock, nudged=self._nudged)
 
         retrying = Retrying(
             retry=retry_if_exception_type(Exception),
@@ -152,18 +154,23 @@ class Follower:
             logger.warning("views follower recovered after %d failures", failures)
         return True
 
-    def follow_once(self, lock: LeaderLock) -> int:
+    def follow_once(self, lock: LeaderLock, *, nudged: bool = False) -> int:
         """One wake-up of the follower: if the views are behind the log (or a checkpoint is due), takes the
         leader lock, applies batches until caught up, signs a checkpoint if one is due, and lets go.
-        Returns the number of events applied; 0 also when another process holds the lock."""
+        Returns the number of events applied; 0 also when another process holds the lock.
+
+        ``nudged``: a command of this process recorded events since the last step, so the views are
+        behind: the step goes to the lock without first reading the log's head (a batch that finds
+        nothing to apply applies nothing)."""
+        self._ready()
         # Uncovered leaves are looked for once every COVER_CHECK_SECONDS, whether or not there is work.
         cover_check = time.monotonic() >= self._next_cover_check
         if cover_check:
             self._next_cover_check = time.monotonic() + COVER_CHECK_SECONDS
-        head, position = self.head_and_position()
-        behind = head > position
-        if not behind and not (cover_check and self._cover_due()):
-            return 0
+        if not nudged:
+            head, position = self.head_and_position()
+            if head <= position and not (cover_check and self._cover_due()):
+                return 0
         if self._rebuild_waiting() or not lock.try_acquire():
             return 0
         applied = 0

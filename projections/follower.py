@@ -210,17 +210,27 @@ class Follower:
             self._archived = int(latest["tree_size"])
 
     def _apply_batch(self) -> int:
-        """Works out the next batch in a read transaction, then writes it in a short write transaction.
+        """Works out the next batch and writes it, with the views' positions as the batch's guard.
 
-        Reading the log and loading aggregates happens before the write lock is taken: on SQLite, a
-        follower that held the database's write lock while waiting for the event store's connection
-        pool deadlocked with request threads holding that pool while waiting for the write lock."""
-        with self.database.reading() as cursor:
-            batch = self.projector.prepare(cursor, self.batch_size)
-        if batch is None:
-            return 0
-        with self.database.transaction() as cursor:
-            self.projector.write(cursor, batch)
+        On SQLite the batch is worked out in a read transaction and written in a short write transaction:
+        reading the log and loading aggregates happens before the write lock is taken (a follower that
+        held the database's write lock while waiting for the event store's connection pool deadlocked
+        with request threads holding that pool while waiting for the write lock). PostgreSQL has no
+        database-wide write lock, and only the leader writes the views: there one transaction does both,
+        a transaction (and its round trips) fewer per batch."""
+        if self.database.dialect == "sqlite":
+            with self.database.reading() as cursor:
+                batch = self.projector.prepare(cursor, self.batch_size)
+            if batch is None:
+                return 0
+            with self.database.transaction() as cursor:
+                self.projector.write(cursor, batch)
+        else:
+            with self.database.transaction() as cursor:
+                batch = self.projector.prepare(cursor, self.batch_size)
+                if batch is None:
+                    return 0
+                self.projector.write(cursor, batch)
         # The latest checkpoint after the batch: the last one before it, or one it signed (a batch the
         # ledger does not follow leaves it unknown).
         self._latest = None if batch.ledger is None else batch.ledger.checkpointed

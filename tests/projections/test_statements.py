@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from projections import follower as follower_module
 from projections import medians
 from signing.archive import CheckpointArchive
 from tests.domain.world import GULOU_POLICE, build_province, raise_check
@@ -50,7 +51,8 @@ def count_statements(monkeypatch: pytest.MonkeyPatch, database: Any) -> list[str
         opened = getattr(database, name)
 
         @contextmanager
-        def counted(opened: Any = opened) -> Iterator[Counting]:
+        def counted(opened: Any = opened, name: str = name) -> Iterator[Counting]:
+            seen.append(f"-- {name}")
             with opened() as cursor:
                 yield Counting(cursor, seen)
 
@@ -65,6 +67,7 @@ def _mentions(seen: list[str], *words: str) -> list[str]:
 def test_a_batch_moves_every_view_in_one_tracking_statement_and_reads_the_ledger_with_the_positions(
     durable_database_url: str, make_stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(follower_module, "COVER_CHECK_SECONDS", 1e9)  # only the first step looks for uncovered leaves
     stack = make_stack(durable_database_url, start=False)
     build_province(stack.app)
     lock = stack.database.leader_lock("views")
@@ -74,6 +77,10 @@ def test_a_batch_moves_every_view_in_one_tracking_statement_and_reads_the_ledger
     seen = count_statements(monkeypatch, stack.database)
     assert stack.views.follower.follow_once(lock, nudged=True) == 2
     assert len(_mentions(seen, "UPDATE view_tracking")) == 1
+    # PostgreSQL works the batch out and writes it in one transaction; SQLite reads before it takes the
+    # write lock (see `Follower._apply_batch`)
+    opened = _mentions(seen, "-- ")
+    assert opened == (["-- reading", "-- transaction"] if stack.database.dialect == "sqlite" else ["-- transaction"])
     # the views' positions, the ledger's frontier and its last checkpoint: one statement
     assert len(_mentions(seen, "view_tracking")) == 2  # that read, and the update
     assert len(_mentions(seen, "ledger_state")) == 2  # that read, and the update
@@ -107,6 +114,7 @@ def test_views_at_different_positions_each_move_once(durable_database_url: str, 
 def test_the_archive_is_read_only_when_a_checkpoint_beyond_it_exists(
     durable_database_url: str, make_stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setattr(follower_module, "COVER_CHECK_SECONDS", 1e9)  # checkpoints by count only
     stack = make_stack(durable_database_url, start=False, checkpoint_every=3)
     archive = stack.views.follower.archive = CheckpointArchive(tmp_path)
     build_province(stack.app)

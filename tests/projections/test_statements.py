@@ -183,3 +183,17 @@ def test_the_median_reads_of_a_batch_are_one_statement_text_for_the_same_mix_of_
         medians._run(cursor, plans)
         texts.extend(cursor.sql)
     assert len(texts) == 2 and texts[0] == texts[1]
+
+
+def test_a_full_statement_of_median_reads_is_short_enough_for_the_driver_to_parse_once() -> None:
+    """psycopg parses a statement of more than `MAX_CACHED_STATEMENT_LENGTH` characters for every execution."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    plans = {
+        (f"category-{i}", "350100"): medians._plan((f"category-{i}", "350100"), 9, (3.0, 2), [(1.0, 3), (2.0, 4), (0.5, 5)])
+        for i in range(3 * medians.QUERIES_PER_STATEMENT)
+    }
+    cursor = Recording()
+    medians._run(cursor, plans)
+    assert len(cursor.sql) == 3
+    assert max(len(sql.replace("?", "%s")) for sql in cursor.sql) <= MAX_CACHED_STATEMENT_LENGTH

@@ -52,16 +52,28 @@ class NodesInDatabase:
         return found
 
 
+STATE = "SELECT size, frontier FROM ledger_state WHERE id = 1"
+LAST_CHECKPOINT = "SELECT MAX(tree_size) AS size FROM ledger_checkpoints"
+
+
+def frontier_of(size: Any, frontier: Any) -> merkle.Frontier:
+    """The frontier of a ``ledger_state`` row (an empty one for none: both NULL)."""
+    return merkle.Frontier() if size is None else merkle.Frontier.from_state(int(size), json.loads(frontier))
+
+
+def size_of(last_checkpoint: Any) -> int:
+    """The tree size of the last checkpoint, 0 before any, from `LAST_CHECKPOINT`'s value."""
+    return 0 if last_checkpoint is None else int(last_checkpoint)
+
+
 def read_state(cursor: Any) -> merkle.Frontier:
-    row = cursor.execute("SELECT size, frontier FROM ledger_state WHERE id = 1").fetchone()
-    if row is None:
-        return merkle.Frontier()
-    return merkle.Frontier.from_state(int(row[0]), json.loads(row[1]))
+    row = cursor.execute(STATE).fetchone()
+    return frontier_of(None, None) if row is None else frontier_of(row[0], row[1])
 
 
 def last_checkpoint_size(cursor: Any) -> int:
-    row = cursor.execute("SELECT MAX(tree_size) FROM ledger_checkpoints").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    row = cursor.execute(LAST_CHECKPOINT).fetchone()
+    return size_of(row[0] if row else None)
 
 
 @dataclass

@@ -32,7 +32,10 @@ _IN_SCOPE = "category = ? AND prefix = ?"
 _FROM = f"SELECT seconds, position FROM view_answers WHERE {_IN_SCOPE}"
 _ASCENDING = "ORDER BY seconds, position"
 _DESCENDING = "ORDER BY seconds DESC, position DESC"
-QUERIES_PER_STATEMENT = 100  # SQLite allows 500 terms in a compound SELECT
+# Plans' queries per statement: a longer statement text is parsed anew for every batch by the PostgreSQL
+# driver (psycopg caches the parse of statements up to 4096 characters, and prepares one seen 5 times),
+# which cost more than the round trip saved (SQLite allows 500 terms in a compound SELECT).
+QUERIES_PER_STATEMENT = 18
 
 
 def scopes(category: str, region: str) -> list[Scope]:
@@ -94,6 +97,13 @@ def _states(cursor: Any, touched: list[Scope]) -> dict[Scope, tuple[int, Key]]:
 
 Plan = tuple[str, list[Any], list[Key]]  # a query for a scope's new middles, its parameters, a known one
 
+# The two shapes of a plan's query: from a key up, or down from below a key; each with LIMIT and OFFSET.
+# Two shapes only, run in a fixed order, so a batch's statement text depends on how many of each it has
+# and the database driver parses it once, not for every batch.
+_UP = f"{_FROM} AND (seconds, position) >= (?, ?) {_ASCENDING} LIMIT ? OFFSET ?"
+_DOWN = f"{_FROM} AND (seconds, position) < (?, ?) {_DESCENDING} LIMIT ? OFFSET ?"
+_BEFORE_ALL: Key = (float("-inf"), -1)  # below every answer
+
 
 def _plan(scope: Scope, n: int, lower: Key | None, added: list[Key]) -> Plan:
     """How to find the elements at ranks (n2-1)//2 and the next (when there is one) of a scope that had
@@ -101,21 +111,20 @@ def _plan(scope: Scope, n: int, lower: Key | None, added: list[Key]) -> Plan:
     of at most two rows, and the old lower middle when it is one of the two."""
     target = (n + len(added) - 1) // 2
     if lower is None:  # a new scope: all its answers are this batch's
-        return f"{_FROM} {_ASCENDING} LIMIT 2 OFFSET ?", [*scope, target], []
+        return _UP, [*scope, *_BEFORE_ALL, 2, target], []
     rank = (n - 1) // 2 + sum(1 for key in added if key < lower)  # where the old lower middle is now
     step = target - rank
     if step >= 0:
-        return f"{_FROM} AND (seconds, position) >= (?, ?) {_ASCENDING} LIMIT 2 OFFSET ?", [*scope, *lower, step], []
-    below = f"{_FROM} AND (seconds, position) < (?, ?) {_DESCENDING}"
+        return _UP, [*scope, *lower, 2, step], []
     if step == -1:  # the one before the old lower middle, which becomes the upper one
-        return f"{below} LIMIT 1", [*scope, *lower], [lower]
-    return f"{below} LIMIT 2 OFFSET ?", [*scope, *lower, -step - 2], []
+        return _DOWN, [*scope, *lower, 1, 0], [lower]
+    return _DOWN, [*scope, *lower, 2, -step - 2], []
 
 
 def _run(cursor: Any, plans: dict[Scope, Plan]) -> dict[Scope, list[Key]]:
     """Runs the plans' queries, `QUERIES_PER_STATEMENT` in one statement (one round trip)."""
     found: dict[Scope, list[Key]] = {scope: [] for scope in plans}
-    scopes_ = list(plans)
+    scopes_ = sorted(plans, key=lambda scope: plans[scope][0] != _UP)  # the shapes in a fixed order
     for start in range(0, len(scopes_), QUERIES_PER_STATEMENT):
         part = scopes_[start : start + QUERIES_PER_STATEMENT]
         sql = " UNION ALL ".join(

@@ -31,6 +31,7 @@ from domain.department import Department, region_at
 from domain.ports import PersonalData
 from projections import checks, coverage, ledger, medians
 from projections.schema import COUNTERS, VIEWS
+from signing import merkle
 from signing.key import SigningKey
 from store.eventlog import EventLog
 
@@ -128,13 +129,17 @@ class Projector:
         without writing; None when every view is caught up. `write` writes it, in the same transaction or
         a later one (a rebuild prepares outside its write transactions, to keep them short): it fails if
         a view moved in between."""
-        tracked = positions(cursor)
+        tracked, state = _positions_and_ledger(cursor)
         notifications = self.log.read(min(tracked.values()), limit)
         if not notifications:
             return None
         batch = _Batch(tracked, None, last=notifications[-1].id, size=len(notifications))
         if any(batch.wants("ledger", n) for n in notifications):
-            batch.ledger = ledger.LedgerBatch.start(cursor, self.signer, self.checkpoint_every, self.clock)
+            batch.ledger = (
+                ledger.LedgerBatch(*state, self.signer, self.checkpoint_every, self.clock)
+                if state is not None
+                else ledger.LedgerBatch.start(cursor, self.signer, self.checkpoint_every, self.clock)
+            )
         with self._forgotten_on_failure(batch):
             for notification in notifications:
                 self._apply(cursor, batch, notification)
@@ -279,16 +284,34 @@ class Projector:
             medians.add(cursor, batch.answers)
         if batch.ledger is not None:
             batch.ledger.write(cursor)
+        behind: dict[int, list[str]] = {}  # the views at each position (all at one, but after a rebuild or a failure)
         for view, tracked in batch.tracked.items():
             if tracked < position:
-                # Guarded by the position read at the start: a second writer (should the leader lock ever
-                # fail) finds it moved, and its whole batch rolls back instead of counting twice.
-                cursor.execute(
-                    "UPDATE view_tracking SET position = ? WHERE view_name = ? AND position = ?",
-                    (position, view, tracked),
-                )
-                if cursor.rowcount != 1:
-                    raise ConcurrentProjection(f"view {view!r} moved past {tracked} under this batch")
+                behind.setdefault(tracked, []).append(view)
+        for tracked, views in sorted(behind.items()):
+            # Guarded by the position read at the start: a second writer (should the leader lock ever
+            # fail) finds it moved, and its whole batch rolls back instead of counting twice.
+            cursor.execute(
+                "UPDATE view_tracking SET position = ? WHERE position = ? "
+                f"AND view_name IN ({', '.join('?' for _ in views)})",
+                (position, tracked, *views),
+            )
+            if cursor.rowcount != len(views):
+                raise ConcurrentProjection(f"views {views!r} moved past {tracked} under this batch")
+
+
+# Each view's position, and the ledger's state and last checkpoint (`ledger.LedgerBatch.start`), in one statement.
+_POSITIONS_AND_LEDGER = (
+    "SELECT t.view_name, t.position, s.size, s.frontier, c.size FROM view_tracking t "
+    f"LEFT JOIN ({ledger.STATE}) s ON 1 = 1 LEFT JOIN ({ledger.LAST_CHECKPOINT}) c ON 1 = 1"
+)
+
+
+def _positions_and_ledger(cursor: Any) -> tuple[dict[str, int], tuple[merkle.Frontier, int] | None]:
+    """`positions`, and the ledger's frontier and last checkpoint size (None when view_tracking has no rows)."""
+    rows = cursor.execute(_POSITIONS_AND_LEDGER).fetchall()
+    state = (ledger.frontier_of(rows[0][2], rows[0][3]), ledger.size_of(rows[0][4])) if rows else None
+    return tracked((row[0], row[1]) for row in rows), state
 
 
 def positions(cursor: Any) -> dict[str, int]:

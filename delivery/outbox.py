@@ -90,17 +90,25 @@ def due_heads(database: Database, now: float, per_subscription: int) -> list[Due
     return [Due(*row) for row in rows]
 
 
+ROWS_PER_RECORD = 500  # deliveries marked delivered per statement (4 parameters each)
+
+
 def delivered(database: Database, done: Sequence[tuple[Due, int, str]]) -> None:
-    """Marks deliveries delivered: (delivery, status code, delivered at), in one transaction."""
+    """Marks deliveries delivered: (delivery, status code, delivered at), in one transaction of one statement
+    (per `ROWS_PER_RECORD`): a round records all it learnt at once, not a statement per delivery."""
     if not done:
         return
     with database.transaction() as cursor:
-        cursor.executemany(
-            "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, streak = 0,"
-            " last_status_code = ?, last_error = NULL, next_attempt_at = NULL, delivered_at = ?"
-            " WHERE subscription_id = ? AND position = ? AND status = 'pending'",
-            [(status, at, due.subscription_id, due.position) for due, status, at in done],
-        )
+        for start in range(0, len(done), ROWS_PER_RECORD):
+            part = done[start : start + ROWS_PER_RECORD]
+            cursor.execute(
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, streak = 0,"
+                " last_status_code = v.column3, last_error = NULL, next_attempt_at = NULL, delivered_at = v.column4"
+                f" FROM (VALUES {', '.join(['(?, ?, ?, ?)'] * len(part))}) AS v"
+                " WHERE webhook_deliveries.subscription_id = v.column1 AND webhook_deliveries.position = v.column2"
+                " AND webhook_deliveries.status = 'pending'",
+                [value for due, status, at in part for value in (due.subscription_id, due.position, status, at)],
+            )
 
 
 def retry_later(database: Database, due: Due, status_code: int | None, error: str, at: float | None) -> None:

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from api.bootstrap import build, build_dispatcher
@@ -53,7 +54,7 @@ def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver) -> dict[str, 
         settings = Settings(
             database_url=url,
             key_dir=keys_dir,
-            admin_key=ADMIN_KEY,
+            admin_key=SecretStr(ADMIN_KEY),
             webhook_allow="http://127.0.0.1",
             webhook_retry="1,1,1",
         )

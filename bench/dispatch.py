@@ -48,8 +48,9 @@ def _post(client: TestClient, path: str, key: str, body: Any, expect: int = 200)
     return answer
 
 
-def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver) -> dict[str, Any]:
-    """Fills a fresh store's outbox, then times the dispatcher draining it."""
+def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver, run: int) -> dict[str, Any]:
+    """Fills a fresh store's outbox, then times the dispatcher draining it (to paths of this `run`: the
+    receiver counts each (path, webhook-id) once)."""
     with stores.store(kind, "bench_dispatch") as url, stores.key_dir() as keys_dir:
         settings = Settings(
             database_url=url,
@@ -65,7 +66,7 @@ def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver) -> dict[str, 
                 keys = create_province("http://testserver", client)
                 for number in range(SUBSCRIPTIONS):
                     key = keys["approver"] if number % 2 == 0 else keys["issuer"]
-                    _post(client, "/v1/subscriptions", key, {"url": f"{receiver.base}/s{number}"}, 201)
+                    _post(client, "/v1/subscriptions", key, {"url": f"{receiver.base}/{kind}{run}/s{number}"}, 201)
                 before = receiver.count()
                 for serial in range(lifecycles):
                     check = _post(client, "/v1/checks", keys["approver"], check_body(serial + 1), 201)
@@ -109,7 +110,7 @@ def floor_run(deliveries: int, size: int, receiver: Receiver, keys: WebhookKeys)
             "POST",
             "/floor",
             body=body,
-            headers={"content-type": "application/json", "webhook-id": f"f{number}", "x-sig": signature.hex()},
+            headers={"content-type": "application/json", "webhook-id": f"floor{number}", "x-sig": signature.hex()},
         )
         response = connection.getresponse()
         response.read()
@@ -122,8 +123,8 @@ def run_store(kind: str, args: argparse.Namespace, keys: WebhookKeys) -> dict[st
     runs = []
     receiver = Receiver()
     try:
-        for _ in range(args.rounds):
-            measured = dispatcher_run(kind, args.lifecycles, receiver)
+        for run in range(args.rounds):
+            measured = dispatcher_run(kind, args.lifecycles, receiver, run)
             floor = floor_run(measured["deliveries"], measured["body_bytes"], receiver, keys)
             per = measured["cpu_s"] / max(1, measured["deliveries"])
             runs.append(

@@ -80,12 +80,14 @@ class Bodies:
 
 
 class Round:
-    """What the deliveries of one round share: the bodies, each subscription's secret (unsealed once), and
+    """What the deliveries of one round share: the bodies, their ``v1a`` signatures, each subscription's
+    secret (unsealed once), and
     each URL's SSRF check (its DNS resolved once in the round: a later round checks again). Two workers may
     both work one out at the same time; they get the same result."""
 
     def __init__(self, render: Render, keys: WebhookKeys, allow: Sequence[str]) -> None:
         self.bodies = Bodies(render)
+        self.signatures = signature.Signatures(keys.signing_key)
         self._keys = keys
         self._allow = allow
         self._secrets: dict[str, bytes] = {}
@@ -284,7 +286,7 @@ class Dispatcher:
             return None
         body = shared.bodies.of(due)
         webhook_id = str(due.position)
-        headers = signature.signed_headers(webhook_id, int(time.time()), body, shared.secret(due.secret), self.keys.signing_key())
+        headers = signature.signed_headers(webhook_id, int(time.time()), body, shared.secret(due.secret), shared.signatures)
         try:
             answer = self._sender.post(due.url, body, headers)
         except Unanswered as error:

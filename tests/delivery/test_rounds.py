@@ -5,14 +5,21 @@ its deliveries in one statement."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from standardwebhooks.webhooks import Webhook
 
 from api.bootstrap import build_dispatcher
 from api.cloudevents import Renderings
 from delivery.outbox import Due
+from delivery.secrets import new_secret, secret_bytes
+from delivery.signature import Signatures, signed_headers
 from tests.api.conftest import Province
 from tests.delivery.conftest import subscribe
 
@@ -99,3 +106,24 @@ def test_a_round_records_its_deliveries_in_one_statement(province: Province, rec
     for subscription in province.as_("approver").get("/v1/subscriptions", expect=200).json()["items"]:
         deliveries = province.as_("approver").get(f"/v1/subscriptions/{subscription['id']}/deliveries", expect=200).json()["items"]
         assert len(deliveries) == 5 * len(checks) and {item["status"] for item in deliveries} == {"delivered"}
+
+
+def test_subscriptions_getting_the_same_content_share_one_v1a_signature() -> None:
+    key, signed = Ed25519PrivateKey.generate(), []
+
+    class CountingKey:
+        def sign(self, data: bytes) -> bytes:
+            signed.append(data)
+            return key.sign(data)
+
+    signatures = Signatures(CountingKey)  # type: ignore[arg-type]
+    body, now, secrets = b'{"id":"7"}', int(time.time()), [new_secret(), new_secret()]
+    headers = [signed_headers("7", now, body, secret_bytes(secret), signatures) for secret in secrets]
+    assert len(signed) == 1  # one Ed25519 signature for both
+    for secret, each in zip(secrets, headers, strict=True):
+        Webhook(secret).verify(body, each)  # each v1 under its own secret
+    assert headers[0]["webhook-signature"].split(" ")[1] == headers[1]["webhook-signature"].split(" ")[1]
+    key.public_key().verify(base64.b64decode(headers[0]["webhook-signature"].split(" ")[1][4:]), signed[0])
+    signed_headers("8", now, body, secret_bytes(secrets[0]), signatures)
+    signed_headers("7", now + 1, body, secret_bytes(secrets[0]), signatures)
+    assert len(signed) == 3  # another id or second: another content

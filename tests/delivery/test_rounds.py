@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -48,6 +49,39 @@ def test_each_view_is_rendered_once_and_as_get_shows_it(province: Province) -> N
         assert bodies["gulou"] != bodies["approver"] and bodies["auditor"] != bodies["approver"]
         assert "*" in json.loads(bodies["gulou"])["data"]["check"]["applicant"]["id_number"]  # the former issuer's masked view
         assert "*" not in json.loads(bodies["city"])["data"]["check"]["applicant"]["id_number"]
+
+
+def test_workers_racing_for_one_check_read_it_once(province: Province) -> None:
+    """The lanes of a department's subscriptions send the same checks at the same time: the first to need
+    the check reads it, the others wait for it (and for its body) instead of reading it again."""
+    check_id = forwarded_story(province)
+    platform = province.services.platform
+    reads: list[str] = []
+    second = threading.Event()
+
+    class Reading:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(platform, name)
+
+        def check_events(self, check_id: Any) -> list[Any]:
+            reads.append(str(check_id))
+            if len(reads) == 1:
+                second.wait(1.0)  # a racing second reader would arrive meanwhile; a waiting one never does
+            else:
+                second.set()
+            return platform.check_events(check_id)
+
+    round_ = Renderings(Reading())  # type: ignore[arg-type]
+    history = province.as_("approver").get(f"/v1/checks/{check_id}/history", expect=200).json()["events"]
+    last = history[-1]
+    due = Due("s", province.members["approver"].id, "http://127.0.0.1/", "", last["position"], check_id, last["version"], 0, 0)
+    bodies: list[bytes] = []
+    workers = [threading.Thread(target=lambda: bodies.append(round_.body(due))) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert reads == [check_id] and len(bodies) == 4 and all(body is bodies[0] for body in bodies)
 
 
 class CountingCursor:

@@ -48,7 +48,7 @@ def _post(client: TestClient, path: str, key: str, body: Any, expect: int = 200)
     return answer
 
 
-def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver, run: int) -> dict[str, Any]:
+def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver, run: int, workers: int) -> dict[str, Any]:
     """Fills a fresh store's outbox, then times the dispatcher draining it (to paths of this `run`: the
     receiver counts each (path, webhook-id) once)."""
     with stores.store(kind, "bench_dispatch") as url, stores.key_dir() as keys_dir:
@@ -58,6 +58,7 @@ def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver, run: int) -> 
             admin_key=SecretStr(ADMIN_KEY),
             webhook_allow="http://127.0.0.1",
             webhook_retry="1,1,1",
+            webhook_workers=workers,
         )
         services = build(settings)
         try:
@@ -124,7 +125,7 @@ def run_store(kind: str, args: argparse.Namespace, keys: WebhookKeys) -> dict[st
     receiver = Receiver()
     try:
         for run in range(args.rounds):
-            measured = dispatcher_run(kind, args.lifecycles, receiver, run)
+            measured = dispatcher_run(kind, args.lifecycles, receiver, run, args.workers)
             floor = floor_run(measured["deliveries"], measured["body_bytes"], receiver, keys)
             per = measured["cpu_s"] / max(1, measured["deliveries"])
             runs.append(
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lifecycles", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=8, help="the dispatcher's workers (NOCERT_WEBHOOK_WORKERS)")
     parser.add_argument("--store", choices=("postgres", "sqlite", "both"), default="postgres")
     parser.add_argument("--json-out")
     args = parser.parse_args(argv)
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "dispatch",
         "command": "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": report.machine(),
-        "settings": {"lifecycles": args.lifecycles, "rounds": args.rounds, "subscriptions": SUBSCRIPTIONS},
+        "settings": {"lifecycles": args.lifecycles, "rounds": args.rounds, "workers": args.workers, "subscriptions": SUBSCRIPTIONS},
         "results": results,
     }
     human = "\n".join(

@@ -52,6 +52,7 @@ def serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     import uvicorn
 
+    from api.background import Supervisor, work_command
     from api.bootstrap import build
 
     build().close()  # fail fast, in this process, on a wrong setting
@@ -60,20 +61,39 @@ def _serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     # request threads then keep memory that no arena gives back, and RSS creeps up under steady load.
     # The workers are started afresh (spawn), so they read this when they start.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s); docs at http://{args.host}:{args.port}/docs"
+    # The workers serve requests only; the node's background jobs run in one `nocert work` process beside them
+    # (api.background), unless the operator runs that elsewhere (--no-background).
+    os.environ.setdefault("NOCERT_WAKE_SOCKET", str(metrics_dir / "wake.sock"))  # for the workers and `nocert work`
+    supervisor = None if args.no_background else Supervisor(work_command())
+    print(f"nocert: serving on http://{args.host}:{args.port} with {workers} worker(s)"
+          f"{'' if supervisor else ' and no background process'}; docs at http://{args.host}:{args.port}/docs"
           f"; worker metrics in {metrics_dir}", file=sys.stderr)
-    uvicorn.run(
-        "api.main:create",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-    )
+    if supervisor is not None:
+        supervisor.start()
+    try:
+        uvicorn.run(
+            "api.main:create_worker",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+        )
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
     return EXIT_OK
+
+
+def work(args: argparse.Namespace) -> int:
+    """The node's background jobs only (also what serve runs beside its workers), until SIGTERM or SIGINT."""
+    from api.background import run_background
+
+    services = _services()
+    return run_background(services, services.settings.wake_socket)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -224,11 +244,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("serve", help="run the HTTP service with its view updaters")
+    p = commands.add_parser("serve", help="run the HTTP service, and its background jobs in one process beside it")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=inputs.port, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=inputs.positive, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--no-background", action="store_true",
+                   help="run no background process (views, webhooks, timers): `nocert work` runs them elsewhere")
     p.set_defaults(run=serve)
+
+    p = commands.add_parser("work", help="run only the background jobs (views, checkpoints, Overdue, webhooks, witnessing)")
+    p.set_defaults(run=work)
 
     p = commands.add_parser("demo", help="create a demo province on an empty store and print its API keys")
     p.add_argument("--checks", type=inputs.not_negative, default=50, help="how many checks to raise (default 50)")

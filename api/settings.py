@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     log_origin: str = "nocert.localhost/ledger"
     witnesses: str = ""
+    # The node's wake-up socket (api.background): serve's workers tell its background process of their commits
+    # and waits there. Unset: serve makes one in its metrics directory. Set the same path for a
+    # `nocert serve --no-background` and a `nocert work` on the same host.
+    wake_socket: str | None = None
 
 
 def load_settings() -> Settings:

@@ -18,10 +18,13 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
+    """The children of every thread of `pid` (serve starts its background process from a thread of its own)."""
+    children: list[int] = []
     with contextlib.suppress(OSError):
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        return [int(child) for child in text.split()]
-    return []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children.extend(int(child) for child in (task / "children").read_text().split())
+    return children
 
 
 def _cmdline(pid: int) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -132,7 +133,13 @@ async def serve(control: Connection) -> None:
         if what == "count":
             control.send(len(first_seen))
         elif what == "collect":
-            control.send(dict(first_seen))
+            # The loop's reader made the pipe non-blocking: a table larger than the pipe's buffer would fail
+            # (EAGAIN) half written. The parent reads it at once; send it whole.
+            os.set_blocking(control.fileno(), True)
+            try:
+                control.send(dict(first_seen))
+            finally:
+                os.set_blocking(control.fileno(), False)
         elif not stopped.done():
             stopped.set_result(None)
 

@@ -123,6 +123,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock: LeaderLock | None = None
+        self.relay: Callable[[], None] | None = None
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -150,8 +151,11 @@ class Dispatcher:
             self._lock = None
 
     def nudge(self) -> None:
-        """Wakes the dispatcher now (a local command committed events) instead of at its next poll."""
+        """Wakes the dispatcher now (a local command committed events) instead of at its next poll; and the
+        node's background process through `relay` when the dispatcher runs there (`api.background`)."""
         self._wake.set()
+        if self.relay is not None:
+            self.relay()
 
     def _run(self) -> None:
         failures = 0

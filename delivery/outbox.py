@@ -35,7 +35,7 @@ class SubscriptionRows:
     subscription: Subscription
     events: tuple[Any, ...]
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         s = self.subscription
         cursor.execute(
             UPSERT,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -16,12 +17,25 @@ from domain.check import Check
 from domain.ports import Attachment
 from domain.subscription import Subscription
 
+# Every outbox row of a save in one statement: each (event, department) told, with the LIKE pattern of its
+# type (`delivery.outbox.types_column`), joined to the department's live subscriptions that take it.
 OUTBOX = (
-    "INSERT INTO webhook_deliveries (subscription_id, position, department, check_id, version, status, attempts)"
-    " SELECT id, ?, department, ?, ?, 'pending', 0 FROM webhook_subscriptions"
-    " WHERE department = ? AND deleted = 0 AND (types IS NULL OR types LIKE ?)"
+    "WITH told (position, check_id, version, department, pattern) AS (VALUES {rows})"
+    " INSERT INTO webhook_deliveries (subscription_id, position, department, check_id, version, status, attempts)"
+    " SELECT s.id, told.position, s.department, told.check_id, told.version, 'pending', 0"
+    " FROM told JOIN webhook_subscriptions s ON s.department = told.department AND s.deleted = 0"
+    " AND (s.types IS NULL OR s.types LIKE told.pattern)"
 )
 FEED = "INSERT INTO feed_entries (department, position, check_id, version, type) VALUES (?, ?, ?, ?, ?)"
+ROW = "(?, ?, ?, ?, ?)"
+
+
+@lru_cache(maxsize=64)
+def statements(count: int) -> tuple[str, str]:
+    """The feed and outbox statements of `count` (event, department) rows, ``?`` placeholders: one statement
+    each per save on either store, not two per row (a statement's cost was most of a save's attachments)."""
+    rows = ", ".join([ROW] * count)
+    return FEED.replace(ROW, rows), OUTBOX.format(rows=rows)
 
 
 @dataclass(frozen=True)
@@ -64,12 +78,19 @@ class DeliveryRows:
 
     told: tuple[Told, ...]
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
-        for item in self.told:
-            position = positions[item.index]
-            for department in item.departments:
-                cursor.execute(FEED, (department, position, item.check_id, item.version, item.type))
-                cursor.execute(OUTBOX, (position, item.check_id, item.version, department, f"%,{item.type},%"))
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
+        told = [(item, positions[item.index], department) for item in self.told for department in item.departments]
+        if not told:
+            return
+        feed, outbox = statements(len(told))
+        cursor.execute(
+            feed,
+            [v for item, at, department in told for v in (department, at, item.check_id, item.version, item.type)],
+        )
+        cursor.execute(
+            outbox,
+            [v for item, at, department in told for v in (at, item.check_id, item.version, department, f"%,{item.type},%")],
+        )
 
 
 def delivery_hook(aggregates: Sequence[Aggregate], events: Sequence[Any]) -> Iterable[Attachment]:

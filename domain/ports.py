@@ -69,9 +69,10 @@ class Attachment(Protocol):
     """Rows a save writes in the transaction of its events: the command's replayable outcome, its outbox
     rows. Opaque to the domain; the store calls `write` once the events have their positions."""
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         """Writes the rows with ``cursor`` (a `store.database.Cursor`, ``?`` placeholders); ``positions``
-        are those of the save's events, in the order the save collected them."""
+        are those of the save's events, in the order the save collected them, as statement parameters: they
+        go to ``cursor`` only (on PostgreSQL they are references the server resolves, `store.positions`)."""
         ...
 
 

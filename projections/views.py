@@ -63,6 +63,7 @@ class Views:
         self.note_signer = NoteSigner.from_signer(log_origin, ledger_signer)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        self.relay: Callable[[bool], None] | None = None  # (urgent): where the follower runs elsewhere
         self.follower = Follower(
             database,
             log,
@@ -103,8 +104,11 @@ class Views:
         self.follower.stop()
 
     def nudge(self, *, urgent: bool = False) -> None:
-        """Wakes the follower after a local command recorded events (see `Follower.nudge`)."""
+        """Wakes the follower after a local command recorded events (see `Follower.nudge`), and the
+        node's background process through `relay` when the follower runs there (`api.background`)."""
         self.follower.nudge(urgent=urgent)
+        if self.relay is not None:
+            self.relay(urgent)
 
     def follow_once(self, lock: LeaderLock) -> int:
         """One step of the follower, in this thread (see `Follower.follow_once`)."""

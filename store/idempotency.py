@@ -94,6 +94,23 @@ class UnreadableRecord(Exception):
     """A stored answer that does not decrypt (another key, a damaged row)."""
 
 
+# The record marked ``committed`` in one statement (no read of its row count between two, a round trip on
+# PostgreSQL). The record of this request (same fingerprint) keeps its other columns; one that was expired
+# and taken by another request meanwhile (another fingerprint), or none at all, is replaced by this commit's
+# (the commit decides), with no answer kept.
+COMMIT = (
+    "INSERT INTO idempotency_keys (principal, path, idem_key, fingerprint, state, position, stream, version,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (principal, path, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+    " state = excluded.state, position = excluded.position, stream = excluded.stream,"
+    " version = excluded.version, updated_at = excluded.updated_at, "
+    + ", ".join(
+        f"{column} = CASE WHEN idempotency_keys.fingerprint = excluded.fingerprint THEN idempotency_keys.{column} END"
+        for column in ("status", "body", "headers")
+    )
+)
+
+
 class CommittedAttachment:
     """Marks the record ``committed`` in the transaction of the command's events (a `domain.ports.Attachment`)."""
 
@@ -103,26 +120,13 @@ class CommittedAttachment:
         self.stream = stream
         self.version = version
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
-        position = positions[-1] if positions else None
-        record, now = self.record, time.time()
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
+        record = self.record
         cursor.execute(
-            "UPDATE idempotency_keys SET state = ?, position = ?, stream = ?, version = ?, updated_at = ?"
-            " WHERE principal = ? AND path = ? AND idem_key = ? AND fingerprint = ?",
-            (COMMITTED, position, self.stream, self.version, now, record.principal, record.path, record.key,
-             self.fingerprint),
+            COMMIT,
+            (record.principal, record.path, record.key, self.fingerprint, COMMITTED,
+             positions[-1] if positions else None, self.stream, self.version, time.time()),
         )
-        if cursor.rowcount == 0:  # the in_progress row was expired or taken away meanwhile: the commit decides
-            cursor.execute(
-                "INSERT INTO idempotency_keys (principal, path, idem_key, fingerprint, state, position, stream,"
-                " version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (principal, path, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint,"
-                " state = excluded.state, position = excluded.position, stream = excluded.stream,"
-                " version = excluded.version, status = NULL, body = NULL, headers = NULL,"
-                " updated_at = excluded.updated_at",
-                (record.principal, record.path, record.key, self.fingerprint, COMMITTED, position, self.stream,
-                 self.version, now),
-            )
 
 
 _COLUMNS = {"position": "BIGINT", "stream": "TEXT", "version": "INTEGER"}

@@ -24,7 +24,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import DataError, IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier
@@ -33,6 +33,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 from store.database import PostgresCursor
 from store.group_commit import GroupCommit
 from store.pipelined import pipelined_transaction
+from store.positions import POSITIONS, ResolvingCursor, references
 from store.writes import EventWrite, Existing, all_keys, key_of, plan
 
 QUICK_FAILURE_SECONDS = 0.5
@@ -214,10 +215,6 @@ class BoundedPostgresApplicationRecorder(PostgresApplicationRecorder):
     max_notification_id = bounded(PostgresApplicationRecorder.max_notification_id)
 
 
-class _Taken(Exception):
-    """A lone write's key is taken: its transaction is rolled back, and the write planned."""
-
-
 class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
     """Saves of concurrent requests share one transaction under the table lock (`store.group_commit`), each
     with its attachments; a conflicting save is refused alone (`store.writes.plan`). A batch whose
@@ -235,18 +232,21 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
             ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
         )
         # The common case in one statement: every write of the batch inserted, unless one of its keys is
-        # taken already (then nothing is inserted, no position is drawn, and the batch is planned).
-        self._insert_if_all_new = rendered(
-            SQL(
-                "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-                " SELECT originator_id, originator_version, topic, state FROM unnest(%s::{schema}.{type}[])"
-                " WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} WHERE (originator_id, originator_version) IN"
-                " (SELECT * FROM unnest(%s::uuid[], %s::integer[])))"
-                " RETURNING notification_id"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                table=Identifier(self.events_table_name),
-                type=Identifier(self.stored_event_type_name),
+        # taken already (then nothing is inserted, no position is drawn, the statement fails and the batch
+        # is planned); the positions kept for the attachments (`store.positions`).
+        self._insert_all_new = rendered(
+            SQL(POSITIONS).format(
+                insert=SQL(
+                    "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+                    " SELECT originator_id, originator_version, topic, state FROM unnest(%s::{schema}.{type}[])"
+                    " WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} WHERE (originator_id, originator_version) IN"
+                    " (SELECT * FROM unnest(%s::uuid[], %s::integer[])))"
+                    " RETURNING notification_id"
+                ).format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.events_table_name),
+                    type=Identifier(self.stored_event_type_name),
+                )
             )
         )
         # A transaction's set-up in one statement, not two or three: the schema (attachments name their
@@ -269,63 +269,72 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
 
     @bounded
     def _commit_batch(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
-        if len(writes) == 1:  # nothing queued with it: the lone write's short path, planned only if refused
+        if len(writes) == 1:  # nothing queued with it (as on SQLite: `store.sqlite_recorder`)
             lone = self._commit_lone(writes[0])
             if lone is not None:
                 return [lone]
+        else:
+            new = self._commit_new(writes)
+            if new is not None:
+                return new
         return self._commit_planned(writes)
 
     def _commit_lone(self, write: EventWrite) -> list[int] | None:
-        """A batch of one in the fewest statements: the lock and the conditional insert, without the separate
-        existence query and the planning. None when one of its keys is taken (the insert inserted nothing and
-        drew no position: no gap) or a constraint refused it: then nothing of this transaction remains, and
-        `_commit_planned` decides the write (an earlier attempt of it committed, or it is refused)."""
-        keys = write.keys()
+        """A batch of one: its positions, or None when it is to be planned (`_commit_new`)."""
+        outcomes = self._commit_new([write])
+        return None if outcomes is None else cast(list[int], outcomes[0])
+
+    def _commit_new(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException] | None:
+        """The batch in the fewest statements and one round trip: the lock, the conditional insert and the
+        attachments, their positions resolved by the server (`store.positions`), without the existence query
+        and the planning. None when one of its keys is taken (the insert inserted nothing and drew no
+        position: no gap) or a constraint refused it: then nothing of this transaction remains, and
+        `_commit_planned` decides each write (an earlier attempt of it committed, or it is refused)."""
+        keys = all_keys(writes)
         if len(set(keys)) != len(keys):
             return None
         pg_events = [
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for write in writes
             for e in write.events
         ]
         key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
         try:
-            with self.datastore.get_connection() as connection, pipelined_transaction(connection):
-                with connection.cursor() as cursor:
-                    cursor.execute(self._setup_notifying, prepare=True)
-                    cursor.execute(self._lock, prepare=True)
-                    cursor.execute(self._insert_if_all_new, (pg_events, *key_params), prepare=True)
-                    positions = [row["notification_id"] for row in cursor.fetchall()]
-                if not positions:
-                    raise _Taken
-                if len(positions) != len(write.events):
-                    raise OperationalError(f"{len(write.events)} events inserted, {len(positions)} positions returned")
-                if write.attachments:
+            with self.datastore.get_connection() as connection, connection.cursor() as inserting:
+                with pipelined_transaction(connection):
+                    with connection.cursor() as cursor:
+                        cursor.execute(self._setup_notifying, prepare=True)
+                        cursor.execute(self._lock, prepare=True)
+                    inserting.execute(self._insert_all_new, (pg_events, *key_params), prepare=True)
                     with connection.cursor(row_factory=tuple_row) as plain:
-                        portable = PostgresCursor(plain)
-                        for attachment in write.attachments:
-                            attachment.write(portable, positions)
-        except (_Taken, IntegrityError):  # an attachment's own refusal is met again, and raised, when planned
+                        resolving, offset = ResolvingCursor(plain), 0
+                        for write in writes:
+                            for attachment in write.attachments:
+                                attachment.write(resolving, references(offset, len(write.events)))
+                            offset += len(write.events)
+                row = inserting.fetchone()  # after the COMMIT: one round trip for the whole transaction
+        except (DataError, IntegrityError):  # a taken key; an attachment's own refusal is met again when planned
             return None
-        return positions
+        positions: list[int] = list(row["positions"]) if row is not None else []
+        if len(positions) != len(pg_events):
+            raise OperationalError(f"{len(pg_events)} events inserted, {len(positions)} positions returned")
+        outcomes: list[list[int] | BaseException] = []
+        offset = 0
+        for write in writes:
+            outcomes.append(positions[offset : offset + len(write.events)])
+            offset += len(write.events)
+        return outcomes
 
     def _commit_planned(self, writes: Sequence[EventWrite]) -> list[list[int] | BaseException]:
+        """The batch decided by `store.writes.plan` from the rows already holding its keys (after `_commit_new`
+        found one of them taken): two round trips under the lock, for the existence query and the insert."""
         keys = all_keys(writes)
         key_params = ([UUID(hex=k) for k, _ in keys], [v for _, v in keys])
-        events = [event for write in writes for event in write.events]
-        optimistic = len(set(keys)) == len(keys)  # no two writes of the batch claim one version
-        # Pipelined (as eventsourcing's own insert is): the set-up, the lock, the existence query and the
-        # conditional insert go in one round trip; the attachments and COMMIT follow.
         with self.datastore.get_connection() as connection, pipelined_transaction(connection):
-            with connection.cursor() as cursor, connection.cursor() as inserting:
-                cursor.execute(self._setup_notifying if optimistic else self._setup, prepare=True)
+            with connection.cursor() as cursor:
+                cursor.execute(self._setup, prepare=True)
                 cursor.execute(self._lock, prepare=True)
                 cursor.execute(self._select_existing, key_params, prepare=True)
-                if optimistic:
-                    pg_events = [
-                        self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                        for e in events
-                    ]
-                    inserting.execute(self._insert_if_all_new, (pg_events, *key_params), prepare=True)
                 existing = {
                     key_of(row["originator_id"], row["originator_version"]): Existing(
                         row["notification_id"], row["topic"], bytes(row["state"])
@@ -333,15 +342,11 @@ class GroupCommitPostgresRecorder(BoundedPostgresApplicationRecorder):
                     for row in cursor.fetchall()
                 }
                 decided = plan(writes, existing)
-                if optimistic and not existing:
-                    positions = [row["notification_id"] for row in inserting.fetchall()]
-                    inserted = events
-                else:  # a key was taken (the insert above inserted nothing): the planned writes only
-                    inserted = [event for index in decided.insert for event in writes[index].events]
-                    positions = []
-                    if inserted:
-                        self._insert_stored_events(cursor, inserted)  # locks (again: a no-op) and notifies
-                        positions = [row["notification_id"] for row in cursor.fetchall()]
+                inserted = [event for index in decided.insert for event in writes[index].events]
+                positions = []
+                if inserted:
+                    self._insert_stored_events(cursor, inserted)  # locks (again: a no-op) and notifies
+                    positions = [row["notification_id"] for row in cursor.fetchall()]
                 if len(positions) != len(inserted):
                     raise OperationalError(f"{len(inserted)} events inserted, {len(positions)} positions returned")
             with connection.cursor(row_factory=tuple_row) as plain:

@@ -66,7 +66,7 @@ class _NewAccount:
     created_at: float
     expires_at: float
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         cursor.execute(
             "INSERT INTO ui_accounts (department, login, enrolment_hash, enrolment_expires_at, created_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (department, login) DO UPDATE SET"
@@ -82,7 +82,7 @@ class _RemovedAccount:
 
     officer: Officer
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         key = (self.officer.department, self.officer.login)
         cursor.execute("DELETE FROM ui_accounts WHERE department = ? AND login = ?", key)
         cursor.execute("DELETE FROM ui_sessions WHERE department = ? AND login = ?", key)

@@ -4,6 +4,7 @@ several in one read, and answers each one 204 on the same connection from its ow
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -98,3 +99,24 @@ def test_the_receiver_process_answers_204_on_a_kept_alive_connection_and_returns
     finally:
         receiver.close()
     assert not receiver.process.is_alive()
+
+
+@pytest.mark.timeout(60)  # a half-sent table leaves the read hanging
+def test_first_sights_larger_than_a_pipe_buffer_come_back_whole() -> None:
+    """A benchmark's table of deliveries larger than the pipe's buffers once failed half sent (EAGAIN)."""
+    receiver = Receiver()
+    count = 30000  # ~600 KB pickled: over both socket buffers of the pipe (~200 KiB each)
+    try:
+        port = int(receiver.base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            for start in range(0, count, 500):
+                sock.sendall(b"".join(delivery(f"/s{number % 4}", str(number), b"{}") for number in range(start, start + 500)))
+                read_answers(sock, 500)
+        receiver.control.send("collect")
+        time.sleep(0.5)  # a busy benchmark reads late: the receiver fills the pipe meanwhile (not a timing assertion)
+        assert receiver.control.poll(30), "the receiver sent no table (its send failed)"
+        seen = receiver.control.recv()
+        assert len(seen) == count
+        assert receiver.count() == count  # and it still answers
+    finally:
+        receiver.close()

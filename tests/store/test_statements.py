@@ -16,7 +16,7 @@ from api.settings import parse_database_url, store_env
 from domain.platform import Platform
 from store.recorder import rendered
 from tests.domain.fakes import FakeClaims, FakeSealer
-from tests.domain.world import GULOU_POLICE, build_province, new_check_id
+from tests.domain.world import APPROVER, GULOU_POLICE, build_province, new_check_id
 
 
 @pytest.fixture
@@ -115,3 +115,76 @@ def test_a_pipelined_transaction_commits_whole_or_leaves_nothing(postgres_url: s
                 cursor.execute("INSERT INTO noted VALUES (1)")  # refused: nothing of the block remains
         assert connection.info.transaction_status == TransactionStatus.IDLE
         assert noted() == [1, 2]
+
+
+def test_a_save_sends_its_whole_transaction_before_reading_a_result(
+    platform: Platform, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #14: a lifecycle save (its feed rows, outbox rows and idempotency record attached) is eight
+    statements, BEGIN to COMMIT in one round trip: its positions are read after the COMMIT, the attachments
+    find them on the server. Before, the positions were read under the table lock, in a round trip of their
+    own, and the attachments took two statements per department told and one or two for the record."""
+    from api.bootstrap import _open_database
+    from api.settings import Settings
+    from delivery.routing import delivery_hook
+    from delivery.schema import create_tables
+    from store.idempotency import BodyCipher, CommittedAttachment, IdempotencyStore, RecordId
+
+    database = _open_database(parse_database_url(postgres_url), Settings(database_url=postgres_url, db_pool_size=1))
+    create_tables(database)
+    IdempotencyStore(database, BodyCipher(bytes(32)))
+    database.close()
+    check_id = new_check_id(platform)
+    record = RecordId("gulou", f"/v1/checks/{check_id}/accept", "k")
+    platform.save_hooks.append(delivery_hook)
+    platform.save_hooks.append(lambda aggregates, events: [CommittedAttachment(record, "fp", str(check_id), 2)])
+    sent: list[str] = []
+    group: Any = platform.recorder.group  # type: ignore[attr-defined]
+    commit, execute, fetchone, fetchall = group._commit, psycopg.Cursor.execute, psycopg.Cursor.fetchone, psycopg.Cursor.fetchall
+    saving: list[bool] = []
+
+    def noted_commit(writes: Any) -> Any:
+        saving.append(True)
+        try:
+            return commit(writes)
+        finally:
+            saving.clear()
+
+    def noted_execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if saving:
+            text = query if isinstance(query, str) else bytes(query).decode()
+            sent.append(" ".join(text.split()[:4]))
+        return execute(cursor, query, *args, **kwargs)
+
+    def noted(fetch: Any) -> Any:
+        def fetched(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+            if saving:
+                sent.append("(read)")
+            return fetch(cursor, *args, **kwargs)
+
+        return fetched
+
+    group._commit = noted_commit
+    monkeypatch.setattr(psycopg.Cursor, "execute", noted_execute)
+    monkeypatch.setattr(psycopg.Cursor, "fetchone", noted(fetchone))
+    monkeypatch.setattr(psycopg.Cursor, "fetchall", noted(fetchall))
+    _, position = platform.accept(check_id, GULOU_POLICE)
+    expected = [
+        "BEGIN",
+        "SELECT set_config('search_path',",
+        "LOCK TABLE",
+        "WITH inserted AS",
+        "INSERT INTO feed_entries",
+        "WITH told (position,",
+        "INSERT INTO idempotency_keys",
+        "COMMIT",
+        "(read)",
+    ]
+    assert len(sent) == len(expected) and all(s.startswith(e) for s, e in zip(sent, expected, strict=True)), sent
+    recorder: Any = platform.recorder
+    schema = recorder.datastore.schema
+    with recorder.datastore.get_connection() as connection:
+        feed = connection.execute(f'SELECT department, position FROM "{schema}".feed_entries ORDER BY 1').fetchall()
+        kept = connection.execute(f'SELECT state, position FROM "{schema}".idempotency_keys').fetchall()
+    assert sorted(tuple(row.values()) for row in feed) == sorted([(APPROVER, position), (GULOU_POLICE, position)])
+    assert [tuple(row.values()) for row in kept] == [("committed", position)]

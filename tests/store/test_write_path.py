@@ -63,7 +63,7 @@ class Note:
     def __init__(self, note: str, fail: bool = False) -> None:
         self.note, self.fail = note, fail
 
-    def write(self, cursor: Any, positions: Sequence[int]) -> None:
+    def write(self, cursor: Any, positions: Sequence[object]) -> None:
         for position in positions:
             cursor.execute("INSERT INTO attached (position, note) VALUES (?, ?)", (position, self.note))
         if self.fail:
@@ -242,3 +242,43 @@ def test_a_lone_stale_write_takes_the_short_path_and_is_refused_alone_without_a_
     assert platform.check(check_id).status == "accepted"
     _, position = platform.accept(new_check_id(platform), GULOU_POLICE)
     assert position == accepted + 2, "the refused lone write drew no position (raise + accept follow at once)"
+
+
+def test_the_attachments_of_a_batch_get_each_their_own_writes_positions(platform: Platform) -> None:
+    """Every write of a batch is attached its own events' positions (resolved by the server on PostgreSQL),
+    in one transaction with a batch-mate refused alone: the planned batch's attachments get theirs too."""
+    table = Table(platform)
+    table.create()
+    checks = [new_check_id(platform) for _ in range(4)]
+    stale = platform.check(checks[3])
+    platform.accept(checks[3], GULOU_POLICE)  # the stale copy's version is taken
+    platform.save_hooks.append(lambda aggregates, events: [Note(str(aggregates[0].id))])
+    start = platform.recorder.max_notification_id() or 0
+    for queued, commands in (
+        ([(platform.accept, checks[0])], [(platform.accept, checks[1]), (platform.decline, checks[2])]),
+        ([(platform.withdraw, checks[0])], [(platform.withdraw, checks[1]), (platform.decline, stale)]),
+    ):
+        group: Any = platform.recorder.group  # type: ignore[attr-defined]
+        entered, release = hold_first_batch(platform)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            (opener_command, opener_check), = queued
+            opener = pool.submit(opener_command, opener_check, *arguments(platform, opener_command))
+            assert entered.wait(DEADLINE)
+            futures = [pool.submit(command, check, *arguments(platform, command)) for command, check in commands]
+            wait_until(lambda: len(group._pending) == 2, "two queued commands")
+            release.set()
+            outcomes = [future.exception(DEADLINE) or future.result(DEADLINE)[1] for future in [opener, *futures]]
+    recorded = positions_of(platform, start)
+    expected = sorted(
+        (position, str(check_id)) for (check_id, _), position in recorded.items() if check_id in checks
+    )
+    assert table.rows() == expected and len(expected) == 5, (outcomes, table.rows())
+    assert isinstance(outcomes[-1], ConcurrentUpdate)
+
+
+def arguments(platform: Platform, command: Any) -> tuple[Any, ...]:
+    if command == platform.accept:
+        return (GULOU_POLICE,)
+    if command == platform.decline:
+        return (GULOU_POLICE, "no_record", "")
+    return (APPROVER, "no longer needed")

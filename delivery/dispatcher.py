@@ -13,8 +13,8 @@ subscription in flight, and a later event of a check is a head only once the ear
 delivered. A round deals a subscription's new heads (all of different checks) out to at most
 `per_subscription` lanes, each a worker sending its share one after the other, so that different checks go
 out concurrently while a slow receiver holds a few workers, never a command (the outbox rows were written by the
-commands' transactions) nor all of the pool. The body of an event is rendered once per department and
-round (`Bodies`), a subscription's secret unsealed and a URL checked against the SSRF rules
+commands' transactions) nor all of the pool. The body of an event is rendered once per view and round
+(the renderer's, `api.cloudevents.Renderings`), its v1a signature made once, a subscription's secret unsealed and a URL checked against the SSRF rules
 (`delivery.address`, DNS included) once per round (`Round`). A delivery is signed (`delivery.signature`) and
 POSTed (`delivery.sender`: without following redirects, the answer read at most `READ_LIMIT` bytes).
 A 2xx is delivered; anything else is retried after the next delay of the schedule (or Retry-After when
@@ -30,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from delivery import outbox, signature
 from delivery.address import check_url
@@ -50,42 +50,19 @@ MAX_BACKOFF_SECONDS = 10.0
 ROUND_GAP = 0.03  # seconds at least between rounds: at most ~30 reads (and record transactions) a second
 
 Render = Callable[[Due], bytes]  # the CloudEvent of a delivery, as its department may see it
-Renderer = Callable[[], Render]  # a round's Render (what it reads once is shared by the round's deliveries)
+Renderer = Callable[[], Render]  # a round's Render (what it reads and renders once is shared by the round's deliveries)
 GiveUp = Callable[[str, int, int | None, str], object]  # (subscription, position, status code, error)
 
 
-class Bodies:
-    """The bodies rendered in one round, keyed by (department, position): the subscriptions of one department
-    share the rendering of an event (its first sender renders, the others wait for it)."""
-
-    def __init__(self, render: Render) -> None:
-        self._render = render
-        self._lock = threading.Lock()
-        self._made: dict[tuple[str, int], Future[bytes]] = {}
-
-    def of(self, due: Due) -> bytes:
-        key = (due.department, due.position)
-        with self._lock:
-            future = self._made.get(key)
-            mine = future is None
-            if future is None:
-                future = self._made[key] = Future()
-        if mine:
-            try:
-                future.set_result(self._render(due))
-            except BaseException as error:
-                future.set_exception(error)
-                raise
-        return future.result()
-
-
 class Round:
-    """What the deliveries of one round share: the bodies, each subscription's secret (unsealed once), and
-    each URL's SSRF check (its DNS resolved once in the round: a later round checks again). Two workers may
+    """What the deliveries of one round share: the round's `Render` (which renders each body once: the
+    subscriptions of a department, and departments that see an event alike, share it), the ``v1a``
+    signatures, each subscription's secret (unsealed once), and each URL's SSRF check (its DNS resolved once in the round: a later round checks again). Two workers may
     both work one out at the same time; they get the same result."""
 
     def __init__(self, render: Render, keys: WebhookKeys, allow: Sequence[str]) -> None:
-        self.bodies = Bodies(render)
+        self.body = render
+        self.signatures = signature.Signatures(lambda: keys.signing_key())
         self._keys = keys
         self._allow = allow
         self._secrets: dict[str, bytes] = {}
@@ -286,9 +263,9 @@ class Dispatcher:
         if refused is not None:
             self._failed(due, None, f"refused: {refused}", None)
             return None
-        body = shared.bodies.of(due)
+        body = shared.body(due)
         webhook_id = str(due.position)
-        headers = signature.signed_headers(webhook_id, int(time.time()), body, shared.secret(due.secret), self.keys.signing_key())
+        headers = signature.signed_headers(webhook_id, int(time.time()), body, shared.secret(due.secret), shared.signatures)
         try:
             answer = self._sender.post(due.url, body, headers)
         except Unanswered as error:

@@ -211,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plain_mapper:
         plain_mapper.ask()
     summary = {
-        "benchmark": "audit_rebuild",
-        "command": "python -m bench.audit_rebuild " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("audit_rebuild", argv),
         "settings": {"events": args.events, "page": args.page, "store": args.store, "plain_mapper": args.plain_mapper},
         **run(args),
     }

@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             services.close()
     best = min(runs, key=lambda run: run["total_ms"])
     summary = {
-        "benchmark": "coverage_queries",
-        "command": "python -m bench.coverage_queries " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("coverage_queries", argv),
         "events": loaded["events_in_log"],
         "checks": checks,
         "answered_checks": answered,

@@ -166,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = WebhookKeys(floor_keys)
         results = [run_store(kind, args, keys) for kind in kinds]
     summary: dict[str, Any] = {
-        "benchmark": "dispatch",
-        "command": "python -m bench.dispatch " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("dispatch", argv),
         "settings": {"lifecycles": args.lifecycles, "rounds": args.rounds, "workers": args.workers, "subscriptions": SUBSCRIPTIONS},
         "results": results,
     }

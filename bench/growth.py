@@ -220,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
     args = parser.parse_args(argv)
     summary = {
-        "benchmark": "growth",
-        "command": "python -m bench.growth " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("growth", argv),
         "settings": {"sizes": args.sizes, "samples_per_round": args.samples, "coverage_samples_per_round": args.coverage_samples,
                      "rounds": args.rounds, "store": args.store},
         **run(args),

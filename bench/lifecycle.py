@@ -307,9 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     kinds = ["postgres", "sqlite"] if args.store == "both" else [args.store]
     summary: dict[str, Any] = {
-        "benchmark": "lifecycle",
-        "command": "python -m bench.lifecycle " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("lifecycle", argv),
         "settings": {
             "seconds": args.seconds, "clients": args.clients, "warmup": args.warmup,
             "workers": args.workers or servers.SERVER_SETTINGS["workers"], "profiled": bool(args.profile),

@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             result["discarded_runs_postgres_restarted"] = discarded
             runs[kind].append(result)
     summary = {
-        "benchmark": "projection",
-        "command": "python -m bench.projection " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("projection", argv),
         "settings": {"events": args.events, "batch": args.batch, "clients": args.clients, "store": args.store},
         "stores": runs,
     }

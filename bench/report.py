@@ -49,6 +49,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def header(name: str, argv: list[str] | None) -> dict[str, Any]:
+    """The first keys of every benchmark's JSON summary: its name, the command as run, the machine."""
+    arguments = argv if argv is not None else sys.argv[1:]
+    return {"benchmark": name, "command": f"python -m bench.{name} " + " ".join(arguments), "machine": machine()}
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()

@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             services.close()
     n = args.lifecycles
     summary = {
-        "benchmark": "roundtrips",
-        "command": "python -m bench.roundtrips " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("roundtrips", argv),
         "lifecycles": n,
         "statements_per_lifecycle": round(sum(by_kind.values()) / n, 1),
         "per_lifecycle_by_kind": {kind: round(count / n, 2) for kind, count in by_kind.most_common()},

@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help="also write the JSON summary to this file")
     args = parser.parse_args(argv)
     summary: dict[str, Any] = {
-        "benchmark": "soak",
-        "command": "python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("soak", argv),
         "settings": {"minutes": args.minutes, "interval": args.interval, "clients": args.clients, "store": args.store},
     }
     result, discarded = stores.undisturbed(lambda: run(args), "soak", attempts=2)

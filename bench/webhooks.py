@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.store == "both" else [args.store]
     summary: dict[str, Any] = {
-        "benchmark": "webhooks",
-        "command": "python -m bench.webhooks " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("webhooks", argv),
         "settings": {"seconds": args.seconds, "clients": args.clients, "warmup": args.warmup},
         "results": [run_store(kind, args) for kind in kinds],
     }

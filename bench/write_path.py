@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "errors": sum(r["errors"] for name in rounds for r in rounds[name][level]),
         })
     summary = {
-        "benchmark": "write_path",
-        "command": "python -m bench.write_path " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": report.machine(),
+        **report.header("write_path", argv),
         "settings": {"seconds": args.seconds, "rounds": args.rounds, "pool_size": args.pool_size},
         "curve": curve,
         "rounds": rounds,

@@ -43,7 +43,8 @@ RECV = 8192  # bytes asked of one read
 USER_AGENT = "nocert-webhooks/1"  # receivers and their firewalls may refuse a request that names no client
 KEPT = 16  # connections kept per worker thread
 _TARGET = re.compile(r"[\x21-\x7e]+")  # a request target: printable ASCII, no spaces (as http.client checks)
-_FIELDS = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")  # header lines
+_NAMES = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:)*")  # header names (tokens), each followed by ":"
+_VALUES = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")  # header values joined by tabs: no controls but tabs
 
 Key = tuple[str, str, int]  # scheme, host, port
 
@@ -120,11 +121,11 @@ def _request(target: str, host: str, headers: dict[str, str], body: bytes) -> by
     fields.update(headers)
     if "content-length" not in names:
         fields["Content-Length"] = str(len(body))
-    lines = "".join([f"{name}: {value}\r\n" for name, value in fields.items()])
     if not _TARGET.fullmatch(target):
         raise ValueError(f"the request target {target[:100]!r} has spaces, controls or non-ASCII characters")
-    if not _FIELDS.fullmatch(lines):
+    if not _NAMES.fullmatch("".join([f"{name}:" for name in fields])) or not _VALUES.fullmatch("\t".join(fields.values())):
         raise ValueError("a header name or value has a character that is not allowed")
+    lines = "".join([f"{name}: {value}\r\n" for name, value in fields.items()])
     return f"POST {target} HTTP/1.1\r\n{lines}\r\n".encode("latin-1") + body
 
 
@@ -132,7 +133,7 @@ class _Reading:
     """What the parser has seen of one answer: `status` once its final (non-1xx) head ended, `done` once the
     answer ended, `extra` when more bytes followed it."""
 
-    __slots__ = ("parser", "status", "retry_after", "framed", "body", "done", "extra")
+    __slots__ = ("parser", "status", "retry_after", "framed", "body", "done", "keep", "extra")
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
@@ -140,12 +141,14 @@ class _Reading:
         self.retry_after: bytes | None = None
         self.framed = False  # a content-length or chunked answer: it ends there, not with the connection
         self.body = 0
-        self.done = self.extra = False
+        self.done = self.keep = self.extra = False
 
     def on_message_begin(self) -> None:
         self.extra = self.done
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:  # of what follows the answer
+            return
         name = name.lower()
         if name == b"retry-after":
             self.retry_after = value
@@ -153,6 +156,8 @@ class _Reading:
             self.framed = True
 
     def on_headers_complete(self) -> None:
+        if self.done:
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # interim: the answer follows (101 is one: nothing follows)
             self.retry_after, self.framed = None, False
@@ -163,7 +168,10 @@ class _Reading:
         self.body += len(chunk)
 
     def on_message_complete(self) -> None:
+        if self.done:
+            return
         self.done = self.status is not None
+        self.keep = self.parser.should_keep_alive()  # here: llhttp forgets it once the answer has ended
 
 
 def _read_answer(sock: socket.socket) -> tuple[Answer, bool]:
@@ -202,7 +210,7 @@ def _read_answer(sock: socket.socket) -> tuple[Answer, bool]:
     assert status is not None
     value = reading.retry_after
     answer = Answer(status, retry_after(value.decode("latin-1") if value is not None else None, time.time()))
-    return answer, not broken and not reading.extra and reading.parser.should_keep_alive()
+    return answer, reading.keep and not broken and not reading.extra
 
 
 class Sender:

@@ -6,7 +6,7 @@ exception; the request is written whole and a header or target that would break 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -14,9 +14,22 @@ from hypothesis import strategies as st
 
 from delivery.sender import MAX_HEAD, READ_LIMIT, Answer, Sender, Unanswered, _read_answer
 from tests.delivery.test_sender import Answer as Script
-from tests.delivery.test_sender import RawServer, plain, post, server  # noqa: F401 - the fixture
+from tests.delivery.test_sender import RawServer, plain, post
 
 Make = Callable[[Script], RawServer]
+
+
+@pytest.fixture
+def raw() -> Iterator[Make]:
+    made: list[RawServer] = []
+
+    def make(answer: Script) -> RawServer:
+        made.append(RawServer(answer))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
 
 
 class Reads:
@@ -121,8 +134,8 @@ def test_any_answer_is_an_answer_or_unanswered(data: st.DataObject) -> None:
     assert 100 <= answer.status <= 999
 
 
-def test_the_request_is_one_write(server: Make) -> None:
-    receiver = server(plain(204, body=b""))
+def test_the_request_is_one_write(raw: Make) -> None:
+    receiver = raw(plain(204, body=b""))
     sender = Sender(timeout=2.0)
     post(sender, receiver.url)  # connects
     writes: list[bytes] = []
@@ -144,8 +157,8 @@ def test_the_request_is_one_write(server: Make) -> None:
     assert receiver.connections == 1
 
 
-def test_a_target_or_header_that_would_break_the_framing_is_refused(server: Make) -> None:
-    receiver = server(plain(200))
+def test_a_target_or_header_that_would_break_the_framing_is_refused(raw: Make) -> None:
+    receiver = raw(plain(200))
     sender = Sender(timeout=2.0)
     with pytest.raises(Unanswered, match="header name or value"):
         sender.post(receiver.url, b"{}", {"webhook-id": "7\r\nx-injected: 1"})
@@ -156,7 +169,7 @@ def test_a_target_or_header_that_would_break_the_framing_is_refused(server: Make
     assert receiver.requests == []
 
 
-def test_the_connection_is_reused_only_after_a_whole_kept_alive_answer(server: Make) -> None:
+def test_the_connection_is_reused_only_after_a_whole_kept_alive_answer(raw: Make) -> None:
     def chunked(connection: socket.socket, head: bytes) -> bool:
         connection.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
         return True
@@ -166,18 +179,18 @@ def test_the_connection_is_reused_only_after_a_whole_kept_alive_answer(server: M
         return True
 
     for script, connections in ((chunked, 1), (plain(200, "connection: close"), 3), (twice, 3)):
-        receiver = server(script)
+        receiver = raw(script)
         sender = Sender(timeout=2.0)
         assert [post(sender, receiver.url).status for _ in range(3)] == [200, 200, 200]
         assert receiver.connections == connections
 
 
-def test_a_receiver_closing_early_is_unanswered_and_the_next_post_reconnects(server: Make) -> None:
+def test_a_receiver_closing_early_is_unanswered_and_the_next_post_reconnects(raw: Make) -> None:
     def half(connection: socket.socket, head: bytes) -> bool:
         connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nonly part")
         return False
 
-    receiver = server(half)
+    receiver = raw(half)
     sender = Sender(timeout=2.0)
     for _ in range(2):
         with pytest.raises(Unanswered, match="before the answer's end"):

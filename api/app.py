@@ -100,6 +100,7 @@ def create_app(services: Services | None = None, *, start_views: bool = True) ->
             services.start()
         LOG.info("nocert serving on %s store", services.location.kind)
         yield
+        metrics.flush()  # the worker's last requests, before it exits
         services.stop()
 
     app = FastAPI(

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring as _encode_text  # a JSON string, non-ASCII as is
 from typing import Any
 
-from anyio import to_thread
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import may_call
 from api.idempotency import IdempotentRequests, Replayer, valid_key
 from api.metrics import Metrics
+from api.offload import in_thread
 from api.principal import Principal, authenticate, bearer_token
 from api.problems import problem_response, store_unavailable
 from api.ratelimit import AuthFailureLimiter
@@ -129,7 +129,7 @@ class Gateway:
         if path.startswith("/v1") and path not in PUBLIC_PATHS:
             token = bearer_token(_header(scope, b"authorization"))
             try:
-                principal = await to_thread.run_sync(self.authenticator, token) if token else None
+                principal = await in_thread(self.authenticator, token) if token else None
             except STORE_ERRORS as error:
                 await store_unavailable(scope, receive, send, error)
                 return

@@ -63,7 +63,7 @@ def body_openapi(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def body_route(
-    route: Callable[..., Callable[[Handler], Handler]], path: str, model: type[BaseModel], *codes: str, **options: Any
+    route: Callable[..., Callable[[Callable[..., Any]], Any]], path: str, model: type[BaseModel], *codes: str, **options: Any
 ) -> Callable[[Handler], Handler]:
     """The route of a handler that reads ``model`` itself (``read_body``, after its own access checks): ``route``
     is ``router.post`` or ``router.patch``, ``codes`` the problems it can answer, ``options`` go to ``route``.

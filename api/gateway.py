@@ -203,7 +203,7 @@ class Gateway:
             )
             # ``handle`` rather than ``info``: the line is the whole record, and ``info`` would also walk
             # the stack to find the calling line (``findCaller``), which no handler of this logger shows.
-            ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, 0, line, None, None))
+            ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, 0, line, (), None))
 
 
 def access_line(

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from api.offload import threaded
 from api.problems import Problem, problem_responses
 from signing import strictjson
 
@@ -62,8 +63,15 @@ def body_openapi(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def body_route(
-    route: Callable[..., Callable[[Handler], Handler]], path: str, model: type[BaseModel], *codes: str, **options: Any
+    route: Callable[..., Callable[[Callable[..., Any]], Any]], path: str, model: type[BaseModel], *codes: str, **options: Any
 ) -> Callable[[Handler], Handler]:
     """The route of a handler that reads ``model`` itself (``read_body``, after its own access checks): ``route``
-    is ``router.post`` or ``router.patch``, ``codes`` the problems it can answer, ``options`` go to ``route``."""
-    return route(path, openapi_extra=body_openapi(model), responses=problem_responses(*codes), **options)
+    is ``router.post`` or ``router.patch``, ``codes`` the problems it can answer, ``options`` go to ``route``.
+    The handler runs in a worker thread (`api.offload.threaded`); the decorated name stays the plain handler."""
+    register = route(path, openapi_extra=body_openapi(model), responses=problem_responses(*codes), **options)
+
+    def decorate(handler: Handler) -> Handler:
+        register(threaded(handler))
+        return handler
+
+    return decorate

@@ -1,6 +1,11 @@
 """Prometheus metrics (API.md §8): requests by route and status, latency, failed keys, and what an operator
 alerts on, read from the store when scraped (view lag, checkpoint age, oldest unanswered check per issuer).
 
+Requests are tallied per process in plain Python and added to the Prometheus values at most
+``FLUSH_SECONDS`` later (from the event loop), when this process answers a scrape, and when the worker stops:
+in multiprocess mode every ``inc`` of a value takes a lock, checks the pid and writes the mmapped file, three
+times per request. A scrape may therefore miss the other workers' requests of the last ``FLUSH_SECONDS``.
+
 Workers: ``nocert serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a directory it empties on every start
 (`api.metrics_dir`); each worker's counters then live in files there, and ``/metrics`` adds up all
 of them, so a scrape shows the same counters whichever worker answers. The store's gauges are computed by
@@ -9,8 +14,11 @@ the answering worker from the database, which every worker shares.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -25,6 +33,21 @@ from store.database import STORE_ERRORS
 
 LOG = logging.getLogger("nocert.metrics")
 
+FLUSH_SECONDS = 0.5
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BOUNDS = (*LATENCY_BUCKETS, float("inf"))
+
+
+class _Tally:
+    """The requests of one (method, route, status) since the last flush: count, latency sum, per bucket."""
+
+    __slots__ = ("count", "total", "buckets")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * len(_BOUNDS)
+
 
 class Metrics:
     """The counters of one application instance (its own registry: tests and apps do not share state)."""
@@ -38,14 +61,53 @@ class Metrics:
         self.latency = Histogram(
             "nocert_http_request_duration_seconds", "HTTP request latency by route and status",
             ["method", "route", "status"], registry=self.registry,
-            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            buckets=LATENCY_BUCKETS,
         )
         self.auth_failures = Counter(
             "nocert_auth_failures_total", "Requests refused for a missing or unknown API key", registry=self.registry
         )
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, str], _Tally] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def record(self, method: str, route: str, status: str, seconds: float) -> None:
+        """One answered request, in ``requests`` and ``latency`` after the next `flush` (at most
+        ``FLUSH_SECONDS`` later when called on an event loop, at once otherwise)."""
+        key = (method, route, status)
+        with self._lock:
+            tally = self._pending.get(key)
+            if tally is None:
+                tally = self._pending[key] = _Tally()
+            tally.count += 1
+            tally.total += seconds
+            tally.buckets[bisect_left(_BOUNDS, seconds)] += 1  # the first bound >= seconds, as Histogram.observe
+            if self._timer is not None:
+                return
+            try:
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+                return
+            except RuntimeError:  # no event loop in this thread
+                pass
+        self.flush()
+
+    def flush(self) -> None:
+        """Adds the requests tallied since the last flush to the Prometheus values (the mmapped files of
+        multiprocess mode), each series with one ``inc`` per value instead of one per request."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._timer = None  # a timer still due (this flush ran from a scrape) flushes what comes next
+        for labels, tally in pending.items():
+            self.requests.labels(*labels).inc(tally.count)
+            child = self.latency.labels(*labels)
+            # Histogram.observe adds the amount to ``_sum`` and 1 to the bucket; this adds a batch at once.
+            child._sum.inc(tally.total)
+            for bucket, count in zip(child._buckets, tally.buckets, strict=True):
+                if count:
+                    bucket.inc(count)
 
     def exposition(self, store: Collector) -> bytes:
         """The text a scrape gets: every worker's counters (multiprocess mode) or this one's, and the store's gauges."""
+        self.flush()
         registry = CollectorRegistry()
         directory = os.environ.get(MULTIPROC_VARIABLE)
         if directory:

@@ -3,14 +3,16 @@ issuer, failed key attempts), and a request id in every answer and access-log li
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import generate_latest
 
-from api.gateway import access_time, request_id_of
+from api.gateway import access_line, access_time, request_id_of
 from api.metrics import StoreGauges
 from tests.api.conftest import Province
 
@@ -126,3 +128,60 @@ def test_request_ids_and_times() -> None:
     assert request_id_of(None) != request_id_of(None)
     assert request_id_of("a" * 129) != "a" * 129 and request_id_of("short") != "short"
     assert access_time(1767225600.0456) == "2026-01-01T00:00:00.045Z"
+
+
+def test_requests_are_tallied_and_show_up_in_the_counters_once_flushed() -> None:
+    from api.metrics import Metrics
+
+    metrics = Metrics()
+
+    def counted() -> dict[str, float]:
+        text = generate_latest(metrics.registry).decode()
+        return {
+            name: samples(text, name).get('{method="POST",route="/v1/checks",status="201"}', 0.0)
+            for name in ("nocert_http_requests_total", "nocert_http_request_duration_seconds_count")
+        }
+
+    async def answer_three() -> dict[str, float]:  # on an event loop, as the gateway records
+        for seconds in (0.001, 0.02, 30.0):
+            metrics.record("POST", "/v1/checks", "201", seconds)
+        return counted()
+
+    assert asyncio.run(answer_three()) == {"nocert_http_requests_total": 0.0, "nocert_http_request_duration_seconds_count": 0.0}
+    metrics.flush()
+    text = generate_latest(metrics.registry).decode()
+    assert counted() == {"nocert_http_requests_total": 3.0, "nocert_http_request_duration_seconds_count": 3.0}
+    buckets = samples(text, "nocert_http_request_duration_seconds_bucket")
+    labels = 'method="POST",route="/v1/checks",status="201"'
+    assert buckets[f'{{le="0.002",{labels}}}'] == 1 and buckets[f'{{le="0.025",{labels}}}'] == 2
+    assert buckets[f'{{le="10.0",{labels}}}'] == 2 and buckets[f'{{le="+Inf",{labels}}}'] == 3
+    assert samples(text, "nocert_http_request_duration_seconds_sum")[f"{{{labels}}}"] == pytest.approx(30.021)
+    metrics.flush()  # nothing counted twice
+    assert counted()["nocert_http_requests_total"] == 3.0
+
+
+def test_a_scrape_shows_this_process_requests_at_once(p: Province) -> None:
+    def healthz_count() -> float:
+        text = p.client.get("/metrics").text
+        return samples(text, "nocert_http_requests_total").get('{method="GET",route="/healthz",status="200"}', 0.0)
+
+    before = healthz_count()
+    p.client.get("/healthz")
+    p.client.get("/healthz")
+    assert healthz_count() == before + 2
+
+
+def test_the_access_line_is_the_json_of_its_fields() -> None:
+    fields = ("10.0.0.1", "POST", "/v1/checks/{check_id}/reply", 201, 0.012345, "fz-gulou-police", "nginx-0123456789")
+    line = access_line(*fields)
+    entry = json.loads(line)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry.pop("time"))
+    assert entry == {
+        "client": "10.0.0.1", "method": "POST", "route": "/v1/checks/{check_id}/reply", "status": 201,
+        "latency_ms": 12.35, "principal": "fz-gulou-police", "request_id": "nginx-0123456789",
+    }
+    assert line == json.dumps({"time": json.loads(line)["time"], **entry}, ensure_ascii=False)
+    odd = access_line(None, "GET", '(unmatched) "\\ 路径\n', 404, 2.0, None, None)
+    assert odd.endswith(', "route": "(unmatched) \\"\\\\ 路径\\n", "status": 404, "latency_ms": 2000.0, '
+                        '"principal": null, "request_id": null}')
+    assert json.loads(odd)["route"] == '(unmatched) "\\ 路径\n'

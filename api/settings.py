@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # and waits there. Unset: serve makes one in its metrics directory. Set the same path for a
     # `nocert serve --no-background` and a `nocert work` on the same host.
     wake_socket: str | None = None
+    # How much lower than serve's workers the CPU priority of the background process is (its niceness above
+    # the one it was started with, api.background): under load it yields the cores to requests and catches up
+    # after. 0: the same priority.
+    background_nice: int = Field(default=10, ge=0, le=19)
 
 
 def load_settings() -> Settings:

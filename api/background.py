@@ -235,7 +235,13 @@ def _bound(path: str) -> socket.socket | None:
 def lower_priority(increment: int) -> None:
     """Makes this process `increment` nicer than it was started (``NOCERT_BACKGROUND_NICE``): every thread
     it runs now (Linux keeps a niceness per thread) and, so, every thread they start. Under load the kernel
-    then gives the request workers the cores first; the background jobs take what the requests leave."""
+    then gives the request workers the cores first; the background jobs take what the requests leave.
+
+    A process that leads its own session (serve starts it so) is also its own scheduling group where the
+    kernel groups by session (Linux's autogroup, on by default): its threads' niceness then counts only
+    among themselves, and the group as a whole competes with serve's as an equal. So the group's niceness
+    is raised too (/proc/self/autogroup; only when this process leads the session, which then holds
+    nothing else)."""
     if increment <= 0:
         return
     tasks = Path("/proc/self/task")
@@ -245,6 +251,13 @@ def lower_priority(increment: int) -> None:
             os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + increment)
         except OSError:  # a thread that ended meanwhile
             pass
+    group = Path("/proc/self/autogroup")
+    if os.getsid(0) == os.getpid() and group.exists():
+        try:
+            now = int(group.read_text().split("nice")[-1])
+            group.write_text(str(min(now + increment, 19)))
+        except (OSError, ValueError) as error:
+            logger.warning("could not lower the priority of the background process's scheduling group: %s", error)
 
 
 def run_background(services: Services, wake_path: str | None) -> int:

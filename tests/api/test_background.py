@@ -235,7 +235,8 @@ def test_the_background_process_runs_nicer_than_serve_by_its_setting(
     worker_env: Path, tmp_path: Path, nice: str
 ) -> None:
     env = {**os.environ, "NOCERT_BACKGROUND_NICE": nice, "NOCERT_METRICS_DIR": str(tmp_path / "metrics")}
-    process = subprocess.Popen([sys.executable, "-m", "api.cli", "work"], env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "work"], env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # as serve starts it: its own session, so its own autogroup
     try:
         assert process.stderr is not None
         for line in process.stderr:  # its threads have started once it says its jobs run
@@ -246,6 +247,9 @@ def test_the_background_process_runs_nicer_than_serve_by_its_setting(
         threads = _niceness(process.pid)
         assert len(threads) > len(JOBS)  # the jobs' threads and those started before them (pools)
         assert set(threads.values()) == {os.getpriority(os.PRIO_PROCESS, 0) + int(nice)}
+        group = Path(f"/proc/{process.pid}/autogroup")
+        if group.exists():  # the kernel's scheduling group of its session, which else competes with serve's as an equal
+            assert group.read_text().split()[-1] == nice
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -24,8 +24,8 @@ own beside the node's (``<NOCERT_WAKE_SOCKET>.<pid>``, `Advances`) and the backg
 to each after every batch its follower applied: the worker's waits read the position again at once (the
 socket of a worker that died is removed by the first send that finds nobody).
 
-The background process runs at a lower CPU priority than the workers (``NOCERT_BACKGROUND_NICE``, default
-10 above serve's; `lower_priority`): a node short of CPU answers requests first, and its views, webhooks
+The background process can run at a lower CPU priority than the workers (``NOCERT_BACKGROUND_NICE`` above serve's, default 0;
+`lower_priority`): a node short of CPU answers requests first, and its views, webhooks
 and timers catch up when the load lets them (docs/scaling.md 2.5).
 """
 

@@ -23,6 +23,10 @@ follower of any process updates, every 50 ms; to answer sooner than that, each w
 own beside the node's (``<NOCERT_WAKE_SOCKET>.<pid>``, `Advances`) and the background process sends ``a``
 to each after every batch its follower applied: the worker's waits read the position again at once (the
 socket of a worker that died is removed by the first send that finds nobody).
+
+The background process can run at a lower CPU priority than the workers (``NOCERT_BACKGROUND_NICE`` above serve's, default 0;
+`lower_priority`): a node short of CPU answers requests first, and its views, webhooks
+and timers catch up when the load lets them (docs/scaling.md 2.5).
 """
 
 from __future__ import annotations
@@ -228,8 +232,37 @@ def _bound(path: str) -> socket.socket | None:
     return made
 
 
+def lower_priority(increment: int) -> None:
+    """Makes this process `increment` nicer than it was started (``NOCERT_BACKGROUND_NICE``): every thread
+    it runs now (Linux keeps a niceness per thread) and, so, every thread they start. Under load the kernel
+    then gives the request workers the cores first; the background jobs take what the requests leave.
+
+    A process that leads its own session (serve starts it so) is also its own scheduling group where the
+    kernel groups by session (Linux's autogroup, on by default): its threads' niceness then counts only
+    among themselves, and the group as a whole competes with serve's as an equal. So the group's niceness
+    is raised too (/proc/self/autogroup; only when this process leads the session, which then holds
+    nothing else)."""
+    if increment <= 0:
+        return
+    tasks = Path("/proc/self/task")
+    threads = [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [0]
+    for thread in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + increment)
+        except OSError:  # a thread that ended meanwhile
+            pass
+    group = Path("/proc/self/autogroup")
+    if os.getsid(0) == os.getpid() and group.exists():
+        try:
+            now = int(group.read_text().split("nice")[-1])
+            group.write_text(str(min(now + increment, 19)))
+        except (OSError, ValueError) as error:
+            logger.warning("could not lower the priority of the background process's scheduling group: %s", error)
+
+
 def run_background(services: Services, wake_path: str | None) -> int:
     """`nocert work`: runs the node's background jobs until SIGTERM or SIGINT, then stops them."""
+    lower_priority(services.settings.background_nice)
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())

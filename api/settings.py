@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # and waits there. Unset: serve makes one in its metrics directory. Set the same path for a
     # `nocert serve --no-background` and a `nocert work` on the same host.
     wake_socket: str | None = None
+    # How much lower than serve's workers the CPU priority of the background process is (its niceness above
+    # the one it was started with, api.background): under load it yields the cores to requests and catches up
+    # after. 0 (the default): the same priority. At 10 the webhook dispatcher starved on PostgreSQL under load.
+    background_nice: int = Field(default=0, ge=0, le=19)
 
 
 def load_settings() -> Settings:

@@ -29,7 +29,13 @@ logger = logging.getLogger(__name__)
 LEADER_LOCK = "views"  # held by the one writer of the views
 REBUILD_LOCK = "views-rebuild"  # held by a rebuild waiting for (or holding) the leader lock
 POLL_SECONDS = 0.2
-GATHER_SECONDS = 0.02  # how long a follower woken by a command waits for more commands to batch with it
+# A follower woken by a command waits for more commands to batch with it: until GATHER_COMMANDS commands
+# have nudged it, for at most GATHER_SECONDS, not at all for a reader waiting for a position (urgent). A batch
+# costs much less per event when larger (bench.projection, CPU of the follower per event at 12, 50 and 200
+# events a batch: PostgreSQL 367, 278, 132 µs; SQLite 256, 193, 111 µs): under load the background process
+# then takes less of the CPU the requests need; at rest a command's views lag GATHER_SECONDS behind it.
+GATHER_COMMANDS = 50
+GATHER_SECONDS = 0.1
 COVER_CHECK_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
 WAIT_SLICE_SECONDS = 0.05
@@ -61,7 +67,9 @@ class Follower:
         self.archive = archive  # where the highest signed checkpoint is kept outside the database
         self._advanced = threading.Condition()
         self._wake = threading.Event()
-        self._urgent = threading.Event()
+        self._gathered = threading.Event()  # enough commands (or an urgent one) to take the next step now
+        self._commands = 0  # nudges since the last step
+        self._commands_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -88,17 +96,24 @@ class Follower:
             thread, self._thread = self._thread, None
             self._stopping.set()
             self._wake.set()
+            self._gathered.set()
         if thread is not None:
             thread.join(timeout=30)
             if thread.is_alive():
                 logger.warning("views follower did not stop within 30 s")
 
     def nudge(self, *, urgent: bool = False) -> None:
-        """Wakes the follower (after a local command recorded events): within `GATHER_SECONDS`, or at
-        once when `urgent` (a reader waits for a position)."""
-        if urgent:
-            self._urgent.set()
-        self._wake.set()
+        """Wakes the follower (after a local command recorded events): once `GATHER_COMMANDS` commands
+        have nudged it or within `GATHER_SECONDS`, or at once when `urgent` (a reader waits for a position)."""
+        with self._commands_lock:
+            self._commands += 1
+            if urgent or self._commands >= GATHER_COMMANDS:
+                self._gathered.set()
+            self._wake.set()
+
+    def gathered(self) -> bool:
+        """Whether the follower, woken, stops gathering commands and takes its next step now."""
+        return self._gathered.is_set()
 
     def _follow(self) -> None:
         lock = self.database.leader_lock(LEADER_LOCK)
@@ -107,13 +122,15 @@ class Follower:
                 if not self._step(lock):
                     return  # stopped while failing
                 self._nudged = self._wake.wait(POLL_SECONDS)
-                if self._nudged and not self._urgent.is_set():
-                    # Woken by a command: let the commands of the next few milliseconds join it, so
-                    # that one batch (and one round of tracking, lock and ledger statements) takes
-                    # them all. A reader waiting for a position does not wait for this.
-                    self._urgent.wait(GATHER_SECONDS)
-                self._wake.clear()
-                self._urgent.clear()
+                if self._nudged:
+                    # Woken by a command: let the commands of the next moments join it (see
+                    # GATHER_COMMANDS), so that one batch (and one round of tracking, lock and ledger
+                    # statements) takes them all. A reader waiting for a position does not wait for this.
+                    self._gathered.wait(GATHER_SECONDS)
+                with self._commands_lock:  # what nudges from now on wakes the next wait
+                    self._commands = 0
+                    self._wake.clear()
+                    self._gathered.clear()
         except BaseException:
             logger.critical("views follower stopped by an unexpected error", exc_info=True)
             raise

@@ -3,10 +3,12 @@ wake-ups to the node's background process, its listeners, and the supervisor tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -215,3 +217,39 @@ def test_the_supervisor_stops_its_process(supervised: Supervisor) -> None:
     assert supervised.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _niceness(pid: int) -> dict[int, int]:
+    """The niceness of each thread of `pid` (/proc/<pid>/task/<tid>/stat's 19th field)."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(task.name)] = int(fields[16])
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux's per-thread niceness")
+@pytest.mark.parametrize("nice", ["7", "0"])
+def test_the_background_process_runs_nicer_than_serve_by_its_setting(
+    worker_env: Path, tmp_path: Path, nice: str
+) -> None:
+    env = {**os.environ, "NOCERT_BACKGROUND_NICE": nice, "NOCERT_METRICS_DIR": str(tmp_path / "metrics")}
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "work"], env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # as serve starts it: its own session, so its own autogroup
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # its threads have started once it says its jobs run
+            if "background jobs running" in line:
+                break
+        else:
+            pytest.fail(f"nocert work exited with {process.wait()}")
+        threads = _niceness(process.pid)
+        assert len(threads) > len(JOBS)  # the jobs' threads and those started before them (pools)
+        assert set(threads.values()) == {os.getpriority(os.PRIO_PROCESS, 0) + int(nice)}
+        group = Path(f"/proc/{process.pid}/autogroup")
+        if group.exists():  # the kernel's scheduling group of its session, which else competes with serve's as an equal
+            assert group.read_text().split()[-1] == nice
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

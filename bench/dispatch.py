@@ -26,8 +26,8 @@ import http.client
 import os
 import shutil
 import signal
-import subprocess
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path

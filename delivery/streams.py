@@ -74,8 +74,9 @@ class CheckStreams:
         entries = round_.get(check_id)
         if not entries:
             return None
-        events = [self._store.mapper.to_domain_event(entry) if isinstance(entry, StoredEvent) else entry for entry in entries]
-        if not isinstance(events[0], Check.Raised) or not all(isinstance(event, Check.Event) for event in events):
+        decoded = [self._store.mapper.to_domain_event(entry) if isinstance(entry, StoredEvent) else entry for entry in entries]
+        events = [event for event in decoded if isinstance(event, Check.Event)]
+        if len(events) != len(decoded) or not isinstance(events[0], Check.Raised):
             return None  # not a check: `domain.platform.Platform.check_events` answers it (not found)
         with self._lock:  # what has no personal field is kept decoded from now on
             held = self._kept.get(check_id)

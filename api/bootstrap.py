@@ -31,6 +31,7 @@ from delivery.dispatcher import Dispatcher
 from delivery.routing import delivery_hook
 from delivery.schema import create_tables as create_delivery_tables
 from delivery.secrets import WebhookKeys
+from delivery.streams import CheckStreams
 from domain.platform import Platform
 from escalation.timer import OverdueTimer
 from privacy.index import BlindIndex
@@ -250,10 +251,11 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
 
 def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
     """The webhook dispatcher of these settings (tests give a transport or a poll interval)."""
+    streams = CheckStreams(platform.events)  # the round's checks in one query, kept sealed between rounds
     return Dispatcher(
         database,
         keys,
-        lambda: Renderings(platform).body,  # a round's: each check read once in it, each department once
+        lambda heads: Renderings(platform, streams.read(due.check_id for due in heads)).body,  # each department once
         lambda subscription, position, status, error: platform.subscription_failing(UUID(subscription), position, status, error),
         retry=parse_retry(settings.webhook_retry),
         timeout=settings.webhook_timeout,

@@ -12,6 +12,10 @@ The floor, in the same run: one thread signing (Ed25519) and POSTing (`http.clie
 connection) a body of the same size to the same receiver as many times: what a delivery cannot cost less
 than. The ratio (dispatcher CPU per delivery / floor CPU per delivery) is the figure to compare.
 
+``--profile DIR`` samples this process with py-spy while the dispatcher drains (``DIR/dispatch-<store><run>.raw``,
+raw collapsed stacks for `bench.hotspots`, and ``--gil`` so that only the thread holding the GIL counts:
+the figures of a profiled run are slowed by the sampling and marked ``profiled``).
+
     .venv/bin/python -m bench.dispatch --lifecycles 100 --rounds 3 --store both
 """
 
@@ -19,9 +23,14 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -48,7 +57,26 @@ def _post(client: TestClient, path: str, key: str, body: Any, expect: int = 200)
     return answer
 
 
-def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver, run: int, workers: int) -> dict[str, Any]:
+def start_py_spy(raw: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process (the GIL holder only) until `stop_py_spy`."""
+    exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if exe is None:
+        raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    command = [exe, "record", "--pid", str(os.getpid()), "--rate", "200", "--format", "raw", "--gil", "--nonblocking", "--output", str(raw)]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the drain starts
+    return spy
+
+
+def stop_py_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+    spy.wait(timeout=60)
+
+
+def dispatcher_run(
+    kind: str, lifecycles: int, receiver: Receiver, run: int, workers: int, profile: Path | None = None
+) -> dict[str, Any]:
     """Fills a fresh store's outbox, then times the dispatcher draining it (to paths of this `run`: the
     receiver counts each (path, webhook-id) once)."""
     with stores.store(kind, "bench_dispatch") as url, stores.key_dir() as keys_dir:
@@ -76,9 +104,12 @@ def dispatcher_run(kind: str, lifecycles: int, receiver: Receiver, run: int, wor
                     _post(client, f"{path}/reply", keys["issuer"], REPLY)
                     _post(client, f"{path}/close", keys["approver"], CLOSE)
             dispatcher = build_dispatcher(settings, services.platform, services.database, services.webhook_keys)
+            spy = start_py_spy(profile / f"dispatch-{kind}{run}.raw") if profile is not None else None
             wall, cpu = time.perf_counter(), time.process_time()
             dispatcher.drain_all()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if spy is not None:
+                stop_py_spy(spy)
             dispatcher.stop()
             deliveries = receiver.count() - before
             size = _body_size(services)  # of a body of the run, for the floor
@@ -125,7 +156,8 @@ def run_store(kind: str, args: argparse.Namespace, keys: WebhookKeys) -> dict[st
     receiver = Receiver()
     try:
         for run in range(args.rounds):
-            measured = dispatcher_run(kind, args.lifecycles, receiver, run, args.workers)
+            profile = Path(args.profile) if args.profile else None
+            measured = dispatcher_run(kind, args.lifecycles, receiver, run, args.workers, profile)
             floor = floor_run(measured["deliveries"], measured["body_bytes"], receiver, keys)
             per = measured["cpu_s"] / max(1, measured["deliveries"])
             runs.append(
@@ -136,6 +168,7 @@ def run_store(kind: str, args: argparse.Namespace, keys: WebhookKeys) -> dict[st
                     "ratio_to_floor": round(per / floor, 2),
                     "wall_s": round(measured["wall_s"], 2),
                     "body_bytes": measured["body_bytes"],
+                    **({"profiled": True} if args.profile else {}),
                 }
             )
             report.log(f"{kind}: {runs[-1]}")
@@ -160,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="the dispatcher's workers (NOCERT_WEBHOOK_WORKERS)")
     parser.add_argument("--store", choices=("postgres", "sqlite", "both"), default="postgres")
     parser.add_argument("--json-out")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy's raw stacks of each drain into DIR (slows the run)")
     args = parser.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.store == "both" else [args.store]
     with stores.key_dir() as floor_keys:

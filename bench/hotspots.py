@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-PROJECT = ("api/", "domain/", "projections/", "signing/", "bench/")
+PROJECT = ("api/", "domain/", "projections/", "signing/", "bench/", "delivery/", "privacy/", "store/")
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^():]+):(?P<line>\d+)\)$")
 IDLE_LEAVES = frozenset(
     {
@@ -55,7 +55,8 @@ def _short(file: str) -> str:
     for marker in ("site-packages/", "/work/main/"):
         if marker in file:
             return file.split(marker, 1)[1]
-    return file
+    worktree = re.search(r"/work/wt/[^/]+/", file)  # a helper's worktree
+    return file[worktree.end() :] if worktree else file
 
 
 def _role(frames: list[tuple[str, str, int]]) -> str:

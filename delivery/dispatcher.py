@@ -50,7 +50,7 @@ MAX_BACKOFF_SECONDS = 10.0
 ROUND_GAP = 0.03  # seconds at least between rounds: at most ~30 reads (and record transactions) a second
 
 Render = Callable[[Due], bytes]  # the CloudEvent of a delivery, as its department may see it
-Renderer = Callable[[], Render]  # a round's Render (what it reads and renders once is shared by the round's deliveries)
+Renderer = Callable[[Sequence[Due]], Render]  # a round's Render of these heads (what it reads and renders once, the round's deliveries share)
 GiveUp = Callable[[str, int, int | None, str], object]  # (subscription, position, status code, error)
 
 
@@ -184,11 +184,12 @@ class Dispatcher:
             self._record()
             with self._guard:  # once its lanes are done the heads query leaves a failing subscription out
                 self._gave_up = {key for key in self._gave_up if self._sending[key] > 0}
-            shared = Round(self.renderer(), self.keys, self.allow)
             fresh: dict[str, list[Due]] = {}
-            for due in outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND):
+            due_heads = outbox.due_heads(self.database, time.time(), HEADS_PER_ROUND)
+            for due in due_heads:
                 if (due.subscription_id, due.check_id) not in self._in_flight:
                     fresh.setdefault(due.subscription_id, []).append(due)
+            shared = Round(self.renderer(due_heads), self.keys, self.allow)  # in flight too: due again soon
             started = 0
             for subscription_id, heads in fresh.items():
                 with self._guard:
@@ -258,7 +259,7 @@ class Dispatcher:
         """Attempts one delivery; the 2xx status when it was delivered (the caller records it), else None
         (the failure is recorded here). `shared`: what the round's deliveries share (a fresh one if none)."""
         if shared is None:
-            shared = Round(self.renderer(), self.keys, self.allow)
+            shared = Round(self.renderer([due]), self.keys, self.allow)
         refused = shared.refusal(due.url)
         if refused is not None:
             self._failed(due, None, f"refused: {refused}", None)

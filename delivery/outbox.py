@@ -71,22 +71,40 @@ class Due:
     streak: int
 
 
+# A subscription's due heads, oldest first: its pending rows walked in position order (the partial index
+# ``webhook_deliveries_pending``), each kept when no earlier row of its check is undelivered, until `limit` are
+# found: the walk reads about as many rows as it answers, however long the outbox (a window over every
+# pending row of every subscription read them all, every round).
+HEADS_OF = (
+    "SELECT d.position, d.check_id, d.version, d.attempts, d.streak FROM webhook_deliveries d"
+    " WHERE d.subscription_id = {subscription} AND d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
+    "  AND e.check_id = d.check_id AND e.position < d.position AND e.status <> 'delivered')"
+    " ORDER BY d.position LIMIT ?"
+)
+LIVE = "s.status = 'active' AND s.deleted = 0"
+DUE_HEADS = {  # PostgreSQL walks each subscription in one statement; SQLite (no LATERAL, no round trip) one each
+    "postgres": "SELECT s.id, s.department, s.url, s.secret, h.* FROM webhook_subscriptions s"
+    f" CROSS JOIN LATERAL ({HEADS_OF.format(subscription='s.id')}) h WHERE {LIVE} ORDER BY h.position",
+    "sqlite": f"SELECT s.id, s.department, s.url, s.secret FROM webhook_subscriptions s WHERE {LIVE}"
+    " AND EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.subscription_id = s.id AND p.status = 'pending')",
+}
+
+
 def due_heads(database: Database, now: float, per_subscription: int) -> list[Due]:
     """Every active subscription's due deliveries that are the earliest undelivered of their check (so no two
     of one check), at most `per_subscription` of each, oldest first: one read for a dispatcher's round."""
     with database.reading() as cursor:
-        rows = cursor.execute(
-            "SELECT id, department, url, secret, position, check_id, version, attempts, streak FROM ("
-            " SELECT s.id, s.department, s.url, s.secret, d.position, d.check_id, d.version, d.attempts, d.streak,"
-            "  ROW_NUMBER() OVER (PARTITION BY d.subscription_id ORDER BY d.position) AS place"
-            " FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id"
-            " WHERE d.status = 'pending' AND s.status = 'active' AND s.deleted = 0"
-            " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
-            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
-            "   AND e.check_id = d.check_id AND e.position < d.position AND e.status <> 'delivered')"
-            ") heads WHERE place <= ? ORDER BY position",
-            (now, per_subscription),
-        ).fetchall()
+        if database.dialect == "postgres":
+            rows = cursor.execute(DUE_HEADS["postgres"], (now, per_subscription)).fetchall()
+        else:
+            heads_of = HEADS_OF.format(subscription="?")
+            rows = [
+                (*subscription, *row)
+                for subscription in cursor.execute(DUE_HEADS["sqlite"]).fetchall()
+                for row in cursor.execute(heads_of, (subscription[0], now, per_subscription)).fetchall()
+            ]
+            rows.sort(key=lambda row: row[4])
     return [Due(*row) for row in rows]
 
 

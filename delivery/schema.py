@@ -52,8 +52,15 @@ def statements(dialect: str) -> list[str]:
     PRIMARY KEY (subscription_id, position)
 )""",
         "CREATE TABLE IF NOT EXISTS delivery_state (name TEXT PRIMARY KEY)",
-        "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
-        "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_check ON webhook_deliveries (subscription_id, check_id, position)",
+        # The due heads' walk (`delivery.outbox.due_heads`): a subscription's pending rows in position order,
+        # and for each whether an earlier one of its check is undelivered. Partial: delivered rows (all but a
+        # few) are in neither. They replace (status, next_attempt_at) and (subscription_id, check_id, position).
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (subscription_id, position)"
+        " WHERE status = 'pending'",
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_undelivered ON webhook_deliveries (subscription_id, check_id, position)"
+        " WHERE status <> 'delivered'",
+        "DROP INDEX IF EXISTS webhook_deliveries_due",
+        "DROP INDEX IF EXISTS webhook_deliveries_by_check",
     ]
 
 

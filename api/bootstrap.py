@@ -36,7 +36,7 @@ from domain.platform import Platform
 from escalation.timer import OverdueTimer
 from privacy.index import BlindIndex
 from privacy.keys import SubjectKeys
-from privacy.mapper import SubjectMapper
+from privacy.mapper import SEALED, SubjectMapper
 from projections.views import Views
 from signing import crl
 from signing.archive import CheckpointArchive
@@ -251,7 +251,7 @@ def build(settings: Settings | None = None, *, read_only: bool = False) -> Servi
 
 def build_dispatcher(settings: Settings, platform: Platform, database: Database, keys: WebhookKeys, **overrides: Any) -> Dispatcher:
     """The webhook dispatcher of these settings (tests give a transport or a poll interval)."""
-    streams = CheckStreams(platform.events)  # the round's checks in one query, kept sealed between rounds
+    streams = CheckStreams(platform.events, SEALED)  # the round's checks in one query, kept sealed between rounds
     return Dispatcher(
         database,
         keys,

@@ -8,7 +8,7 @@ the same rows again: so a round reads the events of all its checks in **one** qu
 
 What is kept between rounds (`CheckStreams`), per check of the last round:
 
-* an event whose type has no personal field (`privacy.mapper.SEALED`: not ``Raised``, not ``Replied``)
+* an event whose type has no personal field (the `sealed` types the composition root gives, `privacy.mapper.SEALED`: not ``Raised``, not ``Replied``)
   decoded, as it is: it holds nothing that erasure must reach (the same fields are stored in clear);
 * an event with personal fields as its *stored* record, still sealed under the applicant's subject key, and
   decoded again by every round that needs it: an erasure destroys the key (`privacy.keys`), and from then on
@@ -23,7 +23,7 @@ check: the next round reads it as a new event like any other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -32,9 +32,6 @@ from eventsourcing.utils import get_topic
 
 from domain.check import Check
 from domain.repository import StreamReader
-from privacy.mapper import SEALED
-
-SEALED_TOPICS = frozenset(get_topic(kind) for kind in SEALED)
 
 Kept = Any  # a decoded event (no personal field) or its StoredEvent (sealed, or not decoded yet)
 Events = Callable[[str], "list[Check.Event] | None"]  # a round's: the events of one of its checks, None if no check
@@ -43,8 +40,11 @@ Events = Callable[[str], "list[Check.Event] | None"]  # a round's: the events of
 class CheckStreams:
     """The events of checks, read for a round in one query and kept as above between rounds."""
 
-    def __init__(self, events: EventStore[UUID]) -> None:
+    def __init__(self, events: EventStore[UUID], sealed: Collection[type]) -> None:
+        """`sealed`: the event types with personal fields (`privacy.mapper.SEALED`, given by the composition
+        root: delivery does not depend on privacy), kept as their stored records."""
         self._store = events
+        self._sealed_topics = frozenset(get_topic(kind) for kind in sealed)
         self._lock = threading.Lock()
         self._kept: dict[UUID, list[Kept]] = {}
 
@@ -81,7 +81,7 @@ class CheckStreams:
         with self._lock:  # what has no personal field is kept decoded from now on
             held = self._kept.get(check_id)
             for index, (entry, event) in enumerate(zip(entries, events, strict=True)):
-                if isinstance(entry, StoredEvent) and entry.topic not in SEALED_TOPICS and held and index < len(held) and held[index] is entry:
+                if isinstance(entry, StoredEvent) and entry.topic not in self._sealed_topics and held and index < len(held) and held[index] is entry:
                     held[index] = event
         return events
 

@@ -17,6 +17,7 @@ from api.cloudevents import Renderings
 from delivery.outbox import Due
 from delivery.streams import CheckStreams
 from domain.check import Check
+from privacy.mapper import SEALED
 from tests.api.conftest import Province
 from tests.bodies import APPLICANT
 
@@ -49,7 +50,7 @@ def counting(province: Province) -> Counting:
 
 def streams_of(province: Province, counting: Counting) -> CheckStreams:
     events = province.services.platform.events
-    return CheckStreams(EventStore(events.mapper, counting))  # type: ignore[arg-type]
+    return CheckStreams(EventStore(events.mapper, counting), SEALED)  # type: ignore[arg-type]
 
 
 def dues(province: Province, check_id: str, history: list[dict[str, Any]]) -> list[Due]:
@@ -115,7 +116,7 @@ def test_an_erasure_between_two_rounds_erases_the_later_deliveries(province: Pro
     province.act(check["id"], "accept", "gulou")
     province.act(check["id"], "reply", "gulou")
     platform = province.services.platform
-    streams = CheckStreams(platform.events)
+    streams = CheckStreams(platform.events, SEALED)
     before = Renderings(platform, streams.read([check["id"]]))
     raised = dues(province, check["id"], history(province, check["id"]))[0]
     assert NAME in before.body(raised).decode()  # the round before: the applicant as GET shows them
